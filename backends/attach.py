@@ -1,0 +1,88 @@
+"""``target attach|detach``: write and remove .compute/.runconfig files as Workbench did."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .config import DEFAULT_BASE_IMAGE, Warning_, load_compute
+from .errors import UsageError
+from .project import Project
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+REMOTE_KINDS = {"remotedocker", "cluster"}
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def attach(project: Project, kind: str, name: str, *, base_image: str | None = None,
+           address: str | None = None, username: str | None = None, gpus: str | None = None,
+           shared_volumes: bool = False, force: bool = False) -> list[Path]:
+    if not NAME_RE.match(name):
+        raise UsageError(f"target name {name!r}: use letters, digits, '-', '_' and '.'")
+    if kind in REMOTE_KINDS:
+        raise UsageError(f"attaching {kind} targets is not supported by this labdeck yet; "
+                         f"write aml_config/{name}.compute by hand")
+    compute_path = project.config_dir / f"{name}.compute"
+    runconfig_path = project.config_dir / f"{name}.runconfig"
+    if compute_path.exists() and not force:
+        raise UsageError(f"target {name!r} exists ({compute_path}); pass --force to overwrite")
+    lines = [f"type: {_quote(kind)}"]
+    if kind == "docker":
+        lines += [f"baseDockerImage: {_quote(base_image or DEFAULT_BASE_IMAGE)}",
+                  f"sharedVolumes: {'true' if shared_volumes else 'false'}",
+                  'nativeSharedDirectory: "~/.azureml/share/"']
+        if gpus:
+            lines += ["nvidiaDocker: true", f"gpus: {_quote(gpus)}"]
+    elif base_image or gpus or address:
+        raise UsageError("--base-image, --gpus and --address apply to docker targets only")
+    if username:
+        lines.append(f"username: {_quote(username)}")
+    compute_text = "\n".join(sorted(lines)) + "\n"  # the attach command sorted its keys
+    runconfig_text = "\n".join([
+        "# The script and arguments a submit runs; $file is the script named on the command line.",
+        "ArgumentVector:",
+        '  - "$file"',
+        f"Target: {_quote(name)}",
+        "EnvironmentVariables:",
+        '  "EXAMPLE_ENV_VAR": "Example Value"',
+        'Framework: "Python"',
+        'CondaDependenciesFile: "aml_config/conda_dependencies.yml"',
+        'SparkDependenciesFile: "aml_config/spark_dependencies.yml"',
+        f"PrepareEnvironment: {'true' if kind != 'local' else 'false'}",
+        "TrackedRun: true",
+        "UseSampling: true",
+    ]) + "\n"
+    project.config_dir.mkdir(exist_ok=True)
+    _write_atomic(compute_path, compute_text)
+    load_compute(compute_path, [])  # what we wrote must read back
+    written = [compute_path]
+    if force or not runconfig_path.exists():
+        _write_atomic(runconfig_path, runconfig_text)
+        written.append(runconfig_path)
+    return written
+
+
+def detach(project: Project, name: str) -> list[Path]:
+    compute_path = project.config_dir / f"{name}.compute"
+    if not compute_path.is_file():
+        raise UsageError(f"no target {name!r} (no {compute_path})")
+    removed = [compute_path]
+    runconfig_path = project.config_dir / f"{name}.runconfig"
+    if runconfig_path.is_file():
+        removed.append(runconfig_path)
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = ["Warning_", "attach", "detach"]

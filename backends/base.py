@@ -1,0 +1,162 @@
+"""The one async interface every target implements: prepare, start -> RunHandle, reattach.
+
+A backend is built from a Compute. The supervisor drives it; clients never hold a handle for long.
+Capabilities are declared on the class so the CLI and the dashboard can read them without I/O.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import ClassVar
+
+from .config import Compute
+from .errors import CapabilityError
+from .logfile import ResumePoint
+from .project import Project, Target
+
+
+class Capability(str, Enum):
+    PREPARE = "prepare"  # builds a run environment (image), cached by its inputs
+    CANCEL = "cancel"  # can stop a run and everything it started
+    REATTACH = "reattach"  # a run survives its supervisor; a new one picks it up
+    GPU = "gpu"  # can hand NVIDIA GPUs to a run
+    LIVE_METRICS = "live-metrics"  # metrics arrive while the run goes
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: str  # "out" or "err"
+    text: str
+    ts: float | None = None  # the source's own timestamp where it has one (docker does)
+
+
+@dataclass
+class RunContext:
+    """Everything a backend needs to start one run."""
+
+    run_id: str
+    project: Project
+    target: Target
+    run_dir: Path
+    workdir: Path  # the snapshot copy, or the project itself with sharedVolumes
+    argv: list[str]  # the script and its arguments, relative to workdir
+    env: dict[str, str]  # the run's own variables (runconfig + labdeck's), not the whole environ
+    progress: Callable[[str], None] = field(default=lambda _msg: None)
+
+    @property
+    def compute(self) -> Compute:
+        return self.target.compute
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.run_dir / "outputs"
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """What prepare produced: an interpreter path, an image tag..."""
+
+    ref: str
+    cached: bool = False
+
+
+@dataclass
+class Explanation:
+    """The outside commands a run would issue, shown by ``--explain`` before anything runs."""
+
+    commands: list[list[str]]
+    workdir: str
+    env: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"# {note}" for note in self.notes]
+        lines += [f"cd {shlex.quote(self.workdir)}"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
+        lines += [shlex.join(cmd) for cmd in self.commands]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_total_mb: int
+    memory_used_mb: int
+    utilization_pct: int
+    uuid: str = ""
+
+
+@dataclass
+class TargetInfo:
+    reachable: bool
+    detail: str  # "docker 24.0.7", or why it is not reachable
+    gpus: list[GpuInfo] = field(default_factory=list)
+    gpu_note: str = ""
+
+
+class RunHandle(ABC):
+    """One started run. ``durable_ref`` is stored so a later supervisor can reattach."""
+
+    durable_ref: str
+
+    @abstractmethod
+    def logs(self) -> AsyncIterator[LogLine]:
+        """Output lines from the start (or the resume point), ending when the run's output ends."""
+
+    @abstractmethod
+    async def wait(self) -> int:
+        """The exit code, once the run has ended."""
+
+    @abstractmethod
+    async def cancel(self, grace: float) -> None:
+        """SIGTERM to everything the run started, then SIGKILL after ``grace`` seconds."""
+
+    @abstractmethod
+    async def collect_outputs(self, dest: Path) -> list[str]:
+        """Copy what the run wrote under ``outputs/`` to ``dest``; the relative paths copied."""
+
+    def pending_lines(self) -> int:
+        """Lines already read but not yet taken from ``logs()`` (a batching hint)."""
+        return 0
+
+    async def close(self) -> None:
+        """Free what the run held (containers, connections). Called once, at the very end."""
+
+
+class Backend(ABC):
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    kind: ClassVar[str] = ""
+
+    def __init__(self, compute: Compute):
+        self.compute = compute
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityError(
+                f"target {self.compute.name!r} ({self.compute.type}) cannot {capability.value}"
+            )
+
+    @abstractmethod
+    def explain(self, ctx: RunContext) -> Explanation:
+        """The commands ``start`` would issue, without issuing them."""
+
+    @abstractmethod
+    async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+        """Build or find the run environment; cached until its inputs change."""
+
+    @abstractmethod
+    async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
+        """Start the run; returns once it is started (its output comes through the handle)."""
+
+    async def reattach(self, ctx: RunContext, durable_ref: str, resume: ResumePoint) -> RunHandle:
+        raise CapabilityError(f"target type {self.compute.type!r} cannot reattach to a run")
+
+    async def describe(self) -> TargetInfo:
+        """Reachability, version and GPUs, for ``target show`` and the dashboard."""
+        return TargetInfo(True, self.compute.type)

@@ -1,0 +1,256 @@
+"""The engine's front door, used alike by the CLI and the dashboard.
+
+It resolves targets, snapshots the project, records runs and starts their detached supervisors;
+it reads runs back (noticing a supervisor that died) and asks for cancels. It never drives a run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import procutil, registry, snapshot
+from .base import Capability, EnvRef, Explanation, RunContext, TargetInfo
+from .errors import RunNotFound, TargetError, UsageError
+from .project import Project, Target
+from .runspec import RunSpec
+from .status import RunStatus
+from .store import RunRecord, RunStore
+
+LOST_GRACE_S = 30.0  # a queued run may wait this long for its supervisor to register
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Submission:
+    """What a submit decided before anything ran: shown by --explain, then frozen in run.json."""
+
+    target: Target
+    spec: RunSpec
+    script: str
+    args: list[str]
+    files: list[snapshot.FileEntry]
+
+
+class Engine:
+    def __init__(self, project: Project):
+        self.project = project
+        self._store: RunStore | None = None
+
+    @property
+    def store(self) -> RunStore:
+        if self._store is None:
+            self.project.ensure_state()
+            self._store = RunStore(self.project.db_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # ---------------------------------------------------------------- submit
+
+    def plan(self, target_name: str, script: str | None, args: list[str],
+             run_id: str = "<run-id>") -> Submission:
+        target = self.project.resolve(target_name)
+        rel_script = self._script_path(script) if script is not None else None
+        argv = target.runconfig.argv_for(rel_script, args)
+        if rel_script is None and not (self.project.root / argv[0]).is_file():
+            raise UsageError(f"script {argv[0]!r} (from ArgumentVector) not found in the project")
+        env = {
+            **target.runconfig.environment_variables,
+            "LABDECK_RUN_ID": run_id,
+            "AZUREML_RUN_ID": run_id,
+            "LABDECK_TARGET": target.compute.name,
+            "PYTHONUNBUFFERED": "1",
+        }
+        shared = target.compute.shared_volumes
+        run_dir = self.project.run_dir(run_id)
+        workdir = self.project.root if shared else run_dir / "snapshot"
+        files = snapshot.list_files(self.project.root)
+        spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared)
+        return Submission(target, spec, argv[0], argv[1:], files)
+
+    def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:
+        sub = self.plan(target_name, script, args)
+        backend = registry.create(sub.target.compute)
+        ctx = self._context(sub)
+        explanation = backend.explain(ctx)
+        for warning in sub.target.warnings:
+            explanation.notes.append(f"warning: {warning}")
+        return explanation
+
+    def submit(self, target_name: str, script: str | None, args: list[str],
+               trigger: list[str] | None = None) -> RunRecord:
+        sub = self.plan(target_name, script, args)
+        registry.backend_class(sub.target.compute.type)  # unknown types fail before a record
+        if sub.spec.snapshot:
+            snapshot.check_size(sub.files, _snapshot_limit())
+        digest = snapshot.content_hash(self.project.root, sub.files)
+        record = self.store.create(
+            self.project.name, sub.target.compute.name, sub.target.compute.type,
+            runconfig=target_name, script=sub.script, args=sub.args, env={}, trigger=trigger,
+        )
+        run_dir = self.project.run_dir(record.id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        sub.spec.run_id = record.id
+        sub.spec.trigger = trigger or []
+        for key in ("LABDECK_RUN_ID", "AZUREML_RUN_ID"):
+            sub.spec.env[key] = record.id
+        if sub.spec.snapshot:
+            sub.spec.workdir = str(run_dir / "snapshot")
+            snapshot.copy_files(self.project.root, sub.files, run_dir / "snapshot")
+        sub.spec.save(run_dir)
+        self.store.update(record.id, env=sub.spec.env, snapshot=digest,
+                          commit=snapshot.git_commit(self.project.root))
+        self._spawn_supervisor(record.id)
+        return self.store.get(record.id)
+
+    def _script_path(self, script: str) -> str:
+        """The script relative to the project root; it must exist inside the project."""
+        given = Path(script)
+        candidates = [given] if given.is_absolute() else [Path.cwd() / given,
+                                                          self.project.root / given]
+        for candidate in candidates:
+            path = candidate.resolve()
+            if path.is_file():
+                try:
+                    return path.relative_to(self.project.root).as_posix()
+                except ValueError:
+                    raise UsageError(f"script {script!r} is outside the project "
+                                     f"{self.project.root}") from None
+        raise UsageError(f"script {script!r} not found in the project {self.project.root}")
+
+    def _context(self, sub: Submission) -> RunContext:
+        return RunContext(sub.spec.run_id, self.project, sub.target,
+                          self.project.run_dir(sub.spec.run_id), Path(sub.spec.workdir),
+                          sub.spec.argv, sub.spec.env)
+
+    def _spawn_supervisor(self, run_id: str, reattach: bool = False) -> int:
+        run_dir = self.project.run_dir(run_id)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "backends.supervisor", str(self.project.root), run_id]
+        if reattach:
+            cmd.append("--reattach")
+        with open(run_dir / "supervisor.log", "ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                cwd=self.project.root, start_new_session=True, close_fds=True,
+            )
+        # Reap it when it ends, so a long-lived client (the dashboard) collects no zombies.
+        threading.Thread(target=proc.wait, daemon=True).start()
+        self.store.update(run_id, supervisor_pid=proc.pid)
+        return proc.pid
+
+    # ---------------------------------------------------------------- read back
+
+    def get(self, run_id: str) -> RunRecord:
+        return self.reconcile(self.store.find(run_id))
+
+    def last(self) -> RunRecord:
+        return self.reconcile(self.store.last())
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        records = self.store.list_runs(limit)
+        return [self.reconcile(r) if not r.status.is_terminal() else r for r in records]
+
+    def reconcile(self, record: RunRecord) -> RunRecord:
+        """A non-terminal run whose supervisor is gone gets a new one (reattach) or is failed."""
+        if record.status.is_terminal() or self._supervisor_alive(record):
+            return record
+        if record.supervisor_pid is None and record.duration is None:
+            if time.time() - record.created < LOST_GRACE_S:
+                return record
+        backend_cls = registry.backend_class(record.target_type)
+        if record.durable_ref and Capability.REATTACH in backend_cls.capabilities:
+            self._spawn_supervisor(record.id, reattach=True)
+            return self.store.get(record.id)
+        self._kill_orphans(record)
+        self.store.set_status(record.id, RunStatus.FAILED,
+                              error=f"supervisor (pid {record.supervisor_pid}) died; run lost")
+        return self.store.get(record.id)
+
+    def _supervisor_alive(self, record: RunRecord) -> bool:
+        pid = record.supervisor_pid
+        if pid is None or not procutil.alive(pid):
+            return False
+        return record.id in procutil.cmdline(pid)  # the pid was not reused by another program
+
+    def _kill_orphans(self, record: RunRecord) -> None:
+        if record.durable_ref and record.durable_ref.startswith("pid:"):
+            pgid = int(record.durable_ref[4:])
+            procutil.signal_tree(pgid, [], signal.SIGKILL)
+
+    def log_path(self, run_id: str) -> Path:
+        return self.project.run_dir(run_id) / "log"
+
+    # ---------------------------------------------------------------- actions
+
+    def cancel(self, run_id: str) -> RunRecord:
+        record = self.get(run_id)
+        if record.status.is_terminal():
+            return record
+        backend_cls = registry.backend_class(record.target_type)
+        if Capability.CANCEL not in backend_cls.capabilities:
+            raise UsageError(f"target type {record.target_type!r} cannot cancel runs")
+        self.store.request_cancel(record.id)
+        if record.supervisor_pid and self._supervisor_alive(record):
+            try:
+                os.kill(record.supervisor_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        return self.store.get(record.id)
+
+    def download(self, run_id: str, dest: Path) -> list[Path]:
+        record = self.get(run_id)
+        src = self.project.run_dir(record.id) / "outputs"
+        if not record.outputs or not src.is_dir():
+            raise UsageError(f"run {record.id} has no outputs")
+        copied = []
+        for rel in record.outputs:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, target)
+            copied.append(target)
+        return copied
+
+    async def prepare(self, target_name: str, force: bool = False,
+                      progress: Callable[[str], None] | None = None) -> EnvRef:
+        """Build (or find cached) the target's run environment, in the foreground."""
+        target = self.project.resolve(target_name)
+        ctx = RunContext("prepare", self.project, target, self.project.state_dir,
+                         self.project.root, [], {})
+        if progress is not None:
+            ctx.progress = progress
+        return await registry.create(target.compute).prepare(ctx, force)
+
+    async def describe_target(self, name: str) -> TargetInfo:
+        target = self.project.resolve(name)
+        try:
+            return await registry.create(target.compute).describe()
+        except TargetError as err:
+            return TargetInfo(False, str(err))
+
+
+def _snapshot_limit() -> int:
+    raw = os.environ.get("LABDECK_SNAPSHOT_LIMIT_MB")
+    if not raw:
+        return snapshot.DEFAULT_LIMIT_BYTES
+    try:
+        return int(float(raw) * 1024 * 1024)
+    except ValueError:
+        raise UsageError(f"LABDECK_SNAPSHOT_LIMIT_MB={raw!r} is not a number") from None
+
+
+__all__ = ["Engine", "RunNotFound", "Submission"]

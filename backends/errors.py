@@ -1,0 +1,55 @@
+"""The project's exception tree. The CLI prints ``str(err)`` on one line; the TUI shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LabdeckError(Exception):
+    """Base of every error labdeck reports to a person. ``exit_code`` is the CLI's status."""
+
+    exit_code = 1
+
+
+class ConfigError(LabdeckError):
+    """A project file is malformed, has a wrong type or lacks a required key."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if self.path is None:
+            return self.message
+        where = str(self.path) if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class UsageError(LabdeckError):
+    """A command was called with a value that cannot work (unknown target, missing script...)."""
+
+    exit_code = 2
+
+
+class ProjectNotFound(UsageError):
+    """No ``aml_config/`` folder here or above."""
+
+
+class RunNotFound(UsageError):
+    """No run with that id in the store."""
+
+
+class TargetError(LabdeckError):
+    """A target could not be reached or refused the work (daemon down, SSH refused...)."""
+
+
+class PrepareError(TargetError):
+    """Building a run environment failed; nothing was marked prepared."""
+
+
+class CapabilityError(UsageError):
+    """The target's backend does not declare the capability the action needs."""

@@ -1,0 +1,170 @@
+"""The local target: the script runs as a process on this machine, in its own session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+from . import procutil
+from .base import Backend, Capability, EnvRef, Explanation, LogLine, RunContext, RunHandle
+from .errors import TargetError
+from .metrics import SHIM_DIR
+
+READ_CHUNK = 1 << 16
+
+
+class LocalBackend(Backend):
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CANCEL, Capability.LIVE_METRICS}
+    )
+    kind = "local"
+
+    def interpreter(self) -> str:
+        wanted = self.compute.python_location or sys.executable
+        found = shutil.which(wanted)
+        if found is None:
+            where = f" ({self.compute.path})" if self.compute.path else ""
+            raise TargetError(f"pythonLocation {wanted!r} not found{where}")
+        return found
+
+    def run_env(self, ctx: RunContext) -> dict[str, str]:
+        env = dict(ctx.env)
+        inherited = os.environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(SHIM_DIR) + (os.pathsep + inherited if inherited else "")
+        return env
+
+    def explain(self, ctx: RunContext) -> Explanation:
+        python = self.compute.python_location or sys.executable
+        return Explanation(
+            commands=[[python, *ctx.argv]],
+            workdir=str(ctx.workdir),
+            env=self.run_env(ctx),
+            notes=[f"local target {self.compute.name!r}: a process in its own session"],
+        )
+
+    async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+        return EnvRef(self.interpreter(), cached=True)
+
+    async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
+        full_env = {**os.environ, **self.run_env(ctx)}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                env.ref, *ctx.argv,
+                cwd=ctx.workdir, env=full_env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: cancel reaches every child
+            )
+        except OSError as err:
+            raise TargetError(f"cannot start {env.ref}: {err.strerror}") from err
+        return LocalRunHandle(proc, ctx.workdir, shared=ctx.compute.shared_volumes)
+
+
+class LocalRunHandle(RunHandle):
+    def __init__(self, proc: asyncio.subprocess.Process, workdir: Path, shared: bool):
+        self.proc = proc
+        self.workdir = workdir
+        self.shared = shared
+        self.durable_ref = f"pid:{proc.pid}"
+        self._queue: asyncio.Queue[LogLine | None] | None = None
+
+    def pending_lines(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def logs(self) -> AsyncIterator[LogLine]:
+        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=10_000)
+        self._queue = queue
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        readers = [
+            asyncio.create_task(_pump(self.proc.stdout, "out", queue)),
+            asyncio.create_task(_pump(self.proc.stderr, "err", queue)),
+        ]
+        open_streams = len(readers)
+        try:
+            while open_streams:
+                item = await queue.get()
+                if item is None:
+                    open_streams -= 1
+                else:
+                    yield item
+        finally:
+            for task in readers:
+                task.cancel()
+
+    async def wait(self) -> int:
+        code = await self.proc.wait()
+        # Children the script left behind (daemons, double forks) would hold its pipes open and
+        # outlive the run: stop them too. The supervisor is a subreaper, so they are findable.
+        await asyncio.to_thread(self._stop_tree, 2.0)
+        return code
+
+    def _leftovers(self) -> list[int]:
+        return [p for p in procutil.descendants(os.getpid()) if p != self.proc.pid]
+
+    def _stop_tree(self, grace: float) -> None:
+        pids = self._leftovers()
+        procutil.signal_tree(self.proc.pid, pids, signal.SIGTERM)
+        left = procutil.wait_gone(pids, grace)
+        if left:
+            procutil.signal_tree(self.proc.pid, left, signal.SIGKILL)
+            procutil.wait_gone(left, 2.0)
+
+    async def cancel(self, grace: float) -> None:
+        pids = [self.proc.pid, *self._leftovers()]
+        procutil.signal_tree(self.proc.pid, pids, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+        except TimeoutError:
+            pass
+        left = [p for p in [self.proc.pid, *self._leftovers()] if procutil.alive(p)]
+        if left:
+            procutil.signal_tree(self.proc.pid, left, signal.SIGKILL)
+        await asyncio.to_thread(self._stop_tree, 1.0)
+
+    async def collect_outputs(self, dest: Path) -> list[str]:
+        return await asyncio.to_thread(collect_outputs_dir, self.workdir / "outputs", dest,
+                                       not self.shared)
+
+
+async def _pump(stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogLine | None]) -> None:
+    """Split a byte stream into lines; a partial line waits for the rest (or for EOF)."""
+    pending = b""
+    try:
+        while True:
+            chunk = await stream.read(READ_CHUNK)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                await queue.put(LogLine(name, raw.decode("utf-8", errors="replace")))
+        if pending:
+            await queue.put(LogLine(name, pending.decode("utf-8", errors="replace")))
+    finally:
+        await queue.put(None)
+
+
+def collect_outputs_dir(src: Path, dest: Path, move: bool) -> list[str]:
+    """Move (snapshot runs) or copy (shared-volume runs) ``outputs/`` into the run's folder."""
+    if not src.is_dir():
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    copied: list[str] = []
+    for path in sorted(src.rglob("*")):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(src)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(path, target)
+        else:
+            shutil.copy2(path, target)
+        copied.append(rel.as_posix())
+    return copied

@@ -1,0 +1,124 @@
+"""A run's log file: one line per output line, ``<UTC timestamp> <stream> <text>``.
+
+Streams: ``out`` and ``err`` (the script's), ``met`` (a metric it logged), ``sys`` (labdeck's own
+notes). The file is append-only and the single source every client tails by byte offset.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+STREAMS = ("out", "err", "met", "sys")
+
+
+def format_ts(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    ts: str
+    stream: str
+    text: str
+
+    @classmethod
+    def parse(cls, line: str) -> LogEntry:
+        ts, _, rest = line.partition(" ")
+        stream, _, text = rest.partition(" ")
+        if stream not in STREAMS:  # a line we did not write (should not happen): keep it visible
+            return cls("", "out", line)
+        return cls(ts, stream, text)
+
+
+class LogWriter:
+    """Appends tagged lines; each batch is flushed so tails see it at once."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh: IO[str] = open(path, "a", encoding="utf-8", errors="replace", newline="\n")
+
+    def write(self, stream: str, text: str, ts: float | None = None) -> None:
+        self.write_many([(stream, text, ts)])
+
+    def write_many(self, entries: Iterable[tuple[str, str, float | None]]) -> None:
+        now = time.time()
+        parts = []
+        for stream, text, ts in entries:
+            clean = text.replace("\r", "").replace("\n", " ")
+            parts.append(f"{format_ts(ts if ts is not None else now)} {stream} {clean}\n")
+        if parts:
+            self._fh.write("".join(parts))
+            self._fh.flush()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            self._fh.close()
+
+
+def read_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[list[str], int]:
+    """Complete lines after ``offset`` and the offset after them (a partial line waits)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read(max_bytes)
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    data = chunk[: end + 1]
+    return data.decode("utf-8", errors="replace").splitlines(), offset + len(data)
+
+
+def iter_entries(path: Path) -> Iterator[LogEntry]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                yield LogEntry.parse(line.rstrip("\n"))
+    except FileNotFoundError:
+        return
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a reattached log stream picks up: per stream, the last timestamp written and how many
+    lines carried exactly that timestamp (so a source that resends them can skip duplicates)."""
+
+    last_ts: dict[str, str]
+    count_at_last: dict[str, int]
+
+
+def resume_point(path: Path, tail_bytes: int = 1 << 20) -> ResumePoint:
+    last: dict[str, str] = {}
+    count: dict[str, int] = {}
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ResumePoint({}, {})
+    lines, _ = read_from(path, max(0, size - tail_bytes), tail_bytes)
+    for line in lines:
+        entry = LogEntry.parse(line)
+        if entry.stream not in ("out", "err") or not entry.ts:
+            continue
+        if last.get(entry.stream) == entry.ts:
+            count[entry.stream] += 1
+        else:
+            last[entry.stream] = entry.ts
+            count[entry.stream] = 1
+    return ResumePoint(last, count)

@@ -1,0 +1,144 @@
+"""A project: a folder holding ``aml_config/``; its state lives under ``<project>/.labdeck/``."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from .config import (
+    CondaDeps,
+    Compute,
+    RunConfig,
+    SparkDeps,
+    Warning_,
+    builtin_local,
+    load_compute,
+    load_conda_deps,
+    load_runconfig,
+    load_spark_deps,
+)
+from .errors import ConfigError, ProjectNotFound, UsageError
+
+CONFIG_DIR = "aml_config"
+STATE_DIR = ".labdeck"
+D = TypeVar("D")
+
+
+@dataclass
+class Target:
+    """What ``-c NAME`` resolved to: a compute, the runconfig for it and its dependency files."""
+
+    compute: Compute
+    runconfig: RunConfig
+    conda: CondaDeps | None
+    spark: SparkDeps | None
+    warnings: list[Warning_] = field(default_factory=list)
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.config_dir = self.root / CONFIG_DIR
+        self.state_dir = self.root / STATE_DIR
+
+    @property
+    def name(self) -> str:
+        # Run ids are "<project>_<epoch-ms>"; keep the name safe for file and container names.
+        return re.sub(r"[^A-Za-z0-9.-]+", "-", self.root.name).strip("-") or "project"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "runs.db"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def ensure_state(self) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---------------------------------------------------------------- config files
+
+    def compute_names(self) -> list[str]:
+        names = {p.stem for p in self.config_dir.glob("*.compute")}
+        names.add("local")
+        return sorted(names)
+
+    def runconfig_names(self) -> list[str]:
+        return sorted(p.stem for p in self.config_dir.glob("*.runconfig"))
+
+    def load_compute(self, name: str, warnings: list[Warning_]) -> Compute:
+        path = self.config_dir / f"{name}.compute"
+        if path.is_file():
+            return load_compute(path, warnings)
+        if name == "local":
+            return builtin_local()
+        raise UsageError(f"unknown target {name!r} (known: {', '.join(self.compute_names())})")
+
+    def resolve(self, name: str) -> Target:
+        """``-c NAME``: a runconfig name or a compute name, as Workbench accepted both."""
+        warnings: list[Warning_] = []
+        rc_path = self.config_dir / f"{name}.runconfig"
+        if rc_path.is_file():
+            runconfig = load_runconfig(rc_path, warnings)
+            if not (self.config_dir / f"{runconfig.target}.compute").is_file() and (
+                runconfig.target != "local"
+            ):
+                raise ConfigError(
+                    f"Target {runconfig.target!r} has no {runconfig.target}.compute in {CONFIG_DIR}/",
+                    rc_path, None,
+                )
+            compute = self.load_compute(runconfig.target, warnings)
+        else:
+            compute = self.load_compute(name, warnings)
+            runconfig = self._default_runconfig(compute)
+        conda = self._dependency(runconfig.conda_dependencies_file, "conda_dependencies.yml",
+                                 runconfig, warnings, load_conda_deps)
+        spark = self._dependency(runconfig.spark_dependencies_file, "spark_dependencies.yml",
+                                 runconfig, warnings, load_spark_deps)
+        return Target(compute, runconfig, conda, spark, warnings)
+
+    def _default_runconfig(self, compute: Compute) -> RunConfig:
+        framework = "PySpark" if compute.type == "cluster" else "Python"
+        return RunConfig(name=compute.name, target=compute.name, framework=framework,
+                         prepare_environment=compute.type != "local")
+
+    def _dependency(
+        self,
+        named: str | None,
+        default_name: str,
+        runconfig: RunConfig,
+        warnings: list[Warning_],
+        loader: Callable[[Path, list[Warning_]], D],
+    ) -> D | None:
+        if named:
+            path = self.root / named
+            if not path.is_file():
+                raise ConfigError(f"dependency file {named!r} not found", runconfig.path, None)
+            return loader(path, warnings)
+        path = self.config_dir / default_name
+        return loader(path, warnings) if path.is_file() else None
+
+
+def find_project(start: Path | None = None, explicit: Path | None = None) -> Project:
+    """The folder with ``aml_config/`` from ``start`` upwards, or ``explicit`` (``--project``)."""
+    if explicit is not None:
+        root = explicit.expanduser()
+        if not root.is_dir():
+            raise ProjectNotFound(f"--project {explicit}: no such folder")
+        if not (root / CONFIG_DIR).is_dir():
+            raise ProjectNotFound(f"--project {explicit}: no {CONFIG_DIR}/ folder in it")
+        return Project(root)
+    here = (start or Path(os.getcwd())).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_DIR).is_dir():
+            return Project(folder)
+    raise ProjectNotFound(
+        f"no {CONFIG_DIR}/ folder in {here} or above; run inside a project or pass --project DIR"
+    )

@@ -1,0 +1,39 @@
+"""compute type -> backend class. Built-ins are listed in pyproject's ``labdeck.backends`` entry
+points like any plug-in; the table below mirrors them so the CLI's hot path skips the scan."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from .base import Backend
+from .config import Compute
+from .errors import UsageError
+
+BUILTINS = {
+    "local": "backends.local:LocalBackend",
+    "docker": "backends.docker:DockerBackend",
+}
+PLANNED = {"remotedocker", "cluster", "remote"}
+
+
+def backend_class(compute_type: str) -> type[Backend]:
+    spec = BUILTINS.get(compute_type)
+    if spec is None:
+        for ep in entry_points(group="labdeck.backends"):
+            if ep.name == compute_type:
+                spec = ep.value
+                break
+    if spec is None:
+        if compute_type in PLANNED:
+            raise UsageError(f"target type {compute_type!r} is not supported by this labdeck yet")
+        raise UsageError(f"no backend for target type {compute_type!r}")
+    module_name, _, attr = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise UsageError(f"backend {spec!r} is not a labdeck Backend")
+    return cls
+
+
+def create(compute: Compute) -> Backend:
+    return backend_class(compute.type)(compute)

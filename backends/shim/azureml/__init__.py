@@ -1,0 +1,1 @@
+"""labdeck's stand-in for the retired ``azureml`` Workbench package (logging only)."""

@@ -1,0 +1,322 @@
+"""The run store: embedded SQLite under ``<project>/.labdeck/runs.db``.
+
+WAL mode and a busy timeout let the CLI, the dashboard and every run supervisor write at once.
+A terminal status is final: every status update is guarded in SQL, so no writer can undo it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RunNotFound
+from .status import TERMINAL, RunStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    target TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    runconfig TEXT,
+    script TEXT,
+    args TEXT NOT NULL DEFAULT '[]',
+    env TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    exit_code INTEGER,
+    error TEXT,
+    snapshot TEXT,
+    git_commit TEXT,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    durable_ref TEXT,
+    supervisor_pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    trigger TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    series INTEGER NOT NULL DEFAULT 0,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, name, seq);
+"""
+
+_TERMINAL_SQL = "(" + ",".join(f"'{s.value}'" for s in TERMINAL) + ")"
+
+
+@dataclass
+class RunRecord:
+    id: str
+    project: str
+    target: str
+    target_type: str
+    status: RunStatus
+    created: float
+    runconfig: str | None = None
+    script: str | None = None
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    snapshot: str | None = None
+    git_commit: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    durable_ref: str | None = None
+    supervisor_pid: int | None = None
+    cancel_requested: bool = False
+    trigger: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "target": self.target,
+            "script": self.script,
+            "args": self.args,
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "ended": _iso(self.ended),
+            "exit_code": self.exit_code,
+            "metrics": self.metrics,
+            "outputs": self.outputs,
+            "snapshot": self.snapshot,
+            "commit": self.git_commit,
+            "error": self.error,
+            "env": self.env,
+            "runconfig": self.runconfig,
+            "target_type": self.target_type,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    ms = int(round(ts * 1000)) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{ms:03d}Z"
+
+
+class RunStore:
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: a cheap 'did anything change?' poll."""
+        row = self._db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    # ---------------------------------------------------------------- runs
+
+    def create(self, project: str, target: str, target_type: str, *, runconfig: str | None,
+               script: str | None, args: list[str], env: dict[str, str],
+               trigger: list[str] | None = None) -> RunRecord:
+        ms = int(time.time() * 1000)
+        with self._tx() as db:
+            while db.execute("SELECT 1 FROM runs WHERE id=?", (f"{project}_{ms}",)).fetchone():
+                ms += 1  # two submits in the same millisecond still get distinct ids
+            run_id = f"{project}_{ms}"
+            db.execute(
+                "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
+                " status, created, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, project, target, target_type, runconfig, script, json.dumps(args),
+                 json.dumps(env), RunStatus.QUEUED.value, ms / 1000, json.dumps(trigger or [])),
+            )
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> RunRecord:
+        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r} in this project")
+        record = _record(row)
+        record.metrics = self.metrics(run_id)
+        return record
+
+    def find(self, prefix: str) -> RunRecord:
+        """A run by id, or by a unique suffix/prefix as people type them."""
+        row = self._db.execute("SELECT id FROM runs WHERE id=?", (prefix,)).fetchone()
+        if row is not None:
+            return self.get(prefix)
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE id LIKE ? OR id LIKE ? ORDER BY created DESC LIMIT 2",
+            (f"{prefix}%", f"%{prefix}"),
+        ).fetchall()
+        if len(rows) == 1:
+            return self.get(rows[0]["id"])
+        if len(rows) > 1:
+            raise RunNotFound(f"run id {prefix!r} is ambiguous")
+        raise RunNotFound(f"no run {prefix!r} in this project")
+
+    def list_runs(self, limit: int | None = None, with_metrics: bool = True) -> list[RunRecord]:
+        sql = "SELECT * FROM runs ORDER BY created DESC"
+        rows = self._db.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+        records = [_record(r) for r in rows]
+        if with_metrics and records:
+            by_run = self._all_metrics()
+            for rec in records:
+                rec.metrics = by_run.get(rec.id, {})
+        return records
+
+    def last(self) -> RunRecord:
+        row = self._db.execute("SELECT id FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+        if row is None:
+            raise RunNotFound("no runs yet in this project")
+        return self.get(row["id"])
+
+    def active(self) -> list[RunRecord]:
+        rows = self._db.execute(
+            f"SELECT * FROM runs WHERE status NOT IN {_TERMINAL_SQL} ORDER BY created"
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    def set_status(self, run_id: str, status: RunStatus, **fields: Any) -> bool:
+        """Move a run on; returns False (and changes nothing) once the run is terminal."""
+        columns = {"status": status.value, **_encode(fields)}
+        if status.is_terminal() and "ended" not in columns:
+            columns["ended"] = time.time()
+        if status is RunStatus.RUNNING and "started" not in columns:
+            columns["started"] = time.time()
+        assigns = ", ".join(f"{k}=?" for k in columns)
+        cur = self._db.execute(
+            f"UPDATE runs SET {assigns} WHERE id=? AND status NOT IN {_TERMINAL_SQL}",
+            (*columns.values(), run_id),
+        )
+        return cur.rowcount == 1
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        """Record facts that are not a status change (pid, snapshot hash, outputs...)."""
+        columns = _encode(fields)
+        assigns = ", ".join(f"{k}=?" for k in columns)
+        self._db.execute(f"UPDATE runs SET {assigns} WHERE id=?", (*columns.values(), run_id))
+
+    def request_cancel(self, run_id: str) -> None:
+        self._db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+
+    # ---------------------------------------------------------------- metrics
+
+    def add_metric(self, run_id: str, name: str, value: Any, ts: float | None = None) -> None:
+        """A list value is a series; the same name logged again extends it."""
+        now = ts if ts is not None else time.time()
+        values = value if isinstance(value, list) else [value]
+        series = 1 if isinstance(value, list) else 0
+        with self._tx() as db:
+            row = db.execute("SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
+                             (run_id, name)).fetchone()
+            seq = int(row[0]) + 1
+            db.executemany(
+                "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
+                [(run_id, name, seq + i, json.dumps(v), series, now) for i, v in enumerate(values)],
+            )
+
+    def metrics(self, run_id: str) -> dict[str, Any]:
+        rows = self._db.execute(
+            "SELECT run_id, name, value, series FROM metrics WHERE run_id=? ORDER BY name, seq",
+            (run_id,),
+        ).fetchall()
+        return _fold(rows).get(run_id, {})
+
+    def _all_metrics(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT run_id, name, value, series FROM metrics ORDER BY run_id, name, seq"
+        ).fetchall()
+        return _fold(rows)
+
+
+def _fold(rows: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
+    values: dict[str, dict[str, list[Any]]] = {}
+    series: set[tuple[str, str]] = set()
+    for row in rows:
+        values.setdefault(row["run_id"], {}).setdefault(row["name"], []).append(
+            json.loads(row["value"])
+        )
+        if row["series"]:
+            series.add((row["run_id"], row["name"]))
+    out: dict[str, dict[str, Any]] = {}
+    for run_id, names in values.items():
+        out[run_id] = {
+            name: vals if len(vals) > 1 or (run_id, name) in series else vals[0]
+            for name, vals in names.items()
+        }
+    return out
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "commit":
+            key = "git_commit"
+        if isinstance(value, list | dict):
+            value = json.dumps(value)
+        elif isinstance(value, RunStatus):
+            value = value.value
+        elif isinstance(value, bool):
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        project=row["project"],
+        target=row["target"],
+        target_type=row["target_type"],
+        status=RunStatus(row["status"]),
+        created=row["created"],
+        runconfig=row["runconfig"],
+        script=row["script"],
+        args=json.loads(row["args"]),
+        env=json.loads(row["env"]),
+        started=row["started"],
+        ended=row["ended"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        snapshot=row["snapshot"],
+        git_commit=row["git_commit"],
+        outputs=json.loads(row["outputs"]),
+        durable_ref=row["durable_ref"],
+        supervisor_pid=row["supervisor_pid"],
+        cancel_requested=bool(row["cancel_requested"]),
+        trigger=json.loads(row["trigger"] or "[]"),
+    )

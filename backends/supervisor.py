@@ -1,0 +1,166 @@
+"""The detached owner of one run: ``python -m backends.supervisor PROJECT RUN_ID [--reattach]``.
+
+It drives the backend to the end (prepare, start, pump the log and metrics, wait, collect outputs,
+clean up) and records each step in the store. Clients only read the store and the log file, and ask
+for a cancel through the store plus SIGTERM, so closing or killing a client never touches a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from . import metrics, procutil, registry
+from .base import Backend, Capability, RunContext, RunHandle
+from .errors import LabdeckError
+from .logfile import LogWriter, resume_point
+from .project import Project
+from .runspec import RunSpec
+from .status import RunStatus
+from .store import RunStore
+
+CANCEL_GRACE = 3.0
+CANCEL_POLL = 0.5
+LOG_BATCH = 512
+
+
+class Supervisor:
+    def __init__(self, project: Project, run_id: str, reattach: bool):
+        self.project = project
+        self.run_id = run_id
+        self.reattach = reattach
+        self.store = RunStore(project.db_path)
+        self.run_dir = project.run_dir(run_id)
+        self.log = LogWriter(self.run_dir / "log")
+        self.cancel_event = asyncio.Event()
+
+    def note(self, text: str) -> None:
+        self.log.write("sys", text)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.cancel_event.set)
+        loop.add_signal_handler(signal.SIGINT, self.cancel_event.set)
+        handle: RunHandle | None = None
+        try:
+            spec = RunSpec.load(self.run_dir)
+            target = self.project.resolve(spec.target)
+            backend = registry.create(target.compute)
+            ctx = RunContext(self.run_id, self.project, target, self.run_dir, Path(spec.workdir),
+                             spec.argv, spec.env, progress=lambda m: self.log.write("sys", m))
+            handle = await self._start(backend, ctx)
+            if handle is None:
+                return 1
+            return await self._follow(backend, handle)
+        except LabdeckError as err:
+            self.note(f"error: {err}")
+            self.store.set_status(self.run_id, RunStatus.FAILED, error=str(err))
+            return 1
+        except Exception as err:  # the record must end terminal whatever broke
+            self.note(f"internal error: {err!r}")
+            (self.run_dir / "supervisor-traceback.txt").write_text(traceback.format_exc())
+            self.store.set_status(self.run_id, RunStatus.FAILED, error=f"internal error: {err!r}")
+            return 1
+        finally:
+            if handle is not None:
+                try:
+                    await handle.close()
+                except Exception as err:  # cleanup problems are reported, not raised
+                    self.note(f"cleanup: {err}")
+            self.log.close()
+            self.store.close()
+
+    async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
+        record = self.store.get(self.run_id)
+        if self.reattach and record.durable_ref:
+            self.note(f"supervisor restarted; reattaching to {record.durable_ref}")
+            return await backend.reattach(ctx, record.durable_ref, resume_point(self.log.path))
+        if record.cancel_requested or record.status.is_terminal():
+            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
+            self.note("canceled before start")
+            return None
+        self.store.set_status(self.run_id, RunStatus.PREPARING)
+        prepare = asyncio.create_task(backend.prepare(ctx))
+        cancel = asyncio.create_task(self.cancel_event.wait())
+        await asyncio.wait({prepare, cancel}, return_when=asyncio.FIRST_COMPLETED)
+        if not prepare.done():
+            prepare.cancel()
+            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled while preparing")
+            self.note("canceled while preparing")
+            return None
+        cancel.cancel()
+        env = prepare.result()
+        if self.cancel_event.is_set() or self.store.get(self.run_id).cancel_requested:
+            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
+            return None
+        handle = await backend.start(ctx, env)
+        self.store.update(self.run_id, durable_ref=handle.durable_ref)
+        self.store.set_status(self.run_id, RunStatus.RUNNING)
+        return handle
+
+    async def _follow(self, backend: Backend, handle: RunHandle) -> int:
+        pump = asyncio.create_task(self._pump(handle))
+        watcher = asyncio.create_task(self._watch_cancel(backend, handle))
+        code = await handle.wait()
+        await pump
+        watcher.cancel()
+        canceled = self.cancel_event.is_set()
+        outputs = await handle.collect_outputs(self.run_dir / "outputs")
+        self.store.update(self.run_id, outputs=outputs, exit_code=code)
+        if canceled:
+            status = RunStatus.CANCELED
+        else:
+            status = RunStatus.COMPLETED if code == 0 else RunStatus.FAILED
+        self.note(f"run {status.value}; exit code {code}; {len(outputs)} output file(s)")
+        error = None if status is RunStatus.COMPLETED else (
+            "canceled" if canceled else f"exit code {code}")
+        self.store.set_status(self.run_id, status, exit_code=code, error=error)
+        return 0
+
+    async def _pump(self, handle: RunHandle) -> None:
+        batch: list[tuple[str, str, float | None]] = []
+        async for line in handle.logs():
+            parsed = metrics.parse(line.text)
+            if parsed is not None:
+                name, value = parsed
+                self.store.add_metric(self.run_id, name, value, line.ts)
+                batch.append(("met", f"{name} = {value}", line.ts))
+            else:
+                batch.append((line.stream, line.text, line.ts))
+            # Flush when the producer pauses, so a tail sees lines at once, and in big batches
+            # when it floods, so a million lines cost a few thousand writes.
+            if len(batch) >= LOG_BATCH or handle.pending_lines() == 0:
+                self.log.write_many(batch)
+                batch.clear()
+        self.log.write_many(batch)
+
+    async def _watch_cancel(self, backend: Backend, handle: RunHandle) -> None:
+        while not self.cancel_event.is_set():
+            try:
+                await asyncio.wait_for(self.cancel_event.wait(), CANCEL_POLL)
+            except TimeoutError:
+                if self.store.get(self.run_id).cancel_requested:
+                    self.cancel_event.set()
+        if Capability.CANCEL not in backend.capabilities:
+            self.note("this target cannot cancel a run; it goes on to its end")
+            return
+        self.note("cancel requested: SIGTERM, then SIGKILL after "
+                  f"{CANCEL_GRACE:.0f}s")
+        await handle.cancel(CANCEL_GRACE)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print("usage: python -m backends.supervisor PROJECT RUN_ID [--reattach]", file=sys.stderr)
+        return 2
+    procutil.become_subreaper()
+    project = Project(Path(argv[0]))
+    supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:])
+    return asyncio.run(supervisor.run())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

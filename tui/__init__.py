@@ -1,0 +1,1 @@
+"""What a person sees: the CLI (``cli``) and the Textual dashboard (``app``)."""

@@ -1,0 +1,458 @@
+"""``labdeck``: a thin CLI over the engine. Parse, call, print; errors are one line on stderr.
+
+Heavy modules (textual, rich, asyncio backends) load only in the verbs that need them, so
+``labdeck submit`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from backends.errors import LabdeckError
+from backends.project import find_project
+
+from . import render
+
+F = TypeVar("F", bound=Callable[..., Any])
+SCRIPT_ARGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+class Ctx:
+    def __init__(self, project_dir: Path | None):
+        self.project_dir = project_dir
+        self._engine: Any = None
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from backends.engine import Engine
+
+            self._engine = Engine(find_project(explicit=self.project_dir))
+        return self._engine
+
+
+def warn(message: str) -> None:
+    click.echo(f"labdeck: warning: {message}", err=True)
+
+
+def show_warnings(target: Any) -> None:
+    for warning in target.warnings:
+        warn(str(warning))
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
+              help="Project folder (default: the folder with aml_config/ here or above).")
+@click.version_option(package_name="labdeck")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None) -> None:
+    """Run ML scripts on local, Docker, remote Docker and Spark targets (Workbench compatible).
+
+    With no command, opens the dashboard.
+    """
+    ctx.obj = Ctx(project_dir)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(ui)
+
+
+# ------------------------------------------------------------------------------------ submit
+
+def submit_options(func: F) -> F:
+    func = click.argument("script_args", nargs=-1, type=click.UNPROCESSED)(func)
+    func = click.argument("script", required=False)(func)
+    func = click.option("--explain", is_flag=True,
+                        help="Print what would run (commands, folder, environment); run nothing.")(func)
+    func = click.option("-a", "--async", "run_async", is_flag=True,
+                        help="Print the run id and return; the run goes on.")(func)
+    func = click.option("-c", "--target", "target", default="local", show_default=True,
+                        help="A runconfig or compute name from aml_config/.")(func)
+    return func
+
+
+@cli.command(context_settings=SCRIPT_ARGS)
+@submit_options
+@click.option("--watch", is_flag=True, help="Resubmit whenever a project file's content changes.")
+@click.option("--policy", type=click.Choice(["cancel", "queue", "parallel"]), default="cancel",
+              show_default=True, help="With --watch: what happens to the run in flight.")
+@click.pass_obj
+def submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
+           script_args: tuple[str, ...], watch: bool, policy: str) -> None:
+    """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status."""
+    do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy)
+
+
+def do_submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
+              args: list[str], watch: bool = False, policy: str = "cancel") -> None:
+    engine = obj.engine
+    if explain:
+        click.echo(engine.explain(target, script, args).render())
+        return
+    if watch:
+        from .watch_cli import watch_and_submit
+
+        sys.exit(watch_and_submit(engine, target, script, args, policy))
+    show_warnings(engine.project.resolve(target))
+    record = engine.submit(target, script, args)
+    click.echo(f"run {record.id} submitted to {record.target}", err=True)
+    click.echo(record.id)
+    if run_async:
+        return
+    from .follow import follow
+
+    try:
+        final = follow(engine, record.id)
+    except KeyboardInterrupt:
+        click.echo(f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)",
+                   err=True)
+        sys.exit(130)
+    summary = f"run {final.id} {final.status.value}"
+    if final.exit_code is not None:
+        summary += f" (exit code {final.exit_code})"
+    if final.error and final.status.value != "completed":
+        summary += f": {final.error}"
+    click.echo(summary, err=True)
+    sys.exit(exit_status(final))
+
+
+def exit_status(record: Any) -> int:
+    if record.exit_code is not None:
+        return int(record.exit_code) if record.exit_code >= 0 else 128 - int(record.exit_code)
+    return 0 if record.status.value == "completed" else 1
+
+
+@cli.command()
+@click.option("-c", "--target", "target", default="local", show_default=True)
+@click.option("--force", is_flag=True, help="Rebuild even when the cached environment matches.")
+@click.pass_obj
+def prepare(obj: Ctx, target: str, force: bool) -> None:
+    """Build the target's run environment (cached until its inputs change)."""
+    do_prepare(obj, target, force)
+
+
+def do_prepare(obj: Ctx, target: str, force: bool) -> None:
+    import asyncio
+
+    engine = obj.engine
+    show_warnings(engine.project.resolve(target))
+    env = asyncio.run(engine.prepare(target, force, progress=lambda m: click.echo(m, err=True)))
+    click.echo(f"prepared {target}: {env.ref}" + (" (cached)" if env.cached else ""))
+
+
+# ------------------------------------------------------------------------------------ targets
+
+@cli.group()
+def target() -> None:
+    """Execution targets (aml_config/*.compute)."""
+
+
+@target.command("list")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def target_list(obj: Ctx, output: str) -> None:
+    """List the project's targets."""
+    project = obj.engine.project
+    rows = []
+    data = []
+    for name in project.compute_names():
+        compute = project.load_compute(name, [])
+        gpu = compute.gpus.cli_value() if compute.gpus else "-"
+        where = compute.address or compute.base_docker_image if compute.type != "local" else "-"
+        rows.append([name, compute.type, where or "-", gpu])
+        data.append({"name": name, "type": compute.type, "address": compute.address,
+                     "baseDockerImage": compute.base_docker_image, "gpus": gpu})
+    click.echo(render.as_json(data) if output == "json" else
+               render.table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows))
+
+
+@target.command("show")
+@click.argument("name")
+@click.pass_obj
+def target_show(obj: Ctx, name: str) -> None:
+    """Show a target: its settings, reachability and GPUs."""
+    import asyncio
+
+    from backends import registry
+
+    engine = obj.engine
+    resolved = engine.project.resolve(name)
+    show_warnings(resolved)
+    compute = resolved.compute
+    caps = sorted(c.value for c in registry.backend_class(compute.type).capabilities)
+    info = asyncio.run(engine.describe_target(name))
+    lines = [f"name:         {compute.name}", f"type:         {compute.type}",
+             f"file:         {compute.path or '(built in)'}"]
+    if compute.address:
+        lines.append(f"address:      {compute.username + '@' if compute.username else ''}"
+                     f"{compute.address}:{compute.port}")
+    if compute.type in {"docker", "remotedocker"}:
+        lines.append(f"base image:   {compute.base_docker_image}")
+        lines.append(f"shared vols:  {compute.shared_volumes}")
+    lines.append(f"runconfig:    {resolved.runconfig.name} ({resolved.runconfig.framework})")
+    lines.append(f"capabilities: {', '.join(caps) or '-'}")
+    lines.append(f"reachable:    {'yes' if info.reachable else 'no'} ({info.detail})")
+    if compute.gpus:
+        lines.append(f"gpus asked:   {compute.gpus.cli_value()}")
+    if info.gpus:
+        lines.append("gpus:")
+        for gpu in info.gpus:
+            lines.append(f"  [{gpu.index}] {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb}"
+                         f" MiB  {gpu.utilization_pct}% util")
+    elif info.gpu_note:
+        lines.append(f"gpus:         {info.gpu_note}")
+    click.echo("\n".join(lines))
+
+
+@target.command("attach")
+@click.argument("kind", type=click.Choice(["local", "docker", "remotedocker", "cluster"]))
+@click.option("--name", required=True, help="Target name (file aml_config/NAME.compute).")
+@click.option("--base-image", default=None, help="docker: base image.")
+@click.option("--address", default=None)
+@click.option("--username", default=None)
+@click.option("--gpus", default=None, help="docker: all, a count, or device ids (0,1).")
+@click.option("--shared-volumes", is_flag=True, default=False)
+@click.option("--force", is_flag=True, help="Overwrite an existing target.")
+@click.pass_obj
+def target_attach(obj: Ctx, kind: str, name: str, base_image: str | None, address: str | None,
+                  username: str | None, gpus: str | None, shared_volumes: bool,
+                  force: bool) -> None:
+    """Attach a target: writes aml_config/NAME.compute and NAME.runconfig as Workbench did."""
+    from backends.attach import attach
+
+    written = attach(obj.engine.project, kind, name, base_image=base_image, address=address,
+                     username=username, gpus=gpus, shared_volumes=shared_volumes, force=force)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@target.command("detach")
+@click.argument("name")
+@click.pass_obj
+def target_detach(obj: Ctx, name: str) -> None:
+    """Remove a target's .compute (and its .runconfig)."""
+    from backends.attach import detach
+
+    for path in detach(obj.engine.project, name):
+        click.echo(f"removed {path}")
+
+
+# ------------------------------------------------------------------------------------ runs
+
+@cli.group()
+def runs() -> None:
+    """Run history: list, show, logs, cancel, download, compare."""
+
+
+def output_option(func: F) -> F:
+    return click.option("-o", "--output", type=click.Choice(["table", "json"]),
+                        default="table", help="Output format.")(func)
+
+
+@runs.command("list")
+@output_option
+@click.option("-n", "--limit", type=int, default=None, help="Only the newest N runs.")
+@click.pass_obj
+def runs_list(obj: Ctx, output: str, limit: int | None) -> None:
+    """List runs, newest first."""
+    records = obj.engine.runs(limit)
+    if output == "json":
+        click.echo(render.as_json([r.to_json() for r in records]))
+    elif records:
+        click.echo(render.runs_table(records))
+    else:
+        click.echo("no runs yet", err=True)
+
+
+def show_record(record: Any, output: str) -> None:
+    click.echo(render.as_json(record.to_json()) if output == "json" else render.run_details(record))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@output_option
+@click.pass_obj
+def runs_show(obj: Ctx, run_id: str, output: str) -> None:
+    """Show one run."""
+    show_record(obj.engine.get(run_id), output)
+
+
+@runs.command("last")
+@output_option
+@click.pass_obj
+def runs_last(obj: Ctx, output: str) -> None:
+    """Show the newest run."""
+    show_record(obj.engine.last(), output)
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing until the run ends.")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.option("--tail", type=int, default=None, help="Start from the last N lines.")
+@click.pass_obj
+def runs_logs(obj: Ctx, run_id: str, follow_: bool, timestamps: bool, tail: int | None) -> None:
+    """Print a run's log (stdout, stderr, metrics and labdeck's notes)."""
+    from .follow import follow
+
+    record = obj.engine.get(run_id)
+    try:
+        follow(obj.engine, record.id, follow=follow_, timestamps=timestamps, tail=tail)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@runs.command("cancel")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--wait/--no-wait", default=True, help="Wait until the run has stopped.")
+@click.pass_obj
+def runs_cancel(obj: Ctx, run_ids: tuple[str, ...], wait: bool) -> None:
+    """Cancel runs: SIGTERM to everything they started, SIGKILL after a grace period."""
+    do_cancel(obj, list(run_ids), wait)
+
+
+def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
+    import time
+
+    engine = obj.engine
+    for run_id in run_ids:
+        record = engine.cancel(run_id)
+        if record.status.is_terminal():
+            click.echo(f"run {record.id} already {record.status.value}")
+            continue
+        deadline = time.monotonic() + 30
+        while wait and time.monotonic() < deadline:
+            record = engine.get(record.id)
+            if record.status.is_terminal():
+                break
+            time.sleep(0.05)
+        click.echo(f"run {record.id} {record.status.value}"
+                   + ("" if record.status.is_terminal() else " (cancel requested)"))
+
+
+@runs.command("download")
+@click.argument("run_id")
+@click.option("-d", "--dir", "dest", type=click.Path(path_type=Path), default=None,
+              help="Destination folder (default: ./outputs/RUN_ID).")
+@click.pass_obj
+def runs_download(obj: Ctx, run_id: str, dest: Path | None) -> None:
+    """Copy a run's outputs to a folder."""
+    record = obj.engine.get(run_id)
+    target_dir = dest if dest is not None else Path("outputs") / record.id
+    for path in obj.engine.download(record.id, target_dir):
+        click.echo(str(path))
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@output_option
+@click.pass_obj
+def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
+    """Metrics of several runs side by side."""
+    if len(run_ids) < 2:
+        raise click.UsageError("compare needs at least two runs")
+    records = [obj.engine.get(r) for r in run_ids]
+    if output == "json":
+        click.echo(render.as_json([r.to_json() for r in records]))
+    else:
+        click.echo(render.compare(records))
+
+
+# ------------------------------------------------------------------------------------ Workbench
+
+@cli.group()
+def experiment() -> None:
+    """Workbench spelling: experiment submit|prepare|cancel."""
+
+
+@experiment.command("submit", context_settings=SCRIPT_ARGS)
+@submit_options
+@click.pass_obj
+def experiment_submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
+                      script_args: tuple[str, ...]) -> None:
+    """Same as 'labdeck submit'."""
+    do_submit(obj, target, run_async, explain, script, list(script_args))
+
+
+@experiment.command("prepare")
+@click.option("-c", "--target", "target", default="local", show_default=True)
+@click.option("--force", is_flag=True)
+@click.pass_obj
+def experiment_prepare(obj: Ctx, target: str, force: bool) -> None:
+    """Same as 'labdeck prepare'."""
+    do_prepare(obj, target, force)
+
+
+@experiment.command("cancel")
+@click.option("-r", "--run", "run_ids", multiple=True)
+@click.argument("more_ids", nargs=-1)
+@click.pass_obj
+def experiment_cancel(obj: Ctx, run_ids: tuple[str, ...], more_ids: tuple[str, ...]) -> None:
+    """Same as 'labdeck runs cancel'."""
+    ids = [*run_ids, *more_ids]
+    if not ids:
+        raise click.UsageError("name a run to cancel (-r RUN)")
+    do_cancel(obj, ids, True)
+
+
+@cli.group()
+def history() -> None:
+    """Workbench spelling: history list|info|last|download|compare."""
+
+
+history.add_command(runs_list, "list")
+history.add_command(runs_show, "info")
+history.add_command(runs_last, "last")
+history.add_command(runs_download, "download")
+history.add_command(runs_compare, "compare")
+
+
+@cli.group()
+def computetarget() -> None:
+    """Workbench spelling: computetarget attach|list."""
+
+
+computetarget.add_command(target_attach, "attach")
+computetarget.add_command(target_list, "list")
+
+
+# ------------------------------------------------------------------------------------ dashboard
+
+@cli.command()
+@click.option("-c", "--target", "target", default="local", show_default=True,
+              help="The target selected at start.")
+@click.option("--submit", "submit_script", default=None, metavar="SCRIPT",
+              help="Submit SCRIPT on the target as the dashboard opens.")
+@click.pass_obj
+def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
+    """Open the dashboard (the default command)."""
+    from .app import run_app
+
+    run_app(obj.engine, target=target, submit_script=submit_script)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="labdeck", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except LabdeckError as err:
+        click.echo(f"labdeck: error: {err}", err=True)
+        for line in getattr(err, "details", []):
+            click.echo(f"  {line}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
