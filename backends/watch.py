@@ -1,0 +1,242 @@
+"""Watch mode: resubmit a run when a project file's content changes.
+
+watchfiles reports OS events; the project's ignore rules (.gitignore, .labdeckignore) drop what
+would not travel in a snapshot, per-file content hashes drop saves that change nothing, a short
+debounce folds bursts into one resubmission, and the policy decides what happens to the run in
+flight: cancel it (default), queue the new one after it, or run both. No UI code lives here: the
+CLI (``tui/watch_cli.py``) and the dashboard both drive a ``Watcher``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import UsageError
+from .snapshot import IGNORE_FILES, IgnoreRules
+from .store import RunRecord
+
+DEBOUNCE_MS = 50  # watchfiles waits this long for a burst to settle (its default is 1600 ms)
+STEP_MS = 10  # and checks this often within the debounce window
+QUEUE_POLL_S = 0.05  # how often a queued resubmission looks at the run it waits for
+
+
+class Policy(StrEnum):
+    CANCEL = "cancel"  # cancel the run in flight, then start the new one
+    QUEUE = "queue"  # start the new one when the run in flight ends
+    PARALLEL = "parallel"  # start the new one alongside
+
+    @classmethod
+    def parse(cls, value: str | Policy) -> Policy:
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(p.value for p in cls)
+            raise UsageError(f"unknown watch policy {value!r} (known: {names})") from None
+
+
+class EngineLike(Protocol):
+    """The part of ``Engine`` a watcher uses (a test can pass a fake)."""
+
+    def submit(self, target_name: str, script: str | None, args: list[str],
+               trigger: list[str] | None = None) -> RunRecord: ...
+
+    def cancel(self, run_id: str) -> RunRecord: ...
+
+    def get(self, run_id: str) -> RunRecord: ...
+
+
+@dataclass
+class WatchEvent:
+    """One resubmission (or a queued one): what changed and what the watcher did about it."""
+
+    files: list[str]
+    run: RunRecord | None = None  # the run started; None while queued
+    canceled: list[str] = field(default_factory=list)
+    queued_after: str | None = None  # the run id a queued resubmission waits for
+    error: str | None = None  # a submit that failed (one line)
+    event_time: float = 0.0  # time.monotonic() when watchfiles reported the change
+    submit_time: float = 0.0  # time.monotonic() when the new run was recorded
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes and exec bit; None when it is gone or unreadable."""
+    try:
+        st = path.stat()
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return f"{digest.hexdigest()}:{int(bool(st.st_mode & 0o100))}"
+
+
+class ChangeDetector:
+    """Which reported paths really changed: travelling files whose content hash moved."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self._rules = IgnoreRules(self.root)
+        self._hashes: dict[str, str | None] = {}
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Reload the ignore rules and hash every file that travels."""
+        self._rules = IgnoreRules(self.root)
+        self._hashes = {e.rel: file_digest(self.root / e.rel) for e in self._rules.walk()}
+
+    def relative(self, path: str) -> str | None:
+        """The POSIX path relative to the root, or None when it is outside or ignored."""
+        try:
+            rel = Path(path).resolve().relative_to(self.root).as_posix()
+        except (ValueError, OSError):
+            return None
+        if rel in ("", "."):
+            return None
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            if self._rules.ignored("/".join(parts[:i]), True):
+                return None
+        if parts[-1] in IGNORE_FILES:
+            return rel  # an ignore file counts even when it ignores itself
+        return None if self._rules.ignored(rel, os.path.isdir(path)) else rel
+
+    def changed(self, paths: set[str]) -> list[str]:
+        """The relative paths among ``paths`` whose content differs from the last look."""
+        out: list[str] = []
+        rules_changed = False
+        for path in paths:
+            rel = self.relative(path)
+            if rel is None or os.path.isdir(path):
+                continue
+            new = file_digest(self.root / rel)
+            if new == self._hashes.get(rel):
+                continue
+            if new is None and rel not in self._hashes:
+                continue  # a temp file that came and went
+            self._hashes[rel] = new
+            if new is None:
+                del self._hashes[rel]
+            if Path(rel).name in IGNORE_FILES:
+                rules_changed = True
+            out.append(rel)
+        if rules_changed:
+            self.rescan()
+        return sorted(out)
+
+
+class Watcher:
+    """Resubmits ``script args`` on ``target`` each time the project's content changes."""
+
+    def __init__(self, engine: EngineLike, root: Path, target: str, script: str | None,
+                 args: list[str], policy: Policy | str = Policy.CANCEL,
+                 on_event: Callable[[WatchEvent], None] = lambda _e: None,
+                 in_flight: list[str] | None = None):
+        self.engine = engine
+        self.root = root
+        self.target = target
+        self.script = script
+        self.args = list(args)
+        self.policy = Policy.parse(policy)
+        self.on_event = on_event
+        self.in_flight: list[str] = list(in_flight or [])  # runs this watcher is responsible for
+        self.pending: WatchEvent | None = None  # a queued resubmission
+        self.detector = ChangeDetector(root)
+
+    # ---------------------------------------------------------------- the decision
+
+    def on_change(self, files: list[str], event_time: float | None = None) -> WatchEvent:
+        """Apply the policy to a set of changed files (already filtered and hashed)."""
+        event = WatchEvent(files, event_time=event_time or time.monotonic())
+        active = self._active()
+        if self.policy is Policy.QUEUE and active:
+            if self.pending is not None:  # fold further changes into the queued resubmission
+                event.files = sorted({*self.pending.files, *files})
+            event.queued_after = active[-1]
+            self.pending = event
+            self.on_event(event)
+            return event
+        if self.policy is Policy.CANCEL:
+            for run_id in active:
+                try:
+                    self.engine.cancel(run_id)
+                    event.canceled.append(run_id)
+                except Exception as err:  # one failed cancel must not stop the resubmission
+                    event.error = _one_line(err)
+        return self._submit(event)
+
+    def poll_queue(self) -> WatchEvent | None:
+        """Start the queued resubmission once the run it waits for has ended."""
+        if self.pending is None or self._active():
+            return None
+        event, self.pending = self.pending, None
+        event.queued_after = None
+        return self._submit(event)
+
+    def _submit(self, event: WatchEvent) -> WatchEvent:
+        try:
+            record = self.engine.submit(self.target, self.script, self.args, trigger=event.files)
+        except Exception as err:  # reported to the user as one line; watching goes on
+            event.error = _one_line(err)
+            self.on_event(event)
+            return event
+        event.submit_time = time.monotonic()
+        event.run = record
+        self.in_flight.append(record.id)
+        self.on_event(event)
+        return event
+
+    def _active(self) -> list[str]:
+        alive = []
+        for run_id in self.in_flight:
+            try:
+                if not self.engine.get(run_id).status.is_terminal():
+                    alive.append(run_id)
+            except Exception:  # a run deleted from the store is not in flight any more
+                continue
+        self.in_flight = alive
+        return list(alive)
+
+    # ---------------------------------------------------------------- the loop
+
+    def _filter(self, _change: Any, path: str) -> bool:
+        return self.detector.relative(path) is not None
+
+    async def run(self, stop_event: asyncio.Event | None = None,
+                  ready: Callable[[], None] | None = None) -> None:
+        """Watch until ``stop_event`` is set (or the task is cancelled)."""
+        from watchfiles import awatch
+
+        stop = stop_event or asyncio.Event()
+        queue_task = asyncio.create_task(self._queue_loop(stop))
+        try:
+            watcher = awatch(self.root, watch_filter=self._filter, debounce=DEBOUNCE_MS,
+                             step=STEP_MS, stop_event=stop)
+            if ready is not None:
+                ready()
+            async for changes in watcher:
+                event_time = time.monotonic()
+                files = self.detector.changed({path for _change, path in changes})
+                if files:
+                    self.on_change(files, event_time)
+        finally:
+            queue_task.cancel()
+
+    async def _queue_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.pending is not None:
+                self.poll_queue()
+            await asyncio.sleep(QUEUE_POLL_S)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
