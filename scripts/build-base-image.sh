@@ -31,16 +31,20 @@ ROOTFS=""
 STEP="starting"
 START=$SECONDS
 
-say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
+# fd 3 = the real stderr, so messages survive a failure inside a redirected call.
+exec 3>&2
+say() { printf '%s: %s\n' "$PROG" "$*" >&3; }
+die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&3; exit 1; }
 usage() { sed -n '9,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # Any failing command: one line naming the step and the log, then exit 1.
 on_err() {
-    local rc=$?
+    local rc=$? n=${#BASH_LINENO[@]}
     trap - ERR
+    # BASH_LINENO[n-2] is the line in the main script, even if the failing
+    # command was inside a helper function.
     printf '%s: ERROR: %s failed (exit %s, line %s); see %s\n' \
-        "$PROG" "$STEP" "$rc" "${BASH_LINENO[0]}" "$LOG" >&2
+        "$PROG" "$STEP" "$rc" "${BASH_LINENO[n-2]}" "$LOG" >&3
     exit 1
 }
 trap on_err ERR
