@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -41,9 +40,11 @@ class Submission:
 
 
 class Engine:
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, fork_supervisors: bool = False):
         self.project = project
+        self.fork_supervisors = fork_supervisors
         self._store: RunStore | None = None
+        self._done_fds: dict[str, int] = {}
 
     @property
     def store(self) -> RunStore:
@@ -136,7 +137,26 @@ class Engine:
                           sub.spec.argv, sub.spec.env)
 
     def _spawn_supervisor(self, run_id: str, reattach: bool = False) -> int:
+        """Start the run's detached supervisor: forked from this process when it is safe (a
+        single-threaded client such as the CLI: no interpreter start, no re-imports), else a
+        fresh interpreter."""
         run_dir = self.project.run_dir(run_id)
+        done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
+        if self.fork_supervisors and threading.active_count() == 1:
+            pid = self._fork_supervisor(run_id, reattach, done_r, done_w)
+        else:
+            pid = self._exec_supervisor(run_id, reattach, run_dir, done_w)
+        os.close(done_w)
+        old = self._done_fds.pop(run_id, None)
+        if old is not None:
+            os.close(old)
+        self._done_fds[run_id] = done_r
+        self.store.update(run_id, supervisor_pid=pid, supervisor_start=procutil.start_ticks(pid))
+        return pid
+
+    def _exec_supervisor(self, run_id: str, reattach: bool, run_dir: Path, done_w: int) -> int:
+        import subprocess
+
         env = dict(os.environ)
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -147,11 +167,53 @@ class Engine:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                 cwd=self.project.root, start_new_session=True, close_fds=True,
+                pass_fds=(done_w,),
             )
         # Reap it when it ends, so a long-lived client (the dashboard) collects no zombies.
         threading.Thread(target=proc.wait, daemon=True).start()
-        self.store.update(run_id, supervisor_pid=proc.pid)
         return proc.pid
+
+    def _fork_supervisor(self, run_id: str, reattach: bool, done_r: int, done_w: int) -> int:
+        log_path = str(self.project.run_dir(run_id) / "supervisor.log")
+        # SQLite must not cross a fork with an open connection (its lock bookkeeping is
+        # per process): close ours; the property reopens it on next use.
+        self.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        # The child: its own session, no terminal, nothing of the parent's but the done pipe.
+        code = 1
+        try:
+            os.setsid()
+            os.close(done_r)
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.closerange(3, done_w)
+            os.closerange(done_w + 1, 1 << 16)
+            from . import supervisor
+
+            argv = [str(self.project.root), run_id] + (["--reattach"] if reattach else [])
+            code = supervisor.main(argv)
+        except BaseException:  # nothing may escape into the parent's code path
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def forget_done_fd(self, run_id: str) -> None:
+        fd = self._done_fds.pop(run_id, None)
+        if fd is not None:
+            os.close(fd)
+
+    def done_fd(self, run_id: str) -> int | None:
+        """A pipe that reads EOF when the supervisor this client started has exited."""
+        return self._done_fds.get(run_id)
 
     # ---------------------------------------------------------------- read back
 
@@ -185,7 +247,8 @@ class Engine:
         pid = record.supervisor_pid
         if pid is None or not procutil.alive(pid):
             return False
-        return record.id in procutil.cmdline(pid)  # the pid was not reused by another program
+        # The same pid with another start time is another program that reused the number.
+        return record.supervisor_start is None or procutil.start_ticks(pid) == record.supervisor_start
 
     def _kill_orphans(self, record: RunRecord) -> None:
         if record.durable_ref and record.durable_ref.startswith("pid:"):

@@ -4,7 +4,6 @@ points like any plug-in; the table below mirrors them so the CLI's hot path skip
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 from .base import Backend
 from .config import Compute
@@ -20,6 +19,8 @@ PLANNED = {"remotedocker", "cluster", "remote"}
 def backend_class(compute_type: str) -> type[Backend]:
     spec = BUILTINS.get(compute_type)
     if spec is None:
+        from importlib.metadata import entry_points  # slow to import: only for plug-ins
+
         for ep in entry_points(group="labdeck.backends"):
             if ep.name == compute_type:
                 spec = ep.value

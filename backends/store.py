@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     outputs TEXT NOT NULL DEFAULT '[]',
     durable_ref TEXT,
     supervisor_pid INTEGER,
+    supervisor_start INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     trigger TEXT
 );
@@ -78,6 +79,7 @@ class RunRecord:
     outputs: list[str] = field(default_factory=list)
     durable_ref: str | None = None
     supervisor_pid: int | None = None
+    supervisor_start: int | None = None  # /proc start time: tells a reused pid apart
     cancel_requested: bool = False
     trigger: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +130,14 @@ class RunStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns that newer labdeck versions introduced to stores made by older ones."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        for column, decl in (("supervisor_start", "INTEGER"),):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self._db.close()
@@ -317,6 +327,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         outputs=json.loads(row["outputs"]),
         durable_ref=row["durable_ref"],
         supervisor_pid=row["supervisor_pid"],
+        supervisor_start=row["supervisor_start"],
         cancel_requested=bool(row["cancel_requested"]),
         trigger=json.loads(row["trigger"] or "[]"),
     )

@@ -16,8 +16,6 @@ import click
 from backends.errors import LabdeckError
 from backends.project import find_project
 
-from . import render
-
 F = TypeVar("F", bound=Callable[..., Any])
 SCRIPT_ARGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -32,8 +30,14 @@ class Ctx:
         if self._engine is None:
             from backends.engine import Engine
 
-            self._engine = Engine(find_project(explicit=self.project_dir))
+            self._engine = Engine(find_project(explicit=self.project_dir), fork_supervisors=True)
         return self._engine
+
+
+def _render() -> Any:
+    from . import render  # only the verbs that print tables pay for it
+
+    return render
 
 
 def warn(message: str) -> None:
@@ -165,8 +169,8 @@ def target_list(obj: Ctx, output: str) -> None:
         rows.append([name, compute.type, where or "-", gpu])
         data.append({"name": name, "type": compute.type, "address": compute.address,
                      "baseDockerImage": compute.base_docker_image, "gpus": gpu})
-    click.echo(render.as_json(data) if output == "json" else
-               render.table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows))
+    click.echo(_render().as_json(data) if output == "json" else
+               _render().table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows))
 
 
 @target.command("show")
@@ -260,15 +264,15 @@ def runs_list(obj: Ctx, output: str, limit: int | None) -> None:
     """List runs, newest first."""
     records = obj.engine.runs(limit)
     if output == "json":
-        click.echo(render.as_json([r.to_json() for r in records]))
+        click.echo(_render().as_json([r.to_json() for r in records]))
     elif records:
-        click.echo(render.runs_table(records))
+        click.echo(_render().runs_table(records))
     else:
         click.echo("no runs yet", err=True)
 
 
 def show_record(record: Any, output: str) -> None:
-    click.echo(render.as_json(record.to_json()) if output == "json" else render.run_details(record))
+    click.echo(_render().as_json(record.to_json()) if output == "json" else _render().run_details(record))
 
 
 @runs.command("show")
@@ -356,9 +360,9 @@ def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
         raise click.UsageError("compare needs at least two runs")
     records = [obj.engine.get(r) for r in run_ids]
     if output == "json":
-        click.echo(render.as_json([r.to_json() for r in records]))
+        click.echo(_render().as_json([r.to_json() for r in records]))
     else:
-        click.echo(render.compare(records))
+        click.echo(_render().compare(records))
 
 
 # ------------------------------------------------------------------------------------ Workbench
@@ -452,6 +456,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except Exception as err:  # a bug: one line for the person, the traceback in a file
+        sys.exit(report_crash(err))
+
+
+def report_crash(err: Exception) -> int:
+    import tempfile
+    import traceback
+
+    path = Path(tempfile.gettempdir()) / "labdeck-crash.log"
+    try:
+        path.write_text(traceback.format_exc())
+        where = f"; details in {path}"
+    except OSError:
+        where = ""
+    click.echo(f"labdeck: internal error: {type(err).__name__}: {err}{where}", err=True)
+    return 70
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +31,8 @@ def follow(engine: Engine, run_id: str, *, follow: bool = True, timestamps: bool
     path = engine.log_path(run_id)
     offset = 0
     if tail is not None:
-        lines, offset = read_from(path, 0, 1 << 62)
+        size = path.stat().st_size if path.exists() else 0
+        lines, offset = read_from(path, 0, size + 1)
         for line in lines[-tail:] if tail else []:
             emit(LogEntry.parse(line), timestamps)
     delay = POLL_S
@@ -56,5 +58,12 @@ def follow(engine: Engine, run_id: str, *, follow: bool = True, timestamps: bool
         if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
             record = engine.reconcile(record)
             last_reconcile = time.monotonic()
-        time.sleep(delay)
+        done = engine.done_fd(run_id)
+        if done is not None:
+            # Wakes the moment our supervisor exits, instead of a poll later.
+            readable, _, _ = select.select([done], [], [], delay)
+            if readable:
+                engine.forget_done_fd(run_id)
+        else:
+            time.sleep(delay)
         delay = min(delay * 1.5, POLL_MAX_S)
