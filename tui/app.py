@@ -1,9 +1,334 @@
-"""Placeholder until the dashboard lands: keeps ``labdeck`` usable."""
+"""The dashboard: wiring only. Widgets read the store and log files; actions call the engine in
+workers; every failure ends as a one-line notification (``on_worker_state_changed``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from backends.snapshot import list_files
+from backends.store import RunRecord
+from backends.watch import Watcher, WatchEvent
+
+from .commands import LabdeckCommands
+from .keymap import APP_BINDINGS, load_keymap
+from .messages import (
+    EnvironmentPrepared,
+    OutputsDownloaded,
+    RunCanceled,
+    RunSelected,
+    RunSubmitted,
+    SubmitRequest,
+    TargetSelected,
+    WatchToggled,
+    WatchTriggered,
+)
+from .screens.compare import CompareScreen
+from .screens.full_log import FullLogScreen
+from .screens.help import HelpScreen
+from .screens.submit import SubmitScreen
+from .widgets.log_panel import LogPanel
+from .widgets.run_details import RunDetails
+from .widgets.runs import RunsPanel
+from .widgets.targets import TargetsPanel
+
+
+def one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+class LabdeckApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "labdeck"
+    BINDINGS: list[Binding] = APP_BINDINGS  # type: ignore[assignment]
+    COMMANDS = App.COMMANDS | {LabdeckCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    NOTIFICATION_TIMEOUT = 4
+
+    def __init__(self, engine: Any, target: str = "local", submit_script: str | None = None,
+                 *, poll: bool = True, keymap_file: Path | None = None):
+        super().__init__()
+        self.engine = engine
+        self.target = target
+        self.submit_script = submit_script
+        self.poll = poll
+        self.keymap_file = keymap_file
+        self.user_keymap: dict[str, str] = {}
+        self.watcher: Watcher | None = None
+        self._watch_worker: Worker[None] | None = None
+        self.sub_title = str(engine.project.root)
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                targets = TargetsPanel(self.engine, selected=self.target, poll=self.poll,
+                                       id="targets")
+                targets.border_title = "Targets"
+                yield targets
+                runs = RunsPanel(self.engine, poll=self.poll, id="runs")
+                runs.border_title = "Runs"
+                yield runs
+            with TabbedContent(id="right", initial="tab-log"):
+                with TabPane("Log", id="tab-log"):
+                    yield LogPanel(poll=self.poll, id="log")
+                with TabPane("Details", id="tab-details"):
+                    yield RunDetails(self.engine, id="details")
+        yield Footer()
+
+    @property
+    def runs_panel(self) -> RunsPanel:
+        return self.query_one(RunsPanel)
+
+    @property
+    def log_panel(self) -> LogPanel:
+        return self.query_one("#log", LogPanel)
+
+    @property
+    def details(self) -> RunDetails:
+        return self.query_one(RunDetails)
+
+    def on_mount(self) -> None:
+        remaps, problems = load_keymap(self.keymap_file)
+        self.user_keymap = remaps
+        if remaps:
+            self.set_keymap(remaps)
+        for problem in problems:
+            self.notify(problem, title="keymap", severity="warning")
+        self.runs_panel.table.focus()
+        self.show_run(self.runs_panel.selected_id)
+        if self.submit_script:
+            self.start_submit(SubmitRequest(self.target, self.submit_script, []))
+
+    # ------------------------------------------------------------------ selection
+
+    def selected_record(self) -> RunRecord | None:
+        return self.runs_panel.record(self.runs_panel.selected_id)
+
+    def require_run(self) -> RunRecord | None:
+        record = self.selected_record()
+        if record is None:
+            self.notify("no run selected", severity="warning")
+        return record
+
+    def show_run(self, run_id: str | None) -> None:
+        record = self.runs_panel.record(run_id)
+        if record is None:
+            self.log_panel.show(None, "")
+            self.details.show(None)
+            return
+        self.log_panel.show(self.engine.log_path(record.id),
+                            f"{record.id} {record.status.value}")
+        self.details.show(record)
+
+    def on_run_selected(self, message: RunSelected) -> None:
+        self.show_run(message.run_id)
+
+    def on_target_selected(self, message: TargetSelected) -> None:
+        self.target = message.name
+
+    # ------------------------------------------------------------------ failures
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed engine call becomes a message on screen."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.notify(one_line(event.worker.error), title=event.worker.name or "error",
+                        severity="error", timeout=8)
+
+    # ------------------------------------------------------------------ submit / resubmit
+
+    def project_scripts(self) -> list[str]:
+        return [f.rel for f in list_files(self.engine.project.root) if f.rel.endswith(".py")]
+
+    def action_submit(self) -> None:
+        record = self.selected_record()
+        screen = SubmitScreen(self.project_scripts(), self.engine.project.compute_names(),
+                              self.target, record.script if record else None)
+        self.push_screen(screen, self._submit_chosen)
+
+    def _submit_chosen(self, request: SubmitRequest | None) -> None:
+        if request is not None:
+            self.start_submit(request)
+
+    def start_submit(self, request: SubmitRequest) -> None:
+        self.run_worker(lambda: self._do_submit(request), thread=True, name="submit",
+                        group="submit")
+
+    def _do_submit(self, request: SubmitRequest) -> None:
+        record = self.engine.submit(request.target, request.script, request.args)
+        self.post_message(RunSubmitted(record))
+        if request.watch:
+            self.call_from_thread(self.start_watch, record, request.policy)
+
+    def on_run_submitted(self, message: RunSubmitted) -> None:
+        self.runs_panel.reload()
+        self.runs_panel.select(message.record.id)
+        self.notify(f"run {message.record.id} submitted to {message.record.target}")
+
+    def action_resubmit(self) -> None:
+        record = self.require_run()
+        if record is not None:
+            self.start_submit(SubmitRequest(record.runconfig or record.target, record.script,
+                                            list(record.args)))
+
+    # ------------------------------------------------------------------ cancel / download
+
+    def action_cancel_run(self) -> None:
+        record = self.require_run()
+        if record is None:
+            return
+        if record.status.is_terminal():
+            self.notify(f"run {record.id} already {record.status.value}", severity="warning")
+            return
+        run_id = record.id
+
+        def work() -> None:
+            self.post_message(RunCanceled(self.engine.cancel(run_id)))
+
+        self.run_worker(work, thread=True, name="cancel", group="cancel")
+
+    def on_run_canceled(self, message: RunCanceled) -> None:
+        self.runs_panel.reload()
+        self.notify(f"cancel requested for run {message.record.id}")
+
+    def action_download(self) -> None:
+        record = self.require_run()
+        if record is None:
+            return
+        run_id = record.id
+        dest = self.engine.project.root / "outputs" / run_id
+
+        def work() -> None:
+            files = self.engine.download(run_id, dest)
+            self.post_message(OutputsDownloaded(run_id, [str(f) for f in files], str(dest)))
+
+        self.run_worker(work, thread=True, name="download", group="download")
+
+    def on_outputs_downloaded(self, message: OutputsDownloaded) -> None:
+        self.notify(f"{len(message.files)} file(s) of run {message.run_id} → {message.dest}")
+
+    # ------------------------------------------------------------------ prepare
+
+    def action_prepare(self) -> None:
+        target = self.target
+        self.notify(f"preparing {target}…")
+        self.run_worker(self._do_prepare(target), name="prepare", group="prepare",
+                        exclusive=True)
+
+    async def _do_prepare(self, target: str) -> None:
+        def progress(text: str) -> None:
+            self.log.info(f"prepare {target}: {text}")
+
+        ref = await self.engine.prepare(target, progress=progress)
+        self.post_message(EnvironmentPrepared(target, ref.ref, ref.cached))
+
+    def on_environment_prepared(self, message: EnvironmentPrepared) -> None:
+        state = "cached" if message.cached else "built"
+        self.notify(f"{message.target}: environment {state} ({message.ref})")
+
+    # ------------------------------------------------------------------ watch
+
+    def action_toggle_watch(self) -> None:
+        if self.watcher is not None:
+            self.stop_watch()
+            return
+        record = self.require_run()
+        if record is not None:
+            self.start_watch(record, "cancel")
+
+    def start_watch(self, record: RunRecord, policy: str) -> None:
+        self.stop_watch(quiet=True)
+        in_flight = [] if record.status.is_terminal() else [record.id]
+        self.watcher = Watcher(self.engine, self.engine.project.root,
+                               record.runconfig or record.target, record.script,
+                               list(record.args), policy, self._watch_event, in_flight)
+        self._watch_worker = self.run_worker(self.watcher.run(), name="watch", group="watch",
+                                             exclusive=True)
+        self.post_message(WatchToggled(True, self.watcher.target, record.script, policy))
+
+    def stop_watch(self, quiet: bool = False) -> None:
+        if self._watch_worker is not None:
+            self._watch_worker.cancel()
+        was = self.watcher
+        self.watcher = None
+        self._watch_worker = None
+        if was is not None and not quiet:
+            self.post_message(WatchToggled(False, was.target, was.script, was.policy.value))
+
+    def _watch_event(self, event: WatchEvent) -> None:
+        self.post_message(WatchTriggered(event))
+
+    def on_watch_toggled(self, message: WatchToggled) -> None:
+        if message.active:
+            self.runs_panel.border_title = (f"Runs · watching {message.script} on "
+                                            f"{message.target} ({message.policy})")
+            self.notify(f"watching: a change resubmits {message.script} on {message.target}")
+        else:
+            self.runs_panel.border_title = "Runs"
+            self.notify("watch off")
+
+    def on_watch_triggered(self, message: WatchTriggered) -> None:
+        event = message.event
+        files = ", ".join(event.files)
+        if event.error:
+            self.notify(f"{files} changed; resubmit failed: {event.error}", severity="error")
+        elif event.run is None:
+            self.notify(f"{files} changed; queued after {event.queued_after}")
+        else:
+            self.runs_panel.reload()
+            self.runs_panel.select(event.run.id)
+            canceled = f", canceled {', '.join(event.canceled)}" if event.canceled else ""
+            self.notify(f"{files} changed → run {event.run.id}{canceled}")
+
+    # ------------------------------------------------------------------ views
+
+    def action_compare(self) -> None:
+        panel = self.runs_panel
+        ids = list(panel.marked)
+        if len(ids) < 2:
+            shown = panel._shown
+            current = panel.selected_id
+            if current is None or current not in shown:
+                self.notify("mark two runs with space to compare", severity="warning")
+                return
+            index = shown.index(current)
+            other = shown[index + 1] if index + 1 < len(shown) else (
+                shown[index - 1] if index > 0 else None)
+            if other is None:
+                self.notify("only one run: nothing to compare", severity="warning")
+                return
+            ids = [current, other]
+        records = [self.engine.get(run_id) for run_id in ids]
+        self.push_screen(CompareScreen(records))
+
+    def action_open_log(self) -> None:
+        record = self.require_run()
+        if record is not None:
+            self.push_screen(FullLogScreen(self.engine.log_path(record.id), record.id))
+
+    def action_toggle_details(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-details" if tabs.active == "tab-log" else "tab-log"
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.user_keymap))
 
 
 def run_app(engine: Any, target: str = "local", submit_script: str | None = None) -> None:
-    raise SystemExit("the dashboard is not built yet; use 'labdeck submit'")
+    """``labdeck`` / ``labdeck ui``: open the dashboard; runs go on after it closes."""
+    app = LabdeckApp(engine, target=target, submit_script=submit_script)
+    try:
+        app.run()
+    finally:
+        engine.close()
+
+
+__all__ = ["LabdeckApp", "run_app"]

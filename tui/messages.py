@@ -1,0 +1,69 @@
+"""Domain messages: widgets and workers post these up; the app reacts (attributes go down)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+from backends.store import RunRecord
+from backends.watch import WatchEvent
+
+
+@dataclass
+class TargetSelected(Message):
+    name: str
+
+
+@dataclass
+class RunSelected(Message):
+    run_id: str | None
+
+
+@dataclass
+class RunSubmitted(Message):
+    record: RunRecord
+    trigger: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunCanceled(Message):
+    record: RunRecord
+
+
+@dataclass
+class OutputsDownloaded(Message):
+    run_id: str
+    files: list[str]
+    dest: str
+
+
+@dataclass
+class EnvironmentPrepared(Message):
+    target: str
+    ref: str
+    cached: bool
+
+
+@dataclass
+class WatchToggled(Message):
+    active: bool
+    target: str
+    script: str | None
+    policy: str
+
+
+@dataclass
+class WatchTriggered(Message):
+    event: WatchEvent
+
+
+@dataclass
+class SubmitRequest:
+    """What the submit dialog returns (a value, not a message)."""
+
+    target: str
+    script: str | None
+    args: list[str]
+    watch: bool = False
+    policy: str = "cancel"

@@ -1,0 +1,58 @@
+"""F1: what labdeck's dashboard does and every key binding, as currently mapped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Markdown
+
+from ..keymap import APP_BINDINGS, LOG_BINDINGS, RUNS_BINDINGS, keymap_path
+
+INTRO = """\
+# labdeck
+
+Runs belong to their supervisors: quitting the dashboard leaves them going, and reopening it
+shows them with their logs caught up. Select a run in **Runs** to see its **Log** and
+**Details**. `ctrl+p` opens the command palette. Keys can be remapped in `{path}`
+(`[keymap]` table: binding id = "keys").
+"""
+
+
+def binding_rows(keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for area, bindings in (("app", APP_BINDINGS), ("runs", RUNS_BINDINGS), ("log", LOG_BINDINGS)):
+        for b in bindings:
+            keys = keymap.get(b.id or "", b.key)
+            rows.append((area, keys, b.description, b.id or ""))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 90; max-width: 100%; height: 90%; border: thick $accent; background: $surface;
+    }
+    HelpScreen DataTable { height: auto; }
+    """
+
+    def __init__(self, keymap: dict[str, str]):
+        super().__init__()
+        self.keymap = keymap
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(INTRO.format(path=keymap_path()))
+            table: DataTable[Any] = DataTable(cursor_type="row")
+            yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("where", "keys", "action", "id")
+        table.add_rows(binding_rows(self.keymap))
+        table.focus()

@@ -1,0 +1,550 @@
+"""A run's log: tails the log file by byte offset, keeps a bounded window of lines.
+
+The file on disk is the whole log; this widget keeps the last ``window`` lines (or the lines
+around a search match) and renders only what is on screen (Textual's line API), so a run that
+prints a million lines costs a few reads per second, not a million widget writes. Search and
+filter scan the whole file in a worker thread, not only the lines in the window.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.worker import get_current_worker
+
+from backends.logfile import STREAMS
+
+from ..keymap import LOG_BINDINGS
+
+WINDOW = 20_000  # lines kept in memory
+CHUNK = 4 << 20  # bytes read per tick at most (the rest waits for the next tick)
+TICK_S = 0.05  # 20 Hz
+MAX_MATCHES = 100_000
+
+TS_STYLE = Style(dim=True)
+STREAM_STYLES = {
+    "out": Style(),
+    "err": Style(color="red"),
+    "sys": Style(color="cyan", italic=True),
+    "met": Style(color="green"),
+}
+GUTTER = {"out": " ", "err": "!", "sys": "·", "met": "◆"}
+MATCH_STYLE = Style(bgcolor="yellow", color="black")
+CURRENT_STYLE = Style(reverse=True)
+
+
+def split_line(raw: str) -> tuple[str, str, str]:
+    """``<ts> <stream> <text>`` -> (ts, stream, text); a foreign line is stdout text."""
+    ts, _, rest = raw.partition(" ")
+    stream, _, text = rest.partition(" ")
+    if stream not in STREAMS:
+        return "", "out", raw
+    return ts, stream, text
+
+
+def matches(raw: str, needle: str) -> bool:
+    return needle in split_line(raw)[2].lower()
+
+
+@dataclass
+class ScanResult:
+    lines: list[str]
+    offsets: list[tuple[int, int]]  # (line number, byte offset) per match
+    end: int  # byte offset the scan reached
+    total: int  # lines in the file up to ``end``
+
+
+def count_lines(path: Path, end: int) -> int:
+    total = 0
+    with open(path, "rb") as fh:
+        remaining = end
+        while remaining > 0:
+            block = fh.read(min(CHUNK, remaining))
+            if not block:
+                break
+            total += block.count(b"\n")
+            remaining -= len(block)
+    return total
+
+
+def tail_lines(path: Path, count: int) -> tuple[list[str], int, int]:
+    """The last ``count`` complete lines, the byte offset after them and the file's line count."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return [], 0, 0
+    with open(path, "rb") as fh:
+        fh.seek(0)
+        # only complete lines count; a partial last line waits for the next tick
+        pos = size
+        buf = b""
+        while pos > 0 and buf.count(b"\n") <= count:
+            step = min(1 << 20, pos)
+            pos -= step
+            fh.seek(pos)
+            buf = fh.read(step) + buf
+    end_in_buf = buf.rfind(b"\n")
+    if end_in_buf < 0:
+        return [], 0, 0
+    end = pos + end_in_buf + 1
+    lines = buf[: end_in_buf + 1].decode("utf-8", errors="replace").split("\n")[:-1]
+    if pos > 0:
+        lines = lines[1:]  # the first one may be cut
+    lines = lines[-count:] if count else []
+    return lines, end, count_lines(path, end)
+
+
+def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> ScanResult:
+    """Every line up to ``end`` whose text contains ``needle`` (case-insensitive)."""
+    worker = None
+    try:
+        worker = get_current_worker()
+    except Exception:  # called outside a worker (tests, bench): no cancellation to honour
+        worker = None
+    lines: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    offset = 0
+    lineno = 0
+    with open(path, "rb") as fh:
+        for raw_b in fh:
+            if offset >= end or not raw_b.endswith(b"\n"):
+                break
+            raw = raw_b.decode("utf-8", errors="replace")[:-1]
+            if needle in split_line(raw)[2].lower():
+                if len(offsets) < MAX_MATCHES:
+                    offsets.append((lineno, offset))
+                if collect_lines:
+                    lines.append(raw)
+                    if len(lines) > keep * 2:
+                        del lines[:-keep]
+            offset += len(raw_b)
+            lineno += 1
+            if worker is not None and lineno % 50_000 == 0 and worker.is_cancelled:
+                break
+    return ScanResult(lines[-keep:], offsets, offset, lineno)
+
+
+class LogView(ScrollView, can_focus=True):
+    """The lines of one log file, live."""
+
+    BINDINGS: list[Binding] = LOG_BINDINGS  # type: ignore[assignment]
+    DEFAULT_CSS = """
+    LogView { background: $surface; }
+    """
+
+    follow: reactive[bool] = reactive(True)
+    wrap: reactive[bool] = reactive(False)
+    timestamps: reactive[bool] = reactive(False)
+
+    def __init__(self, path: Path | None = None, *, window: int = WINDOW, poll: bool = True,
+                 name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.window = window
+        self.poll = poll
+        self.path: Path | None = None
+        self.lines: list[str] = []
+        self.first_lineno = 0  # file line number of lines[0] (tail and anchored modes)
+        self.byte_offset = 0  # bytes consumed from the file
+        self.total = 0  # complete lines in the file up to ``offset``
+        self.filter_text: str | None = None
+        self.search_text: str | None = None
+        self.search_hits: list[tuple[int, int]] = []
+        self.search_index = -1
+        self.current_line: int | None = None  # file line number of the highlighted match
+        self.anchored = False  # showing lines around a match; tailing paused
+        self.scanning = False
+        self._max_width = 0
+        self._rows: list[tuple[int, int]] | None = None  # wrap layout: (line index, start)
+        self._rows_width = 0
+        self._programmatic = False
+        self._initial_path = path
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        if self._initial_path is not None:
+            self.set_path(self._initial_path)
+        if self.poll:
+            self.set_interval(TICK_S, self.tick, name="log-tail")
+
+    def set_path(self, path: Path | None) -> None:
+        """Show another file from its tail (the run changed)."""
+        self.path = path
+        self.filter_text = None
+        self.search_text = None
+        self.search_hits = []
+        self.search_index = -1
+        self.current_line = None
+        self.follow = True
+        self.load_tail()
+
+    def load_tail(self) -> None:
+        self.anchored = False
+        if self.path is None:
+            self._replace([], 0, 0, 0)
+            return
+        lines, end, total = tail_lines(self.path, self.window)
+        self._replace(lines, total - len(lines), end, total)
+        self.scroll_to_end()
+
+    def _replace(self, lines: list[str], first: int, offset: int, total: int) -> None:
+        self.lines = lines
+        self.first_lineno = first
+        self.byte_offset = offset
+        self.total = total
+        self._max_width = max(map(len, lines), default=0)
+        self._rows = None
+        self._update_size()
+        self.refresh()
+
+    # ------------------------------------------------------------------ ingest
+
+    def tick(self) -> int:
+        """Read what the file gained since the last tick; returns the lines read."""
+        if self.path is None or self.anchored or self.scanning:
+            return 0
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.byte_offset)
+                data = fh.read(CHUNK)
+        except OSError:
+            return 0
+        end = data.rfind(b"\n")
+        if end < 0:
+            return 0
+        data = data[: end + 1]
+        self.byte_offset += len(data)
+        count = data.count(b"\n")
+        self.total += count
+        text = data.decode("utf-8", errors="replace")
+        if self.filter_text is not None:
+            needle = self.filter_text
+            new = [raw for raw in text.split("\n")[:-1] if matches(raw, needle)]
+        elif count > self.window:  # far behind: only the last window's worth is shown
+            new = text.split("\n")[:-1][-self.window:]
+        else:
+            new = text.split("\n")[:-1]
+        if new:
+            self.append(new)
+        return count
+
+    def append(self, new: list[str]) -> None:
+        self.lines.extend(new)
+        self._max_width = max(self._max_width, max(map(len, new)))
+        dropped = 0
+        if len(self.lines) > self.window + self.window // 10:
+            dropped = len(self.lines) - self.window
+            del self.lines[:dropped]
+            self.first_lineno += dropped
+            self._rows = None
+        elif self._rows is not None:
+            self._extend_rows(len(self.lines) - len(new))
+        self._update_size()
+        if self.follow:
+            self.scroll_to_end()
+        elif dropped:
+            self._programmatic = True
+            self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
+            self._programmatic = False
+        self.refresh()
+
+    # ------------------------------------------------------------------ layout
+
+    def _prefix_len(self) -> int:
+        return 2 + (28 if self.timestamps else 0)
+
+    def _update_size(self) -> None:
+        if self.wrap:
+            self._ensure_rows()
+            rows = self._rows or []
+            self.virtual_size = Size(self.scrollable_content_region.width, len(rows))
+        else:
+            self.virtual_size = Size(self._max_width + self._prefix_len(), len(self.lines))
+
+    def _text_width(self) -> int:
+        return max(10, self.scrollable_content_region.width - self._prefix_len())
+
+    def _ensure_rows(self) -> None:
+        width = self._text_width()
+        if self._rows is None or self._rows_width != width:
+            self._rows = []
+            self._rows_width = width
+            self._extend_rows(0)
+
+    def _extend_rows(self, start: int) -> None:
+        assert self._rows is not None
+        width = self._rows_width
+        for index in range(start, len(self.lines)):
+            length = len(split_line(self.lines[index])[2])
+            for begin in range(0, max(length, 1), width):
+                self._rows.append((index, begin))
+
+    def on_resize(self) -> None:
+        self._rows = None
+        self._update_size()
+        if self.follow:
+            self.scroll_to_end()
+
+    def watch_wrap(self) -> None:
+        self._rows = None
+        self._update_size()
+        if self.follow:
+            self.scroll_to_end()
+        self.refresh()
+
+    def watch_timestamps(self) -> None:
+        self.watch_wrap()
+
+    def scroll_to_end(self) -> None:
+        self._programmatic = True
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        self._programmatic = False
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if not self._programmatic and new < old and self.follow:
+            self.follow = False  # the user scrolled up: stop following
+
+    # ------------------------------------------------------------------ render
+
+    def render_line(self, y: int) -> Strip:
+        index = round(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if self.wrap:
+            self._ensure_rows()
+            rows = self._rows or []
+            if index >= len(rows):
+                return Strip.blank(width, self.rich_style)
+            line_index, begin = rows[index]
+            strip = self._line_strip(line_index, begin, begin + self._rows_width, begin == 0)
+            return strip.crop_extend(0, width, self.rich_style)
+        if index >= len(self.lines):
+            return Strip.blank(width, self.rich_style)
+        strip = self._line_strip(index, 0, None, True)
+        scroll_x = round(self.scroll_x)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _line_strip(self, index: int, begin: int, end: int | None, first: bool) -> Strip:
+        ts, stream, text = split_line(self.lines[index])
+        style = STREAM_STYLES.get(stream, Style())
+        lineno = self.first_lineno + index
+        current = self.current_line is not None and lineno == self.current_line
+        segments: list[Segment] = []
+        gutter = GUTTER.get(stream, " ") if first else " "
+        segments.append(Segment(gutter + " ", style))
+        if self.timestamps:
+            segments.append(Segment((ts if first else "").ljust(27) + " ", TS_STYLE))
+        piece = text[begin:end]
+        segments += self._highlight(piece, style)
+        if current:
+            segments = [Segment(s.text, (s.style or Style()) + CURRENT_STYLE) for s in segments]
+        return Strip(segments)
+
+    def _highlight(self, text: str, style: Style) -> list[Segment]:
+        needle = self.search_text
+        if not needle:
+            return [Segment(text, style)]
+        lower = text.lower()
+        out: list[Segment] = []
+        pos = 0
+        while True:
+            hit = lower.find(needle, pos)
+            if hit < 0:
+                break
+            if hit > pos:
+                out.append(Segment(text[pos:hit], style))
+            out.append(Segment(text[hit:hit + len(needle)], style + MATCH_STYLE))
+            pos = hit + len(needle)
+        out.append(Segment(text[pos:], style))
+        return out
+
+    # ------------------------------------------------------------------ search and filter
+
+    def apply_filter(self, text: str | None) -> None:
+        """Show only lines containing ``text`` (whole file); None shows everything again."""
+        needle = text.lower() if text else None
+        self.filter_text = needle
+        self.current_line = None
+        if needle is None:
+            self.load_tail()
+            return
+        if self.path is None:
+            return
+        self.scanning = True
+        self.run_worker(lambda: self._scan_filter(needle), thread=True, exclusive=True,
+                        group="log-scan", name="log-filter")
+
+    def _scan_filter(self, needle: str) -> None:
+        assert self.path is not None
+        result = scan(self.path, needle, os.path.getsize(self.path), self.window, True)
+        self.app.call_from_thread(self._filter_done, needle, result)
+
+    def _filter_done(self, needle: str, result: ScanResult) -> None:
+        self.scanning = False
+        if self.filter_text != needle:
+            return
+        self.anchored = False
+        self._replace(result.lines, 0, result.end, result.total)
+        self.follow = True
+        self.scroll_to_end()
+
+    def search(self, text: str | None) -> None:
+        """Find ``text`` in the whole file; jumps to the last match (nearest the end)."""
+        needle = text.lower() if text else None
+        self.search_text = needle
+        self.search_hits = []
+        self.search_index = -1
+        self.current_line = None
+        self.refresh()
+        if needle is None or self.path is None:
+            return
+        if self.filter_text is not None:  # the window holds the filtered lines: search those
+            hits = [(i, -1) for i, raw in enumerate(self.lines) if matches(raw, needle)]
+            self._search_done(needle, ScanResult([], hits, self.byte_offset, self.total))
+            return
+        end = self.byte_offset
+        path = self.path
+        self.run_worker(lambda: self._scan_search(path, needle, end), thread=True,
+                        exclusive=True, group="log-scan", name="log-search")
+
+    def _scan_search(self, path: Path, needle: str, end: int) -> None:
+        result = scan(path, needle, end, 0, False)
+        self.app.call_from_thread(self._search_done, needle, result)
+
+    def _search_done(self, needle: str, result: ScanResult) -> None:
+        if self.search_text != needle:
+            return
+        self.search_hits = result.offsets
+        if self.search_hits:
+            self.goto_match(len(self.search_hits) - 1)
+        else:
+            self.notify(f"no line contains {needle!r}", severity="warning")
+        self.refresh()
+
+    def goto_match(self, index: int) -> None:
+        if not self.search_hits:
+            return
+        index %= len(self.search_hits)
+        self.search_index = index
+        lineno, offset = self.search_hits[index]
+        if self.filter_text is not None:  # hits are window indexes
+            self.current_line = self.first_lineno + lineno
+            self._scroll_to_index(lineno)
+            return
+        self.current_line = lineno
+        local = lineno - self.first_lineno
+        if not (0 <= local < len(self.lines)):
+            self._anchor_at(lineno, offset)
+            local = lineno - self.first_lineno
+        self._scroll_to_index(local)
+
+    def _anchor_at(self, lineno: int, offset: int) -> None:
+        """Load the lines around a match that left the window; tailing pauses."""
+        assert self.path is not None
+        half = self.window // 2
+        start = max(0, offset - half * 120)
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(offset - start + half * 200)
+        if start > 0:
+            cut = data.find(b"\n") + 1
+            data = data[cut:]
+            start += cut
+        before = data[: offset - start].count(b"\n")
+        end = data.rfind(b"\n")
+        lines = data[: end + 1].decode("utf-8", errors="replace").split("\n")[:-1]
+        lines = lines[: self.window]
+        self.anchored = True
+        self.follow = False
+        self.lines = lines
+        self.first_lineno = lineno - before
+        self._max_width = max(map(len, lines), default=0)
+        self._rows = None
+        self._update_size()
+
+    def _scroll_to_index(self, local: int) -> None:
+        self.follow = False
+        row = local
+        if self.wrap:
+            self._ensure_rows()
+            rows = self._rows or []
+            row = next((r for r, (i, _b) in enumerate(rows) if i == local), 0)
+        self._programmatic = True
+        self.scroll_to(y=max(0, row - self.scrollable_content_region.height // 2),
+                       animate=False, immediate=True)
+        self._programmatic = False
+        self.refresh()
+
+    # ------------------------------------------------------------------ actions
+
+    @dataclass
+    class InputRequested(Message):
+        """The user asked to type a search or filter (the panel owns the input)."""
+
+        mode: str
+
+    def action_search(self) -> None:
+        self.post_message(self.InputRequested("search"))
+
+    def action_filter(self) -> None:
+        self.post_message(self.InputRequested("filter"))
+
+    def action_clear(self) -> None:
+        if self.search_text:
+            self.search(None)
+        elif self.filter_text is not None:
+            self.apply_filter(None)
+
+    def action_follow(self) -> None:
+        if self.anchored:
+            if self.filter_text is not None:
+                self.apply_filter(self.filter_text)
+            else:
+                self.load_tail()
+        self.current_line = None
+        self.follow = True
+        self.scroll_to_end()
+        self.refresh()
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+
+    def action_toggle_timestamps(self) -> None:
+        self.timestamps = not self.timestamps
+
+    def action_next_match(self) -> None:
+        self.goto_match(self.search_index + 1)
+
+    def action_prev_match(self) -> None:
+        self.goto_match(self.search_index - 1)
+
+    def action_scroll_end(self) -> None:
+        self.action_follow()
+
+    def status_text(self) -> str:
+        parts = [f"{self.total:,} lines"]
+        if self.anchored:
+            parts.append("paused at a match (f: follow)")
+        else:
+            parts.append("following" if self.follow else "paused (f: follow)")
+        if self.filter_text is not None:
+            parts.append("filtering…" if self.scanning else
+                         f"filter {self.filter_text!r}: {len(self.lines):,} shown")
+        if self.search_text:
+            found = len(self.search_hits)
+            where = f"{self.search_index + 1}/{found}" if found else "0"
+            parts.append(f"search {self.search_text!r} {where}")
+        if self.wrap:
+            parts.append("wrap")
+        return " · ".join(parts)
+

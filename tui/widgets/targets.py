@@ -1,0 +1,98 @@
+"""The Targets panel: each compute target, whether it is reachable (or why not), its engine
+version and GPUs with their utilisation. Describing a target is async I/O: a worker per refresh."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from backends.base import TargetInfo
+
+from ..messages import TargetSelected
+
+REFRESH_S = 10.0
+COLUMNS = ("target", "type", "state", "detail")
+
+
+def gpu_text(info: TargetInfo) -> str:
+    if not info.gpus:
+        return info.gpu_note
+    return " ".join(f"GPU{g.index} {g.utilization_pct}% {g.memory_used_mb}/{g.memory_total_mb}MB"
+                    for g in info.gpus)
+
+
+def one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+class TargetsPanel(DataTable[Any]):
+    DEFAULT_CSS = """
+    TargetsPanel { height: auto; max-height: 6; }
+    """
+
+    def __init__(self, engine: Any, *, selected: str = "local", poll: bool = True,
+                 id: str | None = None):
+        super().__init__(id=id, cursor_type="row", show_cursor=True)
+        self.engine = engine
+        self.initial = selected
+        self.poll = poll
+        self.names: list[str] = []
+
+    def on_mount(self) -> None:
+        for col in COLUMNS:
+            self.add_column(col, key=col, width=7 if col == "state" else None)
+        self.names = self.engine.project.compute_names()
+        for name in self.names:
+            try:
+                kind = self.engine.project.resolve(name).compute.type
+            except Exception as err:  # a broken config file shows on its row
+                self.add_row(name, "?", Text("✗ config", style="red"), one_line(err), key=name)
+                continue
+            self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
+        if self.initial in self.names:
+            self.move_cursor(row=self.names.index(self.initial), animate=False)
+        self.refresh_targets()
+        if self.poll:
+            self.set_interval(REFRESH_S, self.refresh_targets, name="targets-poll")
+
+    def refresh_targets(self) -> None:
+        self.run_worker(self._describe_all(), exclusive=True, group="targets",
+                        name="describe-targets")
+
+    async def _describe_all(self) -> None:
+        await asyncio.gather(*(self._describe(name) for name in self.names))
+
+    async def _describe(self, name: str) -> None:
+        try:
+            info = await self.engine.describe_target(name)
+        except Exception as err:  # any backend failure is a row state, never a crash
+            info = TargetInfo(False, one_line(err))
+        self.show_info(name, info)
+
+    def show_info(self, name: str, info: TargetInfo) -> None:
+        if name not in self.names:
+            return
+        state = Text("● ready", style="green") if info.reachable else Text("✗ down", style="red")
+        detail = info.detail if info.reachable else f"{info.detail}"
+        gpus = gpu_text(info)
+        try:
+            self.update_cell(name, "state", state)
+            self.update_cell(name, "detail", f"{detail} {gpus}".strip(), update_width=True)
+        except (RowDoesNotExist, CellDoesNotExist):  # the row vanished; nothing to show
+            return
+
+    @property
+    def selected_name(self) -> str | None:
+        if not self.names or self.cursor_row < 0 or self.cursor_row >= len(self.names):
+            return None
+        return self.names[self.cursor_row]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        if event.row_key is not None and event.row_key.value is not None:
+            self.post_message(TargetSelected(str(event.row_key.value)))
