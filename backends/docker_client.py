@@ -1,0 +1,116 @@
+"""Opening the Docker Engine API, and turning its failures into one-line TargetErrors.
+
+The backend is parameterised by the daemon's URL (``DOCKER_HOST`` or the local socket); the remote
+docker target reuses this over an SSH-forwarded unix socket. aiodocker (and aiohttp under it) is
+imported only here, lazily: it is the slowest import on a run's hot path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from .errors import TargetError
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+LABEL_RUN = "org.labdeck.run"
+LABEL_PROJECT = "org.labdeck.project"
+LABEL_ENV = "org.labdeck.env"
+
+
+def docker_url(explicit: str | None = None) -> str:
+    """The daemon's address: an explicit one, else ``DOCKER_HOST``, else the local socket."""
+    return explicit or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def _where(url: str) -> str:
+    return url[len("unix://"):] if url.startswith("unix://") else url
+
+
+def unreachable(url: str, err: BaseException) -> TargetError:
+    """Why the daemon at ``url`` cannot be used, with the fix, on one line."""
+    os_err = getattr(err, "os_error", None) or err
+    code = getattr(os_err, "errno", None)
+    where = _where(url)
+    if code in (errno.EACCES, errno.EPERM):
+        return TargetError(
+            f"permission denied on the Docker socket {where}: add your user to the 'docker' "
+            "group (sudo usermod -aG docker $USER, then log in again) or run as root")
+    if code == errno.ENOENT:
+        return TargetError(
+            f"the Docker daemon is not running (no socket at {where}): start it "
+            "(sudo systemctl start docker) or set DOCKER_HOST")
+    if code == errno.ECONNREFUSED:
+        return TargetError(
+            f"the Docker daemon is not running at {where} (connection refused): start it "
+            "(sudo systemctl start docker) or set DOCKER_HOST")
+    reason = getattr(os_err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    return TargetError(f"cannot reach the Docker daemon at {where}: {reason}")
+
+
+def api_message(err: BaseException) -> str:
+    """The daemon's own message of a DockerError, first line only."""
+    message = getattr(err, "message", None) or str(err)
+    if isinstance(message, dict):
+        message = message.get("message", str(message))
+    text = str(message).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def is_not_found(err: BaseException) -> bool:
+    return getattr(err, "status", None) == 404
+
+
+def is_connection_error(err: BaseException) -> bool:
+    import aiohttp
+
+    return isinstance(err, aiohttp.ClientConnectionError | OSError)
+
+
+def connect(url: str | None = None) -> Any:
+    """A new aiodocker client on ``url`` (no I/O yet); the caller closes it."""
+    import aiodocker
+
+    where = docker_url(url)
+    try:
+        return aiodocker.Docker(url=where)
+    except ValueError as err:
+        raise TargetError(f"cannot use DOCKER_HOST={where!r}: {err}") from err
+
+
+@contextmanager
+def docker_errors(url: str | None = None) -> Iterator[None]:
+    """Connection failures inside become the one-line TargetError that names the fix."""
+    try:
+        yield
+    except TargetError:
+        raise
+    except Exception as err:
+        if is_connection_error(err):
+            raise unreachable(docker_url(url), err) from err
+        raise
+
+
+@asynccontextmanager
+async def open_docker(url: str | None = None) -> AsyncIterator[Any]:
+    """An aiodocker client on ``url``, closed on exit; connection failures become TargetError."""
+    client = connect(url)
+    try:
+        with docker_errors(url):
+            yield client
+    finally:
+        await client.close()
+
+
+async def ping(docker: Any, url: str | None = None) -> dict[str, Any]:
+    """The daemon's version record; the first call on a client, so it reports unreachability."""
+    try:
+        version: dict[str, Any] = await docker.version()
+    except Exception as err:
+        if is_connection_error(err):
+            raise unreachable(docker_url(url), err) from err
+        raise TargetError(f"the Docker daemon refused the request: {api_message(err)}") from err
+    return version

@@ -1,0 +1,289 @@
+"""The run environment of a docker target as an image: base image + conda_dependencies.yml.
+
+The image is tagged ``labdeck-env/<project>:<hash12>`` where the hash covers the base image's id,
+the dependencies (as parsed, so comments do not rebuild) and this recipe's version; a tag that
+exists is reused, so an unchanged prepare costs two API calls. Offline mode downloads the wheels
+on the client (``pip download`` for the base image's Python and platform) and sends them in the
+build context, for hosts that cannot reach a package index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shlex
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import EnvRef
+from .config import CondaDeps
+from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_not_found
+from .errors import PrepareError
+
+RECIPE_VERSION = "1"
+OFFLINE_ENV = "LABDECK_DOCKER_OFFLINE"
+# Pip settings of the client that the build's pip uses too (private mirrors are common in labs).
+PIP_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_RETRIES",
+                  "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT")
+CONDA_MISSING_EXIT = 97
+PROBE = ("import sys, platform, shutil; print(sys.version_info[0], sys.version_info[1], "
+         "platform.machine(), (platform.libc_ver()[1] or '0.0'), "
+         "shutil.which('micromamba') or shutil.which('mamba') or shutil.which('conda') or '-')")
+Progress = Callable[[str], None]
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What goes into the image, as parsed from the project."""
+
+    project: str  # the project's root path (a label) ...
+    project_name: str  # ... and its short name (the tag's repository)
+    base: str
+    pip: tuple[str, ...] = ()
+    conda: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    offline: bool = False
+
+    def digest(self, base_id: str) -> str:
+        inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
+                  "conda": list(self.conda), "channels": list(self.channels),
+}
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    def tag(self, digest: str) -> str:
+        repo = re.sub(r"[^a-z0-9._-]+", "-", self.project_name.lower()).strip("-._") or "project"
+        return f"labdeck-env/{repo}:{digest[:12]}"
+
+
+def spec_for(project_root: Path, project_name: str, base: str, conda: CondaDeps | None,
+             offline: bool | None = None) -> EnvSpec:
+    if offline is None:
+        offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
+    return EnvSpec(
+        project=str(project_root), project_name=project_name, base=base,
+        pip=conda.pip_packages if conda else (),
+        conda=tuple(p for p in conda.non_python_conda_packages if p != "pip") if conda else (),
+        channels=conda.channels if conda else (), offline=offline,
+    )
+
+
+@dataclass(frozen=True)
+class BaseFacts:
+    """What a probe container found in the base image."""
+
+    python: str  # "3.11"
+    machine: str  # "x86_64"
+    glibc: str  # "2.36"
+    conda: str  # path of micromamba/mamba/conda, or "" when none
+
+
+async def base_image_id(docker: Any, base: str) -> str:
+    try:
+        info = await docker.images.inspect(base)
+    except Exception as err:
+        if is_not_found(err):
+            raise PrepareError(
+                f"base image {base!r} not found on the Docker daemon: pull it (docker pull "
+                f"{base}) or build it (scripts/build-base-image.sh builds the default)") from err
+        raise
+    return str(info["Id"])
+
+
+async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
+                       force: bool = False) -> EnvRef:
+    """The environment image's tag, built when no image with that tag exists (or ``force``)."""
+    base_id = await base_image_id(docker, spec.base)
+    digest = spec.digest(base_id)
+    tag = spec.tag(digest)
+    if not force:
+        try:
+            await docker.images.inspect(tag)
+            return EnvRef(tag, cached=True)
+        except Exception as err:
+            if not is_not_found(err):
+                raise
+    progress(f"building {tag} from {spec.base} ({_summary(spec)})")
+    facts = await probe_base(docker, base_id) if (spec.conda or spec.offline) else None
+    if spec.conda and facts is not None and not facts.conda:
+        raise PrepareError(
+            f"conda packages ({', '.join(spec.conda)}) are listed but base image {spec.base!r} "
+            "has neither conda nor micromamba: move them under '- pip:' or use a base image "
+            "with conda")
+    with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
+        wheels = Path(tmp) / "wheels"
+        if spec.offline and spec.pip:
+            assert facts is not None
+            await download_wheels(spec.pip, facts, wheels, progress)
+        context = build_context(spec, base_id, digest, facts, wheels)
+    await _build(docker, context, tag, spec, digest, progress)
+    progress(f"built {tag}")
+    return EnvRef(tag, cached=False)
+
+
+def _summary(spec: EnvSpec) -> str:
+    parts = []
+    if spec.pip:
+        parts.append(f"pip: {' '.join(spec.pip)}")
+    if spec.conda:
+        parts.append(f"conda: {' '.join(spec.conda)}")
+    if spec.offline:
+        parts.append("offline wheels")
+    return "; ".join(parts) or "no dependencies"
+
+
+def dockerfile(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None) -> str:
+    lines = [f"FROM {base_id}"]
+    lines += [f"ARG {name}" for name in PIP_BUILD_ARGS if os.environ.get(name)]
+    lines.append("COPY labdeck-env/ /labdeck/env/")
+    if spec.conda:
+        tool = facts.conda if facts and facts.conda else "conda"
+        channels = " ".join(f"-c {shlex.quote(c)}" for c in spec.channels)
+        pkgs = " ".join(shlex.quote(p) for p in spec.conda)
+        name = tool.rsplit("/", 1)[-1]
+        target = "-n base " if name == "micromamba" else ""
+        lines.append(f"RUN {tool} install -y {target}{channels} {pkgs}".replace("  ", " "))
+    if spec.pip:
+        offline = " --no-index --find-links /labdeck/env/wheels" if spec.offline else ""
+        lines.append("RUN python3 -m pip install --no-cache-dir --disable-pip-version-check"
+                     f"{offline} -r /labdeck/env/requirements.txt")
+    return "\n".join(lines) + "\n"
+
+
+def build_context(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None,
+                  wheels: Path) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, digest, facts).encode())
+        requirements = "".join(f"{p}\n" for p in spec.pip).encode()
+        _add_bytes(tar, "labdeck-env/requirements.txt", requirements)
+        if wheels.is_dir():
+            for wheel in sorted(wheels.iterdir()):
+                tar.add(wheel, arcname=f"labdeck-env/wheels/{wheel.name}", recursive=False)
+    return gzip.compress(raw.getvalue(), compresslevel=1)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+async def _build(docker: Any, context: bytes, tag: str, spec: EnvSpec, digest: str,
+                 progress: Progress) -> None:
+    from aiodocker.exceptions import DockerError
+
+    step = "the build"
+    tail: list[str] = []
+    buildargs = {k: os.environ[k] for k in PIP_BUILD_ARGS if os.environ.get(k)}
+    try:
+        stream = docker.images.build(
+            fileobj=io.BytesIO(context), encoding="gzip", tag=tag, stream=True, rm=True,
+            forcerm=True, buildargs=buildargs or None,
+            labels={LABEL_ENV: digest, LABEL_PROJECT: spec.project})
+        async for item in stream:
+            for raw in str(item.get("stream", "")).splitlines():
+                line = ANSI_RE.sub("", raw).rstrip()
+                if not line:
+                    continue
+                if line.startswith("Step "):
+                    step, tail = line, []
+                elif not line.startswith((" ---> ", "Removing intermediate container")):
+                    tail.append(line)
+                    del tail[:-40]
+                progress(line)
+    except DockerError as err:
+        raise build_failure(api_message(err), step, tail, spec) from err
+
+
+def build_failure(message: str, step: str, tail: list[str], spec: EnvSpec) -> PrepareError:
+    """One line: the failing step's command, its exit code and the output line that says why."""
+    code = re.search(r"non-zero code: (\d+)", message)
+    command = step.split(" : ", 1)[-1] if " : " in step else step
+    if not code:
+        return PrepareError(f"image build failed at {command!r}: {message}")
+    reason = _reason(tail)
+    return PrepareError(f"image build failed at {command!r} (exit code {code.group(1)})"
+                        + (f": {reason}" if reason else ""))
+
+
+def _reason(tail: list[str]) -> str:
+    for line in reversed(tail):
+        if line.startswith("ERROR") or "Error" in line or "error:" in line:
+            return line.strip()
+    return tail[-1].strip() if tail else ""
+
+
+async def probe_base(docker: Any, base_id: str) -> BaseFacts:
+    """Run the base image once to learn its Python, platform and conda (cache misses only)."""
+    config = {"Image": base_id, "Cmd": ["python3", "-c", PROBE],
+              "Labels": {LABEL_ENV: "probe"}, "HostConfig": {"NetworkMode": "none"}}
+    container = await docker.containers.create(config=config)
+    try:
+        await container.start()
+        result = await container.wait()
+        out = "".join(await container.log(stdout=True, stderr=True)).strip()
+    except Exception as err:
+        raise PrepareError(f"cannot run python3 in the base image: {api_message(err)}") from err
+    finally:
+        await container.delete(force=True)
+    fields = out.split()
+    if result.get("StatusCode") != 0 or len(fields) != 5:
+        raise PrepareError(f"the base image has no working python3 (probe said {out[:200]!r})")
+    return BaseFacts(f"{fields[0]}.{fields[1]}", fields[2], fields[3],
+                     "" if fields[4] == "-" else fields[4])
+
+
+def pip_download_argv(packages: tuple[str, ...], facts: BaseFacts, dest: Path) -> list[str]:
+    major, minor = facts.python.split(".")
+    glibc = facts.glibc.split(".")
+    return [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+            "--dest", str(dest), "--only-binary=:all:", "--python-version", f"{major}{minor}",
+            "--implementation", "cp", "--abi", f"cp{major}{minor}",
+            *[arg for tag in platforms(facts) for arg in ("--platform", tag)], *packages]
+
+
+def platforms(facts: BaseFacts) -> list[str]:
+    """Every manylinux tag the base image's glibc accepts (pip does not expand them itself)."""
+    arch = facts.machine
+    parts = facts.glibc.split(".")
+    minor = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 17
+    tags = [f"manylinux_2_{m}_{arch}" for m in range(max(minor, 17), 4, -1)]
+    tags += [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    return tags
+
+
+async def download_wheels(packages: tuple[str, ...], facts: BaseFacts, dest: Path,
+                          progress: Progress) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    argv = pip_download_argv(packages, facts, dest)
+    progress(f"offline: downloading wheels for Python {facts.python} {facts.machine} "
+             f"(glibc {facts.glibc}) on this machine")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+    except OSError as err:
+        raise PrepareError(f"cannot run pip on this machine: {err.strerror}") from err
+    assert proc.stdout is not None
+    tail: list[str] = []
+    async for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            progress(line)
+            tail.append(line)
+            del tail[:-40]
+    if await proc.wait() != 0:
+        raise PrepareError("pip download failed for the offline build: "
+                           + (_reason(tail) or f"exit code {proc.returncode}"))

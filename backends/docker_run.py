@@ -1,0 +1,257 @@
+"""One run in a container: its log (stdout and stderr apart, lines reassembled, resumable without
+gap or duplicate), its exit code, cancel (SIGTERM, grace, SIGKILL), ``outputs/`` and removal."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .base import LogLine, RunHandle
+from .docker_client import api_message, docker_errors, is_not_found
+from .errors import TargetError
+from .logfile import LogEntry, ResumePoint, format_ts, read_from
+
+WORKDIR = "/labdeck/work"
+# "2024-05-01T12:34:56.123456789Z " (RFC3339Nano, as the logs endpoint prefixes each message)
+TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
+
+
+def docker_ts(whole: str, fraction: str | None) -> float:
+    """Seconds since the epoch, truncated to microseconds (what the log file keeps), so that a
+    line's recorded timestamp never sorts after its real one: ``since`` then resends it."""
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    return seconds + micros / 1_000_000
+
+
+def since_param(log_ts: str) -> str:
+    """A log file timestamp (microseconds) as the logs endpoint's ``since`` (seconds.nanos)."""
+    whole, _, rest = log_ts.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return f"{seconds}.{rest[:6].ljust(6, '0')}000"
+
+
+def resume_from_log(path: Path, tail_bytes: int = 1 << 20) -> ResumePoint:
+    """Like ``logfile.resume_point``, but a ``met`` line counts as the stdout line it came from
+    (the supervisor writes a metric record in place of its marker line), so a resent metric
+    line is skipped as well and never recorded twice."""
+    last: dict[str, str] = {}
+    count: dict[str, int] = {}
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ResumePoint({}, {})
+    lines, _ = read_from(path, max(0, size - tail_bytes), tail_bytes)
+    for raw in lines:
+        entry = LogEntry.parse(raw)
+        stream = "out" if entry.stream == "met" else entry.stream
+        if stream not in ("out", "err") or not entry.ts:
+            continue
+        if last.get(stream) == entry.ts:
+            count[stream] += 1
+        else:
+            last[stream] = entry.ts
+            count[stream] = 1
+    return ResumePoint(last, count)
+
+
+class LineAssembler:
+    """Frames -> lines. A frame is one log message with its timestamp; a long line arrives as
+    several partial messages, and a frame may even hold several lines."""
+
+    def __init__(self, stream: str):
+        self.stream = stream
+        self.pending = ""
+        self.pending_ts: float | None = None
+
+    def feed(self, frame: str) -> list[LogLine]:
+        match = TS_RE.match(frame)
+        ts = docker_ts(match.group(1), match.group(2)) if match else None
+        body = frame[match.end():] if match else frame
+        if self.pending_ts is None:
+            self.pending_ts = ts
+        self.pending += body
+        lines = []
+        while "\n" in self.pending:
+            text, self.pending = self.pending.split("\n", 1)
+            lines.append(LogLine(self.stream, text, self.pending_ts))
+            self.pending_ts = ts if self.pending else None
+        return lines
+
+    def flush(self) -> list[LogLine]:
+        if not self.pending:
+            return []
+        line = LogLine(self.stream, self.pending, self.pending_ts)
+        self.pending, self.pending_ts = "", None
+        return [line]
+
+
+class Deduper:
+    """Drops what a reattached stream resends: lines before the resume point, and the first
+    ``count`` lines carrying exactly its timestamp (those were already written)."""
+
+    def __init__(self, last_ts: str | None, count: int):
+        self.last_ts = last_ts
+        self.to_skip = count
+
+    def keep(self, line: LogLine) -> bool:
+        if self.last_ts is None or line.ts is None:
+            return True
+        stamp = format_ts(line.ts)
+        if stamp < self.last_ts:
+            return False
+        if stamp == self.last_ts and self.to_skip > 0:
+            self.to_skip -= 1
+            return False
+        self.last_ts = None  # past the resume point: keep everything from here
+        return True
+
+
+class DockerRunHandle(RunHandle):
+    def __init__(self, docker: Any, container: Any, url: str, resume: ResumePoint | None = None,
+                 shared_outputs: Path | None = None):
+        self.docker = docker
+        self.container = container
+        self.url = url
+        self.durable_ref = str(container.id)
+        self.resume = resume
+        self.shared_outputs = shared_outputs  # sharedVolumes: outputs/ is the project's own
+        self._queue: asyncio.Queue[LogLine | None] | None = None
+        self._wait: asyncio.Task[int] | None = None
+
+    def pending_lines(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def logs(self) -> AsyncIterator[LogLine]:
+        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=10_000)
+        self._queue = queue
+        readers = [asyncio.create_task(self._pump(name, queue)) for name in ("out", "err")]
+        open_streams = len(readers)
+        try:
+            while open_streams:
+                item = await queue.get()
+                if item is None:
+                    open_streams -= 1
+                else:
+                    yield item
+        finally:
+            for task in readers:
+                task.cancel()
+            for task in readers:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise TargetError(f"log stream failed: {task.exception()}")
+
+    async def _pump(self, stream: str, queue: asyncio.Queue[LogLine | None]) -> None:
+        """One follow request per stream keeps stdout and stderr apart."""
+        params: dict[str, Any] = {"follow": True, "timestamps": True,
+                                  "stdout": stream == "out", "stderr": stream == "err"}
+        dedupe = Deduper(None, 0)
+        if self.resume is not None and stream in self.resume.last_ts:
+            last = self.resume.last_ts[stream]
+            params["since"] = since_param(last)
+            dedupe = Deduper(last, self.resume.count_at_last.get(stream, 0))
+        assembler = LineAssembler(stream)
+        try:
+            with docker_errors(self.url):
+                async for frame in self.container.log(**params):
+                    for line in assembler.feed(frame):
+                        if dedupe.keep(line):
+                            await queue.put(line)
+            for line in assembler.flush():
+                if dedupe.keep(line):
+                    await queue.put(line)
+        finally:
+            await queue.put(None)
+
+    async def _wait_once(self) -> int:
+        with docker_errors(self.url):
+            result = await self.container.wait()
+        error = (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
+        if error:
+            raise TargetError(f"waiting for the container failed: {error}")
+        return int(result.get("StatusCode", -1))
+
+    async def wait(self) -> int:
+        if self._wait is None:
+            self._wait = asyncio.create_task(self._wait_once())
+        return await asyncio.shield(self._wait)
+
+    async def cancel(self, grace: float) -> None:
+        if not await self._signal("SIGTERM"):
+            return
+        try:
+            await asyncio.wait_for(self.wait(), grace)
+        except TimeoutError:
+            await self._signal("SIGKILL")
+
+    async def _signal(self, name: str) -> bool:
+        """Send a signal; False when the container is no longer running."""
+        from aiodocker.exceptions import DockerError
+
+        try:
+            with docker_errors(self.url):
+                await self.container.kill(signal=name)
+        except DockerError as err:
+            if err.status in (404, 409):  # gone, or not running
+                return False
+            raise TargetError(f"cannot signal the container: {api_message(err)}") from err
+        return True
+
+    async def collect_outputs(self, dest: Path) -> list[str]:
+        if self.shared_outputs is not None:
+            from .local import collect_outputs_dir
+
+            return await asyncio.to_thread(collect_outputs_dir, self.shared_outputs, dest, False)
+        from aiodocker.exceptions import DockerError
+
+        try:
+            with docker_errors(self.url):
+                tar = await self.container.get_archive(f"{WORKDIR}/outputs")
+        except DockerError as err:
+            if is_not_found(err):
+                return []
+            raise TargetError(f"cannot copy outputs/ out of the container: "
+                              f"{api_message(err)}") from err
+        return await asyncio.to_thread(extract_outputs, tar, dest)
+
+    async def close(self) -> None:
+        """Remove the container (it has ended, or the run is being given up)."""
+        from aiodocker.exceptions import DockerError
+
+        try:
+            with docker_errors(self.url):
+                await self.container.delete(force=True, v=True)
+        except DockerError as err:
+            if not is_not_found(err):
+                raise TargetError(f"cannot remove container {self.durable_ref[:12]}: "
+                                  f"{api_message(err)}") from err
+        finally:
+            await self.docker.close()
+
+
+def extract_outputs(tar: tarfile.TarFile, dest: Path) -> list[str]:
+    """The regular files of the ``outputs/`` archive into ``dest``; never outside it."""
+    copied: list[str] = []
+    with tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts[1:]  # drop the leading "outputs"
+            if not member.isfile() or not parts or ".." in parts or parts[0] == "/":
+                continue
+            rel = PurePosixPath(*parts)
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            if source is None:
+                continue
+            with source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+            target.chmod(member.mode & 0o777 | 0o600)
+            copied.append(rel.as_posix())
+    return sorted(copied)
