@@ -18,23 +18,36 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def attach(project: Project, kind: str, name: str, *, base_image: str | None = None,
-           address: str | None = None, username: str | None = None, gpus: str | None = None,
-           shared_volumes: bool = False, force: bool = False) -> list[Path]:
+def attach(
+    project: Project,
+    kind: str,
+    name: str,
+    *,
+    base_image: str | None = None,
+    address: str | None = None,
+    username: str | None = None,
+    gpus: str | None = None,
+    shared_volumes: bool = False,
+    force: bool = False,
+) -> list[Path]:
     if not NAME_RE.match(name):
         raise UsageError(f"target name {name!r}: use letters, digits, '-', '_' and '.'")
     if kind in REMOTE_KINDS:
-        raise UsageError(f"attaching {kind} targets is not supported by this labdeck yet; "
-                         f"write aml_config/{name}.compute by hand")
+        raise UsageError(
+            f"attaching {kind} targets is not supported by this labdeck yet; "
+            f"write aml_config/{name}.compute by hand"
+        )
     compute_path = project.config_dir / f"{name}.compute"
     runconfig_path = project.config_dir / f"{name}.runconfig"
     if compute_path.exists() and not force:
         raise UsageError(f"target {name!r} exists ({compute_path}); pass --force to overwrite")
     lines = [f"type: {_quote(kind)}"]
     if kind == "docker":
-        lines += [f"baseDockerImage: {_quote(base_image or DEFAULT_BASE_IMAGE)}",
-                  f"sharedVolumes: {'true' if shared_volumes else 'false'}",
-                  'nativeSharedDirectory: "~/.azureml/share/"']
+        lines += [
+            f"baseDockerImage: {_quote(base_image or DEFAULT_BASE_IMAGE)}",
+            f"sharedVolumes: {'true' if shared_volumes else 'false'}",
+            'nativeSharedDirectory: "~/.azureml/share/"',
+        ]
         if gpus:
             lines += ["nvidiaDocker: true", f"gpus: {_quote(gpus)}"]
     elif base_image or gpus or address:
@@ -42,20 +55,25 @@ def attach(project: Project, kind: str, name: str, *, base_image: str | None = N
     if username:
         lines.append(f"username: {_quote(username)}")
     compute_text = "\n".join(sorted(lines)) + "\n"  # the attach command sorted its keys
-    runconfig_text = "\n".join([
-        "# The script and arguments a submit runs; $file is the script named on the command line.",
-        "ArgumentVector:",
-        '  - "$file"',
-        f"Target: {_quote(name)}",
-        "EnvironmentVariables:",
-        '  "EXAMPLE_ENV_VAR": "Example Value"',
-        'Framework: "Python"',
-        'CondaDependenciesFile: "aml_config/conda_dependencies.yml"',
-        'SparkDependenciesFile: "aml_config/spark_dependencies.yml"',
-        f"PrepareEnvironment: {'true' if kind != 'local' else 'false'}",
-        "TrackedRun: true",
-        "UseSampling: true",
-    ]) + "\n"
+    runconfig_text = (
+        "\n".join(
+            [
+                "# The script and its arguments; $file is the script named when submitting.",
+                "ArgumentVector:",
+                '  - "$file"',
+                f"Target: {_quote(name)}",
+                "EnvironmentVariables:",
+                '  "EXAMPLE_ENV_VAR": "Example Value"',
+                'Framework: "Python"',
+                'CondaDependenciesFile: "aml_config/conda_dependencies.yml"',
+                'SparkDependenciesFile: "aml_config/spark_dependencies.yml"',
+                f"PrepareEnvironment: {'true' if kind != 'local' else 'false'}",
+                "TrackedRun: true",
+                "UseSampling: true",
+            ]
+        )
+        + "\n"
+    )
     project.config_dir.mkdir(exist_ok=True)
     _write_atomic(compute_path, compute_text)
     load_compute(compute_path, [])  # what we wrote must read back

@@ -136,9 +136,21 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------- compute targets
 
 COMPUTE_KEYS = {
-    "type", "address", "username", "password", "baseDockerImage", "sharedVolumes",
-    "nvidiaDocker", "nativeSharedDirectory", "yarnDeployMode", "pythonLocation",
-    "sparkSubmitLocation", "userManagedEnvironment", "gpus", "port", "privateKeyFile",
+    "type",
+    "address",
+    "username",
+    "password",
+    "baseDockerImage",
+    "sharedVolumes",
+    "nvidiaDocker",
+    "nativeSharedDirectory",
+    "yarnDeployMode",
+    "pythonLocation",
+    "sparkSubmitLocation",
+    "userManagedEnvironment",
+    "gpus",
+    "port",
+    "privateKeyFile",
 }
 
 
@@ -196,7 +208,9 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
     assert raw_type is not None
     if raw_type not in COMPUTE_TYPES:
         allowed = ", ".join(sorted(COMPUTE_TYPES))
-        raise ConfigError(f"unknown type {raw_type!r} (one of: {allowed})", path, mf.line_of("type"))
+        raise ConfigError(
+            f"unknown type {raw_type!r} (one of: {allowed})", path, mf.line_of("type")
+        )
     ctype = TYPE_ALIASES.get(raw_type, raw_type)
     address = r.string("address")
     if ctype in REMOTE_TYPES and not address:
@@ -206,11 +220,14 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
     if deploy not in {"cluster", "client"}:
         raise ConfigError(
             f"yarnDeployMode must be 'cluster' or 'client', got {deploy!r}",
-            path, mf.line_of("yarnDeployMode"),
+            path,
+            mf.line_of("yarnDeployMode"),
         )
     port_text = r.string("port", "22") or "22"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"port must be a number 1-65535, got {port_text!r}", path, mf.line_of("port"))
+        raise ConfigError(
+            f"port must be a number 1-65535, got {port_text!r}", path, mf.line_of("port")
+        )
     nvidia = r.boolean("nvidiaDocker", False)
     gpus = _read_gpus(r)
     if nvidia and gpus is None:
@@ -218,7 +235,8 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
     if gpus is not None and ctype not in {"docker", "remotedocker"}:
         raise ConfigError(
             f"GPUs are requested but type {raw_type!r} does not run containers",
-            path, mf.line_of("gpus") or mf.line_of("nvidiaDocker"),
+            path,
+            mf.line_of("gpus") or mf.line_of("nvidiaDocker"),
         )
     compute = Compute(
         name=path.stem,
@@ -250,16 +268,22 @@ def _read_password(r: _Reader, warnings: list[Warning_]) -> Secret | None:
     secret = Secret(value)
     line = r.mf.line_of("password")
     if secret.is_reference:
-        warnings.append(Warning_(
-            r.mf.path, line,
-            "password is a Workbench key-store reference (AzureMlSecret=...), which labdeck "
-            "cannot read; re-enter it with 'labdeck target attach' or use an SSH key",
-        ))
+        warnings.append(
+            Warning_(
+                r.mf.path,
+                line,
+                "password is a Workbench key-store reference (AzureMlSecret=...), which labdeck "
+                "cannot read; re-enter it with 'labdeck target attach' or use an SSH key",
+            )
+        )
     else:
-        warnings.append(Warning_(
-            r.mf.path, line,
-            "clear-text password in a project file; prefer an SSH key or the system keyring",
-        ))
+        warnings.append(
+            Warning_(
+                r.mf.path,
+                line,
+                "clear-text password in a project file; prefer an SSH key or the system keyring",
+            )
+        )
     return secret
 
 
@@ -281,7 +305,7 @@ def _read_gpus(r: _Reader) -> GpuRequest | None:
         if text.isdigit() and int(text) > 0:
             return GpuRequest(count=int(text))
         if text.startswith("device="):
-            text = text[len("device="):]
+            text = text[len("device=") :]
         ids = tuple(part.strip() for part in text.split(",") if part.strip())
         if ids and all(_is_device_id(i) for i in ids):
             return GpuRequest(count=0, device_ids=ids)
@@ -303,9 +327,17 @@ def _is_device_id(text: str) -> bool:
 # --------------------------------------------------------------------------- run configurations
 
 RUNCONFIG_KEYS = {
-    "ArgumentVector", "Target", "Framework", "CondaDependenciesFile", "SparkDependenciesFile",
-    "PrepareEnvironment", "TrackedRun", "UseSampling", "DataSourceSettings",
-    "DataSourceSubstitutions", "EnvironmentVariables",
+    "ArgumentVector",
+    "Target",
+    "Framework",
+    "CondaDependenciesFile",
+    "SparkDependenciesFile",
+    "PrepareEnvironment",
+    "TrackedRun",
+    "UseSampling",
+    "DataSourceSettings",
+    "DataSourceSubstitutions",
+    "EnvironmentVariables",
 }
 # The older JSON form used other spellings for two of them.
 JSON_ALIASES = {"CondaFile": "CondaDependenciesFile", "ManagedEnvironment": "PrepareEnvironment"}
@@ -386,8 +418,9 @@ def _mapping(r: _Reader, key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{key} must be a mapping, got {_describe(value)}", r.mf.path,
-                          r.mf.line_of(key))
+        raise ConfigError(
+            f"{key} must be a mapping, got {_describe(value)}", r.mf.path, r.mf.line_of(key)
+        )
     return value
 
 
@@ -431,13 +464,16 @@ def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:
         elif isinstance(item, dict) and set(item) == {"pip"} and isinstance(item["pip"], list):
             for spec in item["pip"]:
                 if not isinstance(spec, str):
-                    raise ConfigError(f"pip entries must be strings, got {_describe(spec)}",
-                                      path, line)
+                    raise ConfigError(
+                        f"pip entries must be strings, got {_describe(spec)}", path, line
+                    )
                 pip.append(spec)
         else:
             raise ConfigError(
-                f"dependencies entries must be package specs or '- pip: [...]', got {_describe(item)}",
-                path, line,
+                "dependencies entries must be package specs or '- pip: [...]', "
+                f"got {_describe(item)}",
+                path,
+                line,
             )
     r.warn_unknown({"name", "channels", "dependencies", "prefix"})
     return CondaDeps(path, name, tuple(channels), tuple(conda), tuple(pip))
@@ -474,10 +510,14 @@ def load_spark_deps(path: Path, warnings: list[Warning_]) -> SparkDeps:
     packages = []
     for item in raw_packages:
         if not isinstance(item, dict):
-            raise ConfigError(f"packages entries must be mappings, got {_describe(item)}", path, line)
+            raise ConfigError(
+                f"packages entries must be mappings, got {_describe(item)}", path, line
+            )
         missing = [k for k in ("group", "artifact", "version") if not item.get(k)]
         if missing:
             raise ConfigError(f"package entry lacks {', '.join(missing)}", path, line)
-        packages.append(SparkPackage(str(item["group"]), str(item["artifact"]), str(item["version"])))
+        packages.append(
+            SparkPackage(str(item["group"]), str(item["artifact"]), str(item["version"]))
+        )
     r.warn_unknown({"configuration", "repositories", "packages"})
     return SparkDeps(path, configuration, tuple(repositories), tuple(packages))

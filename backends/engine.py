@@ -60,8 +60,9 @@ class Engine:
 
     # ---------------------------------------------------------------- submit
 
-    def plan(self, target_name: str, script: str | None, args: list[str],
-             run_id: str = "<run-id>") -> Submission:
+    def plan(
+        self, target_name: str, script: str | None, args: list[str], run_id: str = "<run-id>"
+    ) -> Submission:
         target = self.project.resolve(target_name)
         rel_script = self._script_path(script) if script is not None else None
         argv = target.runconfig.argv_for(rel_script, args)
@@ -90,16 +91,27 @@ class Engine:
             explanation.notes.append(f"warning: {warning}")
         return explanation
 
-    def submit(self, target_name: str, script: str | None, args: list[str],
-               trigger: list[str] | None = None) -> RunRecord:
+    def submit(
+        self,
+        target_name: str,
+        script: str | None,
+        args: list[str],
+        trigger: list[str] | None = None,
+    ) -> RunRecord:
         sub = self.plan(target_name, script, args)
         registry.backend_class(sub.target.compute.type)  # unknown types fail before a record
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         digest = snapshot.content_hash(self.project.root, sub.files)
         record = self.store.create(
-            self.project.name, sub.target.compute.name, sub.target.compute.type,
-            runconfig=target_name, script=sub.script, args=sub.args, env={}, trigger=trigger,
+            self.project.name,
+            sub.target.compute.name,
+            sub.target.compute.type,
+            runconfig=target_name,
+            script=sub.script,
+            args=sub.args,
+            env={},
+            trigger=trigger,
         )
         run_dir = self.project.run_dir(record.id)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,30 +123,42 @@ class Engine:
             sub.spec.workdir = str(run_dir / "snapshot")
             snapshot.copy_files(self.project.root, sub.files, run_dir / "snapshot")
         sub.spec.save(run_dir)
-        self.store.update(record.id, env=sub.spec.env, snapshot=digest,
-                          commit=snapshot.git_commit(self.project.root))
+        self.store.update(
+            record.id,
+            env=sub.spec.env,
+            snapshot=digest,
+            commit=snapshot.git_commit(self.project.root),
+        )
         self._spawn_supervisor(record.id)
         return self.store.get(record.id)
 
     def _script_path(self, script: str) -> str:
         """The script relative to the project root; it must exist inside the project."""
         given = Path(script)
-        candidates = [given] if given.is_absolute() else [Path.cwd() / given,
-                                                          self.project.root / given]
+        candidates = (
+            [given] if given.is_absolute() else [Path.cwd() / given, self.project.root / given]
+        )
         for candidate in candidates:
             path = candidate.resolve()
             if path.is_file():
                 try:
                     return path.relative_to(self.project.root).as_posix()
                 except ValueError:
-                    raise UsageError(f"script {script!r} is outside the project "
-                                     f"{self.project.root}") from None
+                    raise UsageError(
+                        f"script {script!r} is outside the project {self.project.root}"
+                    ) from None
         raise UsageError(f"script {script!r} not found in the project {self.project.root}")
 
     def _context(self, sub: Submission) -> RunContext:
-        return RunContext(sub.spec.run_id, self.project, sub.target,
-                          self.project.run_dir(sub.spec.run_id), Path(sub.spec.workdir),
-                          sub.spec.argv, sub.spec.env)
+        return RunContext(
+            sub.spec.run_id,
+            self.project,
+            sub.target,
+            self.project.run_dir(sub.spec.run_id),
+            Path(sub.spec.workdir),
+            sub.spec.argv,
+            sub.spec.env,
+        )
 
     def _spawn_supervisor(self, run_id: str, reattach: bool = False) -> int:
         """Start the run's detached supervisor: forked from this process when it is safe (a
@@ -159,14 +183,21 @@ class Engine:
 
         env = dict(os.environ)
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
-            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
         cmd = [sys.executable, "-m", "backends.supervisor", str(self.project.root), run_id]
         if reattach:
             cmd.append("--reattach")
         with open(run_dir / "supervisor.log", "ab") as out:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                cwd=self.project.root, start_new_session=True, close_fds=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                cwd=self.project.root,
+                start_new_session=True,
+                close_fds=True,
                 pass_fds=(done_w,),
             )
         # Reap it when it ends, so a long-lived client (the dashboard) collects no zombies.
@@ -231,16 +262,19 @@ class Engine:
         """A non-terminal run whose supervisor is gone gets a new one (reattach) or is failed."""
         if record.status.is_terminal() or self._supervisor_alive(record):
             return record
-        if record.supervisor_pid is None and record.duration is None:
-            if time.time() - record.created < LOST_GRACE_S:
-                return record
+        starting = record.supervisor_pid is None and record.duration is None
+        if starting and time.time() - record.created < LOST_GRACE_S:
+            return record
         backend_cls = registry.backend_class(record.target_type)
         if record.durable_ref and Capability.REATTACH in backend_cls.capabilities:
             self._spawn_supervisor(record.id, reattach=True)
             return self.store.get(record.id)
         self._kill_orphans(record)
-        self.store.set_status(record.id, RunStatus.FAILED,
-                              error=f"supervisor (pid {record.supervisor_pid}) died; run lost")
+        self.store.set_status(
+            record.id,
+            RunStatus.FAILED,
+            error=f"supervisor (pid {record.supervisor_pid}) died; run lost",
+        )
         return self.store.get(record.id)
 
     def _supervisor_alive(self, record: RunRecord) -> bool:
@@ -248,7 +282,9 @@ class Engine:
         if pid is None or not procutil.alive(pid):
             return False
         # The same pid with another start time is another program that reused the number.
-        return record.supervisor_start is None or procutil.start_ticks(pid) == record.supervisor_start
+        return (
+            record.supervisor_start is None or procutil.start_ticks(pid) == record.supervisor_start
+        )
 
     def _kill_orphans(self, record: RunRecord) -> None:
         if record.durable_ref and record.durable_ref.startswith("pid:"):
@@ -288,12 +324,14 @@ class Engine:
             copied.append(target)
         return copied
 
-    async def prepare(self, target_name: str, force: bool = False,
-                      progress: Callable[[str], None] | None = None) -> EnvRef:
+    async def prepare(
+        self, target_name: str, force: bool = False, progress: Callable[[str], None] | None = None
+    ) -> EnvRef:
         """Build (or find cached) the target's run environment, in the foreground."""
         target = self.project.resolve(target_name)
-        ctx = RunContext("prepare", self.project, target, self.project.state_dir,
-                         self.project.root, [], {})
+        ctx = RunContext(
+            "prepare", self.project, target, self.project.state_dir, self.project.root, [], {}
+        )
         if progress is not None:
             ctx.progress = progress
         return await registry.create(target.compute).prepare(ctx, force)

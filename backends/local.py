@@ -55,10 +55,13 @@ class LocalBackend(Backend):
         full_env = {**os.environ, **self.run_env(ctx)}
         try:
             proc = await asyncio.create_subprocess_exec(
-                env.ref, *ctx.argv,
-                cwd=ctx.workdir, env=full_env,
+                env.ref,
+                *ctx.argv,
+                cwd=ctx.workdir,
+                env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: cancel reaches every child
             )
         except OSError as err:
@@ -128,11 +131,14 @@ class LocalRunHandle(RunHandle):
         await asyncio.to_thread(self._stop_tree, 1.0)
 
     async def collect_outputs(self, dest: Path) -> list[str]:
-        return await asyncio.to_thread(collect_outputs_dir, self.workdir / "outputs", dest,
-                                       not self.shared)
+        return await asyncio.to_thread(
+            collect_outputs_dir, self.workdir / "outputs", dest, not self.shared
+        )
 
 
-async def _pump(stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogLine | None]) -> None:
+async def _pump(
+    stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogLine | None]
+) -> None:
     """Split a byte stream into lines; a partial line waits for the rest (or for EOF)."""
     pending = b""
     try:

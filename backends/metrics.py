@@ -25,7 +25,7 @@ def parse(line: str) -> tuple[str, Any] | None:
     if not line.startswith(MARKER):
         return None
     try:
-        record = json.loads(line[len(MARKER):])
+        record = json.loads(line[len(MARKER) :])
         name = record["name"]
         value = record["value"]
     except (ValueError, KeyError, TypeError):

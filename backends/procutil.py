@@ -31,7 +31,7 @@ def _parents() -> dict[int, int]:
         except OSError:
             continue
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         parents[int(entry.name)] = int(fields[1])
     return parents
 
@@ -70,7 +70,7 @@ def start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat[stat.rfind(")") + 2:].split()[19])
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
 
 
 def cmdline(pid: int) -> list[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .config import (
-    CondaDeps,
     Compute,
+    CondaDeps,
     RunConfig,
     SparkDeps,
     Warning_,
@@ -91,23 +92,39 @@ class Project:
                 runconfig.target != "local"
             ):
                 raise ConfigError(
-                    f"Target {runconfig.target!r} has no {runconfig.target}.compute in {CONFIG_DIR}/",
-                    rc_path, None,
+                    f"Target {runconfig.target!r} has no {runconfig.target}.compute "
+                    f"in {CONFIG_DIR}/",
+                    rc_path,
+                    None,
                 )
             compute = self.load_compute(runconfig.target, warnings)
         else:
             compute = self.load_compute(name, warnings)
             runconfig = self._default_runconfig(compute)
-        conda = self._dependency(runconfig.conda_dependencies_file, "conda_dependencies.yml",
-                                 runconfig, warnings, load_conda_deps)
-        spark = self._dependency(runconfig.spark_dependencies_file, "spark_dependencies.yml",
-                                 runconfig, warnings, load_spark_deps)
+        conda = self._dependency(
+            runconfig.conda_dependencies_file,
+            "conda_dependencies.yml",
+            runconfig,
+            warnings,
+            load_conda_deps,
+        )
+        spark = self._dependency(
+            runconfig.spark_dependencies_file,
+            "spark_dependencies.yml",
+            runconfig,
+            warnings,
+            load_spark_deps,
+        )
         return Target(compute, runconfig, conda, spark, warnings)
 
     def _default_runconfig(self, compute: Compute) -> RunConfig:
         framework = "PySpark" if compute.type == "cluster" else "Python"
-        return RunConfig(name=compute.name, target=compute.name, framework=framework,
-                         prepare_environment=compute.type != "local")
+        return RunConfig(
+            name=compute.name,
+            target=compute.name,
+            framework=framework,
+            prepare_environment=compute.type != "local",
+        )
 
     def _dependency(
         self,

@@ -65,7 +65,7 @@ class IgnoreRules:
         for base, spec in self._specs.items():
             if base and not rel.startswith(base + "/"):
                 continue
-            sub = rel[len(base) + 1:] if base else rel
+            sub = rel[len(base) + 1 :] if base else rel
             if spec.match_file(sub + "/" if is_dir else sub):
                 return True
         return False

@@ -115,7 +115,7 @@ class RunRecord:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    ms = int(round(ts * 1000)) % 1000
+    ms = round(ts * 1000) % 1000
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{ms:03d}Z"
 
 
@@ -123,8 +123,9 @@ class RunStore:
     def __init__(self, db_path: Path):
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(
+            db_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -159,9 +160,18 @@ class RunStore:
 
     # ---------------------------------------------------------------- runs
 
-    def create(self, project: str, target: str, target_type: str, *, runconfig: str | None,
-               script: str | None, args: list[str], env: dict[str, str],
-               trigger: list[str] | None = None) -> RunRecord:
+    def create(
+        self,
+        project: str,
+        target: str,
+        target_type: str,
+        *,
+        runconfig: str | None,
+        script: str | None,
+        args: list[str],
+        env: dict[str, str],
+        trigger: list[str] | None = None,
+    ) -> RunRecord:
         ms = int(time.time() * 1000)
         with self._tx() as db:
             while db.execute("SELECT 1 FROM runs WHERE id=?", (f"{project}_{ms}",)).fetchone():
@@ -170,8 +180,19 @@ class RunStore:
             db.execute(
                 "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
                 " status, created, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, project, target, target_type, runconfig, script, json.dumps(args),
-                 json.dumps(env), RunStatus.QUEUED.value, ms / 1000, json.dumps(trigger or [])),
+                (
+                    run_id,
+                    project,
+                    target,
+                    target_type,
+                    runconfig,
+                    script,
+                    json.dumps(args),
+                    json.dumps(env),
+                    RunStatus.QUEUED.value,
+                    ms / 1000,
+                    json.dumps(trigger or []),
+                ),
             )
         return self.get(run_id)
 
@@ -251,8 +272,10 @@ class RunStore:
         values = value if isinstance(value, list) else [value]
         series = 1 if isinstance(value, list) else 0
         with self._tx() as db:
-            row = db.execute("SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
-                             (run_id, name)).fetchone()
+            row = db.execute(
+                "SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
+                (run_id, name),
+            ).fetchone()
             seq = int(row[0]) + 1
             db.executemany(
                 "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",

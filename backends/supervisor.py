@@ -49,8 +49,16 @@ class Supervisor:
             spec = RunSpec.load(self.run_dir)
             target = self.project.resolve(spec.target)
             backend = registry.create(target.compute)
-            ctx = RunContext(self.run_id, self.project, target, self.run_dir, Path(spec.workdir),
-                             spec.argv, spec.env, progress=lambda m: self.log.write("sys", m))
+            ctx = RunContext(
+                self.run_id,
+                self.project,
+                target,
+                self.run_dir,
+                Path(spec.workdir),
+                spec.argv,
+                spec.env,
+                progress=lambda m: self.log.write("sys", m),
+            )
             handle = await self._start(backend, ctx)
             if handle is None:
                 return 1
@@ -115,8 +123,11 @@ class Supervisor:
         else:
             status = RunStatus.COMPLETED if code == 0 else RunStatus.FAILED
         self.note(f"run {status.value}; exit code {code}; {len(outputs)} output file(s)")
-        error = None if status is RunStatus.COMPLETED else (
-            "canceled" if canceled else f"exit code {code}")
+        error = (
+            None
+            if status is RunStatus.COMPLETED
+            else ("canceled" if canceled else f"exit code {code}")
+        )
         self.store.set_status(self.run_id, status, exit_code=code, error=error)
         return 0
 
@@ -147,8 +158,7 @@ class Supervisor:
         if Capability.CANCEL not in backend.capabilities:
             self.note("this target cannot cancel a run; it goes on to its end")
             return
-        self.note("cancel requested: SIGTERM, then SIGKILL after "
-                  f"{CANCEL_GRACE:.0f}s")
+        self.note(f"cancel requested: SIGTERM, then SIGKILL after {CANCEL_GRACE:.0f}s")
         await handle.cancel(CANCEL_GRACE)
 
 

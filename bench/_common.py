@@ -14,17 +14,25 @@ REPO = Path(__file__).resolve().parent.parent
 
 def timed(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n"
-                         f"{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
+        )
     return elapsed
 
 
-def side_by_side(a: Sequence[str], b: Sequence[str], cwd: Path, rounds: int,
-                 warmup: int = 2, env: dict[str, str] | None = None) -> tuple[list[float], list[float]]:
+def side_by_side(
+    a: Sequence[str],
+    b: Sequence[str],
+    cwd: Path,
+    rounds: int,
+    warmup: int = 2,
+    env: dict[str, str] | None = None,
+) -> tuple[list[float], list[float]]:
     """Alternate the two commands so that machine noise hits both alike."""
     for _ in range(warmup):
         timed(a, cwd, env)

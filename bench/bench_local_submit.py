@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO, median, ms, report, side_by_side
+from _common import median, ms, report, side_by_side
 
 GOAL_S = 0.150
 
@@ -23,17 +23,22 @@ def main() -> int:
         (root / "aml_config" / "local.compute").write_text('type: "local"\n')
         (root / "noop.py").write_text("pass\n")
         labdeck = shutil.which("labdeck") or str(Path(sys.executable).parent / "labdeck")
-        bare, tool = side_by_side([sys.executable, "noop.py"],
-                                  [labdeck, "submit", "-c", "local", "noop.py"], root, rounds)
+        bare, tool = side_by_side(
+            [sys.executable, "noop.py"], [labdeck, "submit", "-c", "local", "noop.py"], root, rounds
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     overhead = median(tool) - median(bare)
-    report("local submit overhead", [
-        f"rounds: {rounds} each, alternating",
-        f"python noop.py:                  median {ms(median(bare))}",
-        f"labdeck submit -c local noop.py: median {ms(median(tool))}",
-        f"overhead: {ms(overhead)} (goal <= {ms(GOAL_S)}); ratio {median(tool) / median(bare):.2f}x",
-    ])
+    report(
+        "local submit overhead",
+        [
+            f"rounds: {rounds} each, alternating",
+            f"python noop.py:                  median {ms(median(bare))}",
+            f"labdeck submit -c local noop.py: median {ms(median(tool))}",
+            f"overhead: {ms(overhead)} (goal <= {ms(GOAL_S)}); "
+            f"ratio {median(tool) / median(bare):.2f}x",
+        ],
+    )
     return 0
 
 

@@ -44,13 +44,24 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
-    def cli(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
-            check: bool = False) -> Result:
+    def cli(
+        self,
+        *args: str,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        check: bool = False,
+    ) -> Result:
         return run_cli(*args, cwd=self.root, timeout=timeout, env=env, check=check)
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(cli_argv(*args), cwd=self.root, env=cli_env(env), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            cli_argv(*args),
+            cwd=self.root,
+            env=cli_env(env),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
 
 def cli_argv(*args: str) -> list[str]:
@@ -59,20 +70,29 @@ def cli_argv(*args: str) -> list[str]:
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(REPO) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.pop("LABDECK_RUN_ID", None)
     env.update(extra or {})
     return env
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None,
-            check: bool = False) -> Result:
-    proc = subprocess.run(cli_argv(*args), cwd=cwd, env=cli_env(env), text=True,
-                          capture_output=True, timeout=timeout)
+def run_cli(
+    *args: str,
+    cwd: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+) -> Result:
+    proc = subprocess.run(
+        cli_argv(*args), cwd=cwd, env=cli_env(env), text=True, capture_output=True, timeout=timeout
+    )
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
-        raise AssertionError(f"labdeck {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"labdeck {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return result
 
 
@@ -89,8 +109,9 @@ def project(tmp_path: Path) -> Project:
 def sample_copy(tmp_path: Path) -> Project:
     """A private copy of sample_project/ (tests never write into the repository)."""
     root = tmp_path / "sample_project"
-    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns(".labdeck", "outputs",
-                                                                "__pycache__"))
+    shutil.copytree(
+        SAMPLE, root, ignore=shutil.ignore_patterns(".labdeck", "outputs", "__pycache__")
+    )
     return Project(root)
 
 

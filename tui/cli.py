@@ -50,8 +50,13 @@ def show_warnings(target: Any) -> None:
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--project", "project_dir", type=click.Path(path_type=Path), default=None,
-              help="Project folder (default: the folder with aml_config/ here or above).")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Project folder (default: the folder with aml_config/ here or above).",
+)
 @click.version_option(package_name="labdeck")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None) -> None:
@@ -66,32 +71,68 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
 
 # ------------------------------------------------------------------------------------ submit
 
+
 def submit_options(func: F) -> F:
     func = click.argument("script_args", nargs=-1, type=click.UNPROCESSED)(func)
     func = click.argument("script", required=False)(func)
-    func = click.option("--explain", is_flag=True,
-                        help="Print what would run (commands, folder, environment); run nothing.")(func)
-    func = click.option("-a", "--async", "run_async", is_flag=True,
-                        help="Print the run id and return; the run goes on.")(func)
-    func = click.option("-c", "--target", "target", default="local", show_default=True,
-                        help="A runconfig or compute name from aml_config/.")(func)
+    func = click.option(
+        "--explain",
+        is_flag=True,
+        help="Print what would run (commands, folder, environment); run nothing.",
+    )(func)
+    func = click.option(
+        "-a",
+        "--async",
+        "run_async",
+        is_flag=True,
+        help="Print the run id and return; the run goes on.",
+    )(func)
+    func = click.option(
+        "-c",
+        "--target",
+        "target",
+        default="local",
+        show_default=True,
+        help="A runconfig or compute name from aml_config/.",
+    )(func)
     return func
 
 
 @cli.command(context_settings=SCRIPT_ARGS)
 @submit_options
 @click.option("--watch", is_flag=True, help="Resubmit whenever a project file's content changes.")
-@click.option("--policy", type=click.Choice(["cancel", "queue", "parallel"]), default="cancel",
-              show_default=True, help="With --watch: what happens to the run in flight.")
+@click.option(
+    "--policy",
+    type=click.Choice(["cancel", "queue", "parallel"]),
+    default="cancel",
+    show_default=True,
+    help="With --watch: what happens to the run in flight.",
+)
 @click.pass_obj
-def submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
-           script_args: tuple[str, ...], watch: bool, policy: str) -> None:
+def submit(
+    obj: Ctx,
+    target: str,
+    run_async: bool,
+    explain: bool,
+    script: str | None,
+    script_args: tuple[str, ...],
+    watch: bool,
+    policy: str,
+) -> None:
     """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status."""
     do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy)
 
 
-def do_submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
-              args: list[str], watch: bool = False, policy: str = "cancel") -> None:
+def do_submit(
+    obj: Ctx,
+    target: str,
+    run_async: bool,
+    explain: bool,
+    script: str | None,
+    args: list[str],
+    watch: bool = False,
+    policy: str = "cancel",
+) -> None:
     engine = obj.engine
     if explain:
         click.echo(engine.explain(target, script, args).render())
@@ -111,8 +152,9 @@ def do_submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str
     try:
         final = follow(engine, record.id)
     except KeyboardInterrupt:
-        click.echo(f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)",
-                   err=True)
+        click.echo(
+            f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)", err=True
+        )
         sys.exit(130)
     summary = f"run {final.id} {final.status.value}"
     if final.exit_code is not None:
@@ -132,15 +174,21 @@ def exit_status(record: Any) -> int:
 @cli.command()
 @click.option("-c", "--target", "target", default="local", show_default=True)
 @click.option("--force", is_flag=True, help="Rebuild even when the cached environment matches.")
+@click.option("--offline", is_flag=True,
+              help="docker: download the wheels here and send them with the build (for daemons "
+                   "that cannot reach a package index).")
 @click.pass_obj
-def prepare(obj: Ctx, target: str, force: bool) -> None:
+def prepare(obj: Ctx, target: str, force: bool, offline: bool) -> None:
     """Build the target's run environment (cached until its inputs change)."""
-    do_prepare(obj, target, force)
+    do_prepare(obj, target, force, offline)
 
 
-def do_prepare(obj: Ctx, target: str, force: bool) -> None:
+def do_prepare(obj: Ctx, target: str, force: bool, offline: bool = False) -> None:
     import asyncio
+    import os
 
+    if offline:
+        os.environ["LABDECK_DOCKER_OFFLINE"] = "1"
     engine = obj.engine
     show_warnings(engine.project.resolve(target))
     env = asyncio.run(engine.prepare(target, force, progress=lambda m: click.echo(m, err=True)))
@@ -148,6 +196,7 @@ def do_prepare(obj: Ctx, target: str, force: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------ targets
+
 
 @cli.group()
 def target() -> None:
@@ -167,10 +216,20 @@ def target_list(obj: Ctx, output: str) -> None:
         gpu = compute.gpus.cli_value() if compute.gpus else "-"
         where = compute.address or compute.base_docker_image if compute.type != "local" else "-"
         rows.append([name, compute.type, where or "-", gpu])
-        data.append({"name": name, "type": compute.type, "address": compute.address,
-                     "baseDockerImage": compute.base_docker_image, "gpus": gpu})
-    click.echo(_render().as_json(data) if output == "json" else
-               _render().table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows))
+        data.append(
+            {
+                "name": name,
+                "type": compute.type,
+                "address": compute.address,
+                "baseDockerImage": compute.base_docker_image,
+                "gpus": gpu,
+            }
+        )
+    click.echo(
+        _render().as_json(data)
+        if output == "json"
+        else _render().table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows)
+    )
 
 
 @target.command("show")
@@ -188,11 +247,16 @@ def target_show(obj: Ctx, name: str) -> None:
     compute = resolved.compute
     caps = sorted(c.value for c in registry.backend_class(compute.type).capabilities)
     info = asyncio.run(engine.describe_target(name))
-    lines = [f"name:         {compute.name}", f"type:         {compute.type}",
-             f"file:         {compute.path or '(built in)'}"]
+    lines = [
+        f"name:         {compute.name}",
+        f"type:         {compute.type}",
+        f"file:         {compute.path or '(built in)'}",
+    ]
     if compute.address:
-        lines.append(f"address:      {compute.username + '@' if compute.username else ''}"
-                     f"{compute.address}:{compute.port}")
+        lines.append(
+            f"address:      {compute.username + '@' if compute.username else ''}"
+            f"{compute.address}:{compute.port}"
+        )
     if compute.type in {"docker", "remotedocker"}:
         lines.append(f"base image:   {compute.base_docker_image}")
         lines.append(f"shared vols:  {compute.shared_volumes}")
@@ -204,8 +268,10 @@ def target_show(obj: Ctx, name: str) -> None:
     if info.gpus:
         lines.append("gpus:")
         for gpu in info.gpus:
-            lines.append(f"  [{gpu.index}] {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb}"
-                         f" MiB  {gpu.utilization_pct}% util")
+            lines.append(
+                f"  [{gpu.index}] {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb}"
+                f" MiB  {gpu.utilization_pct}% util"
+            )
     elif info.gpu_note:
         lines.append(f"gpus:         {info.gpu_note}")
     click.echo("\n".join(lines))
@@ -221,14 +287,31 @@ def target_show(obj: Ctx, name: str) -> None:
 @click.option("--shared-volumes", is_flag=True, default=False)
 @click.option("--force", is_flag=True, help="Overwrite an existing target.")
 @click.pass_obj
-def target_attach(obj: Ctx, kind: str, name: str, base_image: str | None, address: str | None,
-                  username: str | None, gpus: str | None, shared_volumes: bool,
-                  force: bool) -> None:
+def target_attach(
+    obj: Ctx,
+    kind: str,
+    name: str,
+    base_image: str | None,
+    address: str | None,
+    username: str | None,
+    gpus: str | None,
+    shared_volumes: bool,
+    force: bool,
+) -> None:
     """Attach a target: writes aml_config/NAME.compute and NAME.runconfig as Workbench did."""
     from backends.attach import attach
 
-    written = attach(obj.engine.project, kind, name, base_image=base_image, address=address,
-                     username=username, gpus=gpus, shared_volumes=shared_volumes, force=force)
+    written = attach(
+        obj.engine.project,
+        kind,
+        name,
+        base_image=base_image,
+        address=address,
+        username=username,
+        gpus=gpus,
+        shared_volumes=shared_volumes,
+        force=force,
+    )
     for path in written:
         click.echo(f"wrote {path}")
 
@@ -246,14 +329,20 @@ def target_detach(obj: Ctx, name: str) -> None:
 
 # ------------------------------------------------------------------------------------ runs
 
+
 @cli.group()
 def runs() -> None:
     """Run history: list, show, logs, cancel, download, compare."""
 
 
 def output_option(func: F) -> F:
-    return click.option("-o", "--output", type=click.Choice(["table", "json"]),
-                        default="table", help="Output format.")(func)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        help="Output format.",
+    )(func)
 
 
 @runs.command("list")
@@ -272,7 +361,9 @@ def runs_list(obj: Ctx, output: str, limit: int | None) -> None:
 
 
 def show_record(record: Any, output: str) -> None:
-    click.echo(_render().as_json(record.to_json()) if output == "json" else _render().run_details(record))
+    click.echo(
+        _render().as_json(record.to_json()) if output == "json" else _render().run_details(record)
+    )
 
 
 @runs.command("show")
@@ -333,14 +424,22 @@ def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
             if record.status.is_terminal():
                 break
             time.sleep(0.05)
-        click.echo(f"run {record.id} {record.status.value}"
-                   + ("" if record.status.is_terminal() else " (cancel requested)"))
+        click.echo(
+            f"run {record.id} {record.status.value}"
+            + ("" if record.status.is_terminal() else " (cancel requested)")
+        )
 
 
 @runs.command("download")
 @click.argument("run_id")
-@click.option("-d", "--dir", "dest", type=click.Path(path_type=Path), default=None,
-              help="Destination folder (default: ./outputs/RUN_ID).")
+@click.option(
+    "-d",
+    "--dir",
+    "dest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Destination folder (default: ./outputs/RUN_ID).",
+)
 @click.pass_obj
 def runs_download(obj: Ctx, run_id: str, dest: Path | None) -> None:
     """Copy a run's outputs to a folder."""
@@ -367,6 +466,7 @@ def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
 
 # ------------------------------------------------------------------------------------ Workbench
 
+
 @cli.group()
 def experiment() -> None:
     """Workbench spelling: experiment submit|prepare|cancel."""
@@ -375,8 +475,14 @@ def experiment() -> None:
 @experiment.command("submit", context_settings=SCRIPT_ARGS)
 @submit_options
 @click.pass_obj
-def experiment_submit(obj: Ctx, target: str, run_async: bool, explain: bool, script: str | None,
-                      script_args: tuple[str, ...]) -> None:
+def experiment_submit(
+    obj: Ctx,
+    target: str,
+    run_async: bool,
+    explain: bool,
+    script: str | None,
+    script_args: tuple[str, ...],
+) -> None:
     """Same as 'labdeck submit'."""
     do_submit(obj, target, run_async, explain, script, list(script_args))
 
@@ -384,10 +490,11 @@ def experiment_submit(obj: Ctx, target: str, run_async: bool, explain: bool, scr
 @experiment.command("prepare")
 @click.option("-c", "--target", "target", default="local", show_default=True)
 @click.option("--force", is_flag=True)
+@click.option("--offline", is_flag=True, help="docker: send locally downloaded wheels.")
 @click.pass_obj
-def experiment_prepare(obj: Ctx, target: str, force: bool) -> None:
+def experiment_prepare(obj: Ctx, target: str, force: bool, offline: bool) -> None:
     """Same as 'labdeck prepare'."""
-    do_prepare(obj, target, force)
+    do_prepare(obj, target, force, offline)
 
 
 @experiment.command("cancel")
@@ -425,11 +532,23 @@ computetarget.add_command(target_list, "list")
 
 # ------------------------------------------------------------------------------------ dashboard
 
+
 @cli.command()
-@click.option("-c", "--target", "target", default="local", show_default=True,
-              help="The target selected at start.")
-@click.option("--submit", "submit_script", default=None, metavar="SCRIPT",
-              help="Submit SCRIPT on the target as the dashboard opens.")
+@click.option(
+    "-c",
+    "--target",
+    "target",
+    default="local",
+    show_default=True,
+    help="The target selected at start.",
+)
+@click.option(
+    "--submit",
+    "submit_script",
+    default=None,
+    metavar="SCRIPT",
+    help="Submit SCRIPT on the target as the dashboard opens.",
+)
 @click.pass_obj
 def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
     """Open the dashboard (the default command)."""

@@ -23,9 +23,15 @@ def print_entry(entry: LogEntry, timestamps: bool = False) -> None:
     stream.write(log_line(entry, timestamps) + "\n")
 
 
-def follow(engine: Engine, run_id: str, *, follow: bool = True, timestamps: bool = False,
-           emit: Callable[[LogEntry, bool], None] = print_entry,
-           tail: int | None = None) -> RunRecord:
+def follow(
+    engine: Engine,
+    run_id: str,
+    *,
+    follow: bool = True,
+    timestamps: bool = False,
+    emit: Callable[[LogEntry, bool], None] = print_entry,
+    tail: int | None = None,
+) -> RunRecord:
     """Print the log from the start (or its last ``tail`` lines); with ``follow``, keep printing
     until the run is terminal and its log is fully read."""
     path = engine.log_path(run_id)

@@ -50,8 +50,17 @@ def runs_table(records: Sequence[RunRecord]) -> str:
     rows = []
     for rec in records:
         metrics = ", ".join(f"{k}={metric_value(v)}" for k, v in list(rec.metrics.items())[:3])
-        rows.append([rec.id, rec.status.value, rec.target, rec.script or "-",
-                     when(rec.created), duration(rec.duration), metrics])
+        rows.append(
+            [
+                rec.id,
+                rec.status.value,
+                rec.target,
+                rec.script or "-",
+                when(rec.created),
+                duration(rec.duration),
+                metrics,
+            ]
+        )
     return table(["ID", "STATUS", "TARGET", "SCRIPT", "CREATED", "DURATION", "METRICS"], rows)
 
 
@@ -83,13 +92,16 @@ def compare(records: Sequence[RunRecord]) -> str:
     for rec in records:
         names += [n for n in rec.metrics if n not in names]
     headers = ["", *[r.id for r in records]]
-    rows = [["status", *[r.status.value for r in records]],
-            ["target", *[r.target for r in records]],
-            ["args", *[" ".join(r.args) or "-" for r in records]],
-            ["duration", *[duration(r.duration) for r in records]]]
+    rows = [
+        ["status", *[r.status.value for r in records]],
+        ["target", *[r.target for r in records]],
+        ["args", *[" ".join(r.args) or "-" for r in records]],
+        ["duration", *[duration(r.duration) for r in records]],
+    ]
     for name in names:
-        rows.append([name, *[metric_value(r.metrics[name]) if name in r.metrics else "-"
-                             for r in records]])
+        rows.append(
+            [name, *[metric_value(r.metrics[name]) if name in r.metrics else "-" for r in records]]
+        )
     return table(headers, rows)
 
 

@@ -29,14 +29,17 @@ HELLO = """
 @pytest.fixture
 def hello(project: Project) -> Project:
     project.write("hello.py", HELLO)
-    project.write("aml_config/local.runconfig", """
+    project.write(
+        "aml_config/local.runconfig",
+        """
         ArgumentVector:
           - "$file"
         Target: "local"
         Framework: "Python"
         EnvironmentVariables:
           GREETING: "hej"
-    """)
+    """,
+    )
     return project
 
 
@@ -87,8 +90,21 @@ def test_explain_prints_command_folder_and_env_without_running(hello: Project) -
 def test_runs_show_last_list_json_fields(hello: Project) -> None:
     run_id = submit_ok(hello, "0.8")
     shown = run_json(hello, "runs", "show", run_id)
-    for field in ("id", "status", "target", "script", "args", "created", "started", "ended",
-                  "exit_code", "metrics", "outputs", "snapshot", "commit"):
+    for field in (
+        "id",
+        "status",
+        "target",
+        "script",
+        "args",
+        "created",
+        "started",
+        "ended",
+        "exit_code",
+        "metrics",
+        "outputs",
+        "snapshot",
+        "commit",
+    ):
         assert field in shown
     assert shown["status"] == "completed"
     assert shown["metrics"] == {"accuracy": 0.8, "loss": [0.9, 0.5]}
@@ -158,8 +174,18 @@ def test_prepare_local(hello: Project) -> None:
 def test_target_list_show_attach_detach(hello: Project) -> None:
     listed = json.loads(hello.cli("target", "list", "-o", "json", check=True).stdout)
     assert [t["name"] for t in listed] == ["local"]
-    res = hello.cli("target", "attach", "docker", "--name", "gpubox", "--gpus", "0,1",
-                    "--base-image", "labdeck/python-base:bookworm", check=True)
+    res = hello.cli(
+        "target",
+        "attach",
+        "docker",
+        "--name",
+        "gpubox",
+        "--gpus",
+        "0,1",
+        "--base-image",
+        "labdeck/python-base:bookworm",
+        check=True,
+    )
     assert "gpubox.compute" in res.stdout
     text = (hello.root / "aml_config" / "gpubox.compute").read_text()
     assert 'type: "docker"' in text and 'gpus: "0,1"' in text
@@ -181,24 +207,34 @@ def test_target_list_show_attach_detach(hello: Project) -> None:
 def test_workbench_aliases(hello: Project) -> None:
     res = hello.cli("experiment", "submit", "-c", "local", "hello.py", check=True)
     run_id = res.stdout.splitlines()[0]
-    assert json.loads(hello.cli("history", "info", run_id, "-o", "json", check=True).stdout)["id"] == run_id
+    assert (
+        json.loads(hello.cli("history", "info", run_id, "-o", "json", check=True).stdout)["id"]
+        == run_id
+    )
     assert json.loads(hello.cli("history", "last", "-o", "json", check=True).stdout)["id"] == run_id
     assert run_id in hello.cli("history", "list", check=True).stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("submit", "-c", "nosuch", "hello.py"), "unknown target 'nosuch'"),
-    (("submit", "-c", "local", "missing.py"), "script 'missing.py' not found"),
-    (("runs", "show", "nope_1"), "no run 'nope_1'"),
-    (("runs", "logs", "nope_1"), "no run 'nope_1'"),
-    (("runs", "cancel", "nope_1"), "no run 'nope_1'"),
-    (("runs", "last"), "no runs yet"),
-    (("target", "show", "nosuch"), "unknown target 'nosuch'"),
-    (("target", "attach", "docker", "--name", "bad name"), "target name 'bad name'"),
-    (("--project", "/nonexistent/x", "runs", "list"), "--project /nonexistent/x: no such folder"),
-])
-def test_bad_input_is_one_line_and_exit_2(hello: Project, args: tuple[str, ...],
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("submit", "-c", "nosuch", "hello.py"), "unknown target 'nosuch'"),
+        (("submit", "-c", "local", "missing.py"), "script 'missing.py' not found"),
+        (("runs", "show", "nope_1"), "no run 'nope_1'"),
+        (("runs", "logs", "nope_1"), "no run 'nope_1'"),
+        (("runs", "cancel", "nope_1"), "no run 'nope_1'"),
+        (("runs", "last"), "no runs yet"),
+        (("target", "show", "nosuch"), "unknown target 'nosuch'"),
+        (("target", "attach", "docker", "--name", "bad name"), "target name 'bad name'"),
+        (
+            ("--project", "/nonexistent/x", "runs", "list"),
+            "--project /nonexistent/x: no such folder",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    hello: Project, args: tuple[str, ...], message: str
+) -> None:
     res = hello.cli(*args)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert message in res.stderr

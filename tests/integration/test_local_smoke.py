@@ -4,7 +4,9 @@ from tests.conftest import Project
 
 
 def test_submit_hello_records_metrics_and_outputs(project: Project) -> None:
-    project.write("hello.py", """
+    project.write(
+        "hello.py",
+        """
         from azureml.logging import get_azureml_logger
         import os
         log = get_azureml_logger()
@@ -12,7 +14,8 @@ def test_submit_hello_records_metrics_and_outputs(project: Project) -> None:
         log.log("acc", 0.5)
         os.makedirs("outputs", exist_ok=True)
         open("outputs/x.txt", "w").write("x")
-    """)
+    """,
+    )
     res = project.cli("submit", "-c", "local", "hello.py")
     assert res.returncode == 0, res.stderr
     assert "hi" in res.stdout
@@ -24,8 +27,9 @@ def test_submit_hello_records_metrics_and_outputs(project: Project) -> None:
 
 def test_churn_sample_on_local_target(sample_copy: Project) -> None:
     """The README's first job: the Workbench churn sample, unmodified, on the local target."""
-    res = sample_copy.cli("submit", "-c", "local", "CATelcoCustomerChurnModelingWithoutDprep.py",
-                          timeout=300)
+    res = sample_copy.cli(
+        "submit", "-c", "local", "CATelcoCustomerChurnModelingWithoutDprep.py", timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert "Naive Bayes Accuracy" in res.stdout and "DTree Accuracy" in res.stdout
     shown = json.loads(sample_copy.cli("runs", "last", "-o", "json", check=True).stdout)

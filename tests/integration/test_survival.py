@@ -71,7 +71,8 @@ def test_kill_9_of_the_cli_loses_no_run_and_no_line(project: Project) -> None:
     assert [line for line in lines if line.startswith("line ")] == [f"line {i}" for i in range(40)]
     assert "the end" in lines
     assert [e for e in out.stderr.splitlines() if e.startswith("err ")] == [
-        f"err {i}" for i in range(0, 40, 7)]
+        f"err {i}" for i in range(0, 40, 7)
+    ]
 
 
 def test_logs_follow_attaches_to_a_running_run(project: Project) -> None:
@@ -95,7 +96,8 @@ def test_cancel_kills_children_grandchildren_and_daemons(project: Project) -> No
     pids = [int(p) for p in (workdir / "pids.txt").read_text().split()]
     daemon = int((workdir / "daemon.pid").read_text())
     script_pid = _durable_pid(project, run_id)
-    family = [script_pid, daemon, *pids, *sum((procutil.descendants(p) for p in pids), [])]
+    grandchildren = [g for p in pids for g in procutil.descendants(p)]
+    family = [script_pid, daemon, *pids, *grandchildren]
     assert all(procutil.alive(p) for p in family), family
     start = time.monotonic()
     res = project.cli("runs", "cancel", run_id, check=True)

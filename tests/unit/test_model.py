@@ -36,7 +36,8 @@ def test_runconfig_name_or_compute_name(tmp_path: Path) -> None:
     (tmp_path / "aml_config").mkdir()
     (tmp_path / "aml_config" / "box.compute").write_text('type: "docker"\n')
     (tmp_path / "aml_config" / "train.runconfig").write_text(
-        'Target: "box"\nArgumentVector: ["train.py", "--lr", "0.1"]\nFramework: Python\n')
+        'Target: "box"\nArgumentVector: ["train.py", "--lr", "0.1"]\nFramework: Python\n'
+    )
     project = EngineProject(tmp_path)
     by_rc = project.resolve("train")
     assert by_rc.compute.name == "box" and by_rc.runconfig.name == "train"
@@ -51,24 +52,39 @@ def test_runconfig_name_or_compute_name(tmp_path: Path) -> None:
 def test_old_json_runconfig_form(tmp_path: Path) -> None:
     (tmp_path / "aml_config").mkdir()
     (tmp_path / "aml_config" / "conda.yml").write_text("dependencies:\n  - pip:\n    - six\n")
-    (tmp_path / "aml_config" / "old.runconfig").write_text(json.dumps({
-        "Target": "local", "Framework": "Python", "CondaFile": "aml_config/conda.yml",
-        "ManagedEnvironment": False, "EnvironmentVariables": {"A": 1}}, indent=2))
+    (tmp_path / "aml_config" / "old.runconfig").write_text(
+        json.dumps(
+            {
+                "Target": "local",
+                "Framework": "Python",
+                "CondaFile": "aml_config/conda.yml",
+                "ManagedEnvironment": False,
+                "EnvironmentVariables": {"A": 1},
+            },
+            indent=2,
+        )
+    )
     target = EngineProject(tmp_path).resolve("old")
     assert target.runconfig.environment_variables == {"A": "1"}
     assert target.conda is not None and target.conda.pip_packages == ("six",)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("all", GpuRequest(count=-1)), (2, GpuRequest(count=2)), ("3", GpuRequest(count=3)),
-    ("0,1", GpuRequest(count=0, device_ids=("0", "1"))),
-    ("device=GPU-abc", GpuRequest(count=0, device_ids=("GPU-abc",))),
-    ([0, 2], GpuRequest(count=0, device_ids=("0", "2"))),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("all", GpuRequest(count=-1)),
+        (2, GpuRequest(count=2)),
+        ("3", GpuRequest(count=3)),
+        ("0,1", GpuRequest(count=0, device_ids=("0", "1"))),
+        ("device=GPU-abc", GpuRequest(count=0, device_ids=("GPU-abc",))),
+        ([0, 2], GpuRequest(count=0, device_ids=("0", "2"))),
+    ],
+)
 def test_gpus_key(tmp_path: Path, value: object, expected: GpuRequest) -> None:
     (tmp_path / "aml_config").mkdir()
     (tmp_path / "aml_config" / "g.compute").write_text(
-        f'type: "docker"\ngpus: {json.dumps(value)}\n')
+        f'type: "docker"\ngpus: {json.dumps(value)}\n'
+    )
     assert EngineProject(tmp_path).resolve("g").compute.gpus == expected
 
 
@@ -89,16 +105,22 @@ def test_series_and_scalars_fold(tmp_path: Path) -> None:
     store.add_metric(rec.id, "loss", 0.5)
     store.add_metric(rec.id, "curve", [3])
     store.add_metric(rec.id, "name", "tree")
-    assert store.get(rec.id).metrics == {"acc": 0.5, "curve": [3], "loss": [1.0, 0.5],
-                                         "name": "tree"}
+    assert store.get(rec.id).metrics == {
+        "acc": 0.5,
+        "curve": [3],
+        "loss": [1.0, 0.5],
+        "name": "tree",
+    }
     assert store.list_runs()[0].metrics == store.get(rec.id).metrics
     store.close()
 
 
 def test_run_ids_unique_within_a_millisecond(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "db")
-    ids = {store.create("p", "local", "local", runconfig=None, script="x", args=[], env={}).id
-           for _ in range(20)}
+    ids = {
+        store.create("p", "local", "local", runconfig=None, script="x", args=[], env={}).id
+        for _ in range(20)
+    }
     assert len(ids) == 20 and all(i.startswith("p_") for i in ids)
     store.close()
 
@@ -116,4 +138,5 @@ def test_backends_never_import_textual() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n == "textual" or n.startswith(("textual.", "tui")) for n in names), (
-                f"{path} imports {names}")
+                f"{path} imports {names}"
+            )

@@ -19,16 +19,36 @@ def _tree(root: Path, files: dict[str, str | bytes]) -> None:
 
 
 def test_ignore_rules_git_labdeck_nested_and_always(tmp_path: Path) -> None:
-    _tree(tmp_path, {
-        "train.py": "x", "data/big.csv": "1", "data/keep.txt": "k",
-        ".gitignore": "*.log\n/data/*.csv\n", ".labdeckignore": "scratch/\n",
-        "scratch/tmp.py": "s", "run.log": "l", "sub/.gitignore": "secret.txt\n",
-        "sub/secret.txt": "s", "sub/code.py": "c", ".git/HEAD": "ref", "outputs/m.pkl": "m",
-        ".labdeck/runs.db": "d", "deep/.git/config": "c", "deep/ok.py": "o",
-    })
+    _tree(
+        tmp_path,
+        {
+            "train.py": "x",
+            "data/big.csv": "1",
+            "data/keep.txt": "k",
+            ".gitignore": "*.log\n/data/*.csv\n",
+            ".labdeckignore": "scratch/\n",
+            "scratch/tmp.py": "s",
+            "run.log": "l",
+            "sub/.gitignore": "secret.txt\n",
+            "sub/secret.txt": "s",
+            "sub/code.py": "c",
+            ".git/HEAD": "ref",
+            "outputs/m.pkl": "m",
+            ".labdeck/runs.db": "d",
+            "deep/.git/config": "c",
+            "deep/ok.py": "o",
+        },
+    )
     rels = [e.rel for e in snapshot.list_files(tmp_path)]
-    assert rels == [".gitignore", ".labdeckignore", "data/keep.txt", "deep/ok.py",
-                    "sub/.gitignore", "sub/code.py", "train.py"]
+    assert rels == [
+        ".gitignore",
+        ".labdeckignore",
+        "data/keep.txt",
+        "deep/ok.py",
+        "sub/.gitignore",
+        "sub/code.py",
+        "train.py",
+    ]
 
 
 def test_content_hash_follows_content_not_mtime(tmp_path: Path) -> None:
@@ -45,8 +65,10 @@ def test_content_hash_follows_content_not_mtime(tmp_path: Path) -> None:
 
 
 def test_size_limit_previews_largest_files_and_ignore_lines(tmp_path: Path) -> None:
-    _tree(tmp_path, {"data/a.bin": b"0" * 3_000_000, "models/m.bin": b"0" * 1_500_000,
-                     "train.py": "x"})
+    _tree(
+        tmp_path,
+        {"data/a.bin": b"0" * 3_000_000, "models/m.bin": b"0" * 1_500_000, "train.py": "x"},
+    )
     files = snapshot.list_files(tmp_path)
     with pytest.raises(snapshot.SnapshotTooLarge) as err:
         snapshot.check_size(files, limit=2_000_000)
@@ -74,6 +96,7 @@ def test_snapshot_is_isolated_from_later_edits(project: Project) -> None:
     project.write("job.py", "import time\ntime.sleep(1)\nprint(open('job.py').read().strip())\n")
     run = project.popen("submit", "-c", "local", "job.py")
     import time
+
     time.sleep(0.5)
     project.write("job.py", "print('edited')\n")
     out, _ = run.communicate(timeout=30)
@@ -86,10 +109,25 @@ def test_git_commit_is_recorded(project: Project) -> None:
 
     project.write("job.py", "print(1)\n")
     subprocess.run(["git", "init", "-q"], cwd=project.root, check=True)
-    subprocess.run(["git", "-c", "user.email=t@t.invalid", "-c", "user.name=t", "commit",
-                    "-q", "--allow-empty", "-m", "x"], cwd=project.root, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, text=True,
-                          capture_output=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.email=t@t.invalid",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        cwd=project.root,
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project.root, text=True, capture_output=True, check=True
+    ).stdout.strip()
     assert snapshot.git_commit(project.root) == head
     import json
 
