@@ -103,7 +103,7 @@ class DockerBackend(Backend):
 
     def explain(self, ctx: RunContext) -> Explanation:
         spec = self.env_spec(ctx)
-        image = spec.tag("<hash of base image id + dependencies>")
+        image = f"{spec.repository}:<inputs-hash>"
         cmd = ["docker", "run", "--rm", "--init", "-w", WORKDIR]
         for key, value in self.labels(ctx).items():
             cmd += ["--label", f"{key}={value}"]
@@ -129,9 +129,31 @@ class DockerBackend(Backend):
         explicit = force or ctx.run_id == "prepare"
         async with open_docker(self.url) as docker:
             await ping(docker, self.url)
+            if self.compute.gpus is not None:
+                await self._gpu_preflight(docker, spec.base)
             if explicit or ctx.target.runconfig.prepare_environment:
                 return await ensure_image(docker, spec, ctx.progress, force)
             return await self._unprepared(docker, spec)
+
+    async def _gpu_preflight(self, docker: Any, base: str) -> None:
+        """Start a throwaway container with the run's GPU request, so a daemon that cannot serve
+        GPUs fails the run in a second, not after a long environment build."""
+        from aiodocker.exceptions import DockerError
+
+        base_id = await base_image_id(docker, base)
+        config = {"Image": base_id, "Cmd": ["true"], "Labels": {LABEL_RUN: "gpu-preflight"},
+                  "HostConfig": {"NetworkMode": "none",
+                                 "DeviceRequests": gpu.device_requests(self.compute.gpus)}}
+        container = await docker.containers.create(config=config)
+        try:
+            await container.start()
+            await container.wait()
+        except DockerError as err:
+            translated = gpu.translate_start_error(api_message(err), self.compute.gpus)
+            if translated is not None:
+                raise translated from err
+        finally:
+            await _remove(container)
 
     async def _unprepared(self, docker: Any, spec: EnvSpec) -> EnvRef:
         """PrepareEnvironment: false: the prepared image, or the base image when nothing is to

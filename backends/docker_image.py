@@ -61,9 +61,13 @@ class EnvSpec:
 }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
-    def tag(self, digest: str) -> str:
+    @property
+    def repository(self) -> str:
         repo = re.sub(r"[^a-z0-9._-]+", "-", self.project_name.lower()).strip("-._") or "project"
-        return f"labdeck-env/{repo}:{digest[:12]}"
+        return f"labdeck-env/{repo}"
+
+    def tag(self, digest: str) -> str:
+        return f"{self.repository}:{digest[:12]}"
 
 
 def spec_for(project_root: Path, project_name: str, base: str, conda: CondaDeps | None,
@@ -104,6 +108,8 @@ async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
                        force: bool = False) -> EnvRef:
     """The environment image's tag, built when no image with that tag exists (or ``force``)."""
     base_id = await base_image_id(docker, spec.base)
+    if not spec.pip and not spec.conda:
+        return EnvRef(spec.base, cached=True)  # nothing to install: the base image is the env
     digest = spec.digest(base_id)
     tag = spec.tag(digest)
     if not force:
@@ -247,7 +253,6 @@ async def probe_base(docker: Any, base_id: str) -> BaseFacts:
 
 def pip_download_argv(packages: tuple[str, ...], facts: BaseFacts, dest: Path) -> list[str]:
     major, minor = facts.python.split(".")
-    glibc = facts.glibc.split(".")
     return [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
             "--dest", str(dest), "--only-binary=:all:", "--python-version", f"{major}{minor}",
             "--implementation", "cp", "--abi", f"cp{major}{minor}",
