@@ -54,7 +54,7 @@ class IgnoreRules:
             if path.is_file():
                 lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
         if lines:
-            self._specs[rel_dir] = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+            self._specs[rel_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         parts = PurePosixPath(rel).parts
