@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -14,6 +13,8 @@ PR_SET_CHILD_SUBREAPER = 36
 def become_subreaper() -> bool:
     """Orphaned descendants of this process re-parent to it instead of init, so a script's
     double-forked children stay findable (and killable) through the parent links."""
+    import ctypes  # only the supervisor needs it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
