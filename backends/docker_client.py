@@ -30,9 +30,24 @@ def _where(url: str) -> str:
     return url[len("unix://"):] if url.startswith("unix://") else url
 
 
+def _os_error(err: BaseException) -> BaseException:
+    """The OSError under a connection failure (aiodocker wraps aiohttp's in a DockerError 900)."""
+    seen: BaseException | None = err
+    for _ in range(5):
+        if seen is None:
+            break
+        inner = getattr(seen, "os_error", None)
+        if isinstance(inner, OSError):
+            return inner
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return err
+
+
 def unreachable(url: str, err: BaseException) -> TargetError:
     """Why the daemon at ``url`` cannot be used, with the fix, on one line."""
-    os_err = getattr(err, "os_error", None) or err
+    os_err = _os_error(err)
     code = getattr(os_err, "errno", None)
     where = _where(url)
     if code in (errno.EACCES, errno.EPERM):
@@ -47,7 +62,7 @@ def unreachable(url: str, err: BaseException) -> TargetError:
         return TargetError(
             f"the Docker daemon is not running at {where} (connection refused): start it "
             "(sudo systemctl start docker) or set DOCKER_HOST")
-    reason = getattr(os_err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    reason = (getattr(os_err, "strerror", None) or api_message(os_err))
     return TargetError(f"cannot reach the Docker daemon at {where}: {reason}")
 
 
@@ -67,6 +82,8 @@ def is_not_found(err: BaseException) -> bool:
 def is_connection_error(err: BaseException) -> bool:
     import aiohttp
 
+    if getattr(err, "status", None) == 900:  # aiodocker: "Cannot connect to Docker Engine"
+        return True
     return isinstance(err, aiohttp.ClientConnectionError | OSError)
 
 

@@ -1,0 +1,201 @@
+"""Runs in containers on the real daemon: log, metrics, outputs, survival, reattach, cancel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import Project
+from tests.docker.conftest import labelled, record, run_id_of, wait_no_containers
+
+pytestmark = pytest.mark.docker
+
+HELLO = """
+    import os, sys
+    from azureml.logging import get_azureml_logger
+    log = get_azureml_logger()
+    print("to stdout " + os.environ["EXAMPLE"])
+    print("to stderr", file=sys.stderr)
+    print("x" * 70000)  # one line longer than docker's 16 KiB log messages
+    log.log("acc", 0.75)
+    log.log("loss", [0.5, 0.25])
+    print("share=" + os.environ["AZUREML_NATIVE_SHARE_DIRECTORY"])
+    open(os.path.join(os.environ["AZUREML_NATIVE_SHARE_DIRECTORY"], "seen.txt"), "w").write("1")
+    os.makedirs("outputs/sub", exist_ok=True)
+    open("outputs/model.txt", "w").write("model")
+    open("outputs/sub/deep.txt", "w").write("deep")
+    print("ünïcode ✓")
+"""
+
+SLOW = """
+    import sys, time
+    from azureml.logging import get_azureml_logger
+    log = get_azureml_logger()
+    for i in range(N):
+        print(f"line {i}", flush=True)
+        if i % 5 == 0:
+            print(f"err {i}", file=sys.stderr, flush=True)
+            log.log("step", i)
+        time.sleep(DELAY)
+    print("the end")
+"""
+
+
+def log_lines(project: Project, run_id: str) -> list[str]:
+    text = (project.root / ".labdeck" / "runs" / run_id / "log").read_text()
+    return text.splitlines()
+
+
+def test_submit_runs_in_container_with_log_metrics_outputs(dproject: Project) -> None:
+    dproject.write("aml_config/docker.runconfig", """
+        ArgumentVector: ["$file"]
+        Target: docker
+        Framework: Python
+        EnvironmentVariables:
+          EXAMPLE: "from-runconfig"
+    """)
+    dproject.write("hello.py", HELLO)
+    res = dproject.cli("submit", "-c", "docker", "hello.py", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "to stdout from-runconfig" in res.stdout
+    assert "to stderr" in res.stderr and "to stderr" not in res.stdout
+    assert "x" * 70000 in res.stdout.splitlines()  # reassembled across frames, whole
+    assert "share=/azureml-share/" in res.stdout
+    assert "ünïcode ✓" in res.stdout
+    run_id = run_id_of(res.stdout)
+    rec = record(dproject, run_id)
+    assert rec["status"] == "completed" and rec["exit_code"] == 0
+    assert rec["metrics"] == {"acc": 0.75, "loss": [0.5, 0.25]}
+    assert rec["outputs"] == ["model.txt", "sub/deep.txt"]
+    outputs = dproject.root / ".labdeck" / "runs" / run_id / "outputs"
+    assert (outputs / "sub" / "deep.txt").read_text() == "deep"
+    assert (dproject.root.parent / "share" / "seen.txt").exists()
+    lines = log_lines(dproject, run_id)
+    assert any(" err to stderr" in line for line in lines)
+    assert any(" out to stdout from-runconfig" in line for line in lines)
+    assert wait_no_containers(dproject.root) == []
+
+
+def test_localdocker_spelling_and_shared_volumes(dproject: Project) -> None:
+    dproject.write("aml_config/old.compute", """
+        type: localdocker
+        baseDockerImage: "labdeck/python-base:bookworm"
+        sharedVolumes: true
+        nativeSharedDirectory: ""
+    """)
+    dproject.write("w.py", """
+        import os
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/w.txt", "w").write("shared")
+        print("cwd files:", sorted(os.listdir(".")))
+    """)
+    res = dproject.cli("submit", "-c", "old", "w.py", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "'aml_config'" in res.stdout
+    assert (dproject.root / "outputs" / "w.txt").read_text() == "shared"  # the project itself
+    rec = record(dproject, run_id_of(res.stdout))
+    assert rec["outputs"] == ["w.txt"]
+
+
+def test_cli_killed_mid_run_then_logs_follow_shows_whole_log(dproject: Project) -> None:
+    dproject.write("slow.py", SLOW.replace("N", "30").replace("DELAY", "0.1"))
+    cli = dproject.popen("submit", "-c", "docker", "slow.py")
+    assert cli.stdout is not None
+    run_id = cli.stdout.readline().strip()
+    time.sleep(1.5)
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    res = dproject.cli("runs", "logs", run_id, "-f", timeout=120)
+    assert res.returncode == 0, res.stderr
+    outs = [ln for ln in res.stdout.splitlines() if ln.startswith("line ")]
+    assert outs == [f"line {i}" for i in range(30)]
+    assert res.stdout.splitlines()[-1] == "the end"
+    assert record(dproject, run_id)["status"] == "completed"
+    assert wait_no_containers(dproject.root) == []
+
+
+def test_supervisor_killed_reattaches_without_gap_or_duplicate(dproject: Project) -> None:
+    dproject.write("slow.py", SLOW.replace("N", "40").replace("DELAY", "0.1"))
+    res = dproject.cli("submit", "-a", "-c", "docker", "slow.py", check=True)
+    run_id = run_id_of(res.stdout)
+    deadline = time.monotonic() + 30
+    while record(dproject, run_id)["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.2)
+    import sqlite3
+
+    db = sqlite3.connect(dproject.root / ".labdeck" / "runs.db")
+    pid = db.execute("select supervisor_pid from runs where id=?", (run_id,)).fetchone()[0]
+    db.close()
+    os.kill(pid, signal.SIGKILL)
+    assert len(labelled("org.labdeck.run", run_id)) == 1  # the run goes on without it
+    res = dproject.cli("runs", "logs", run_id, "-f", timeout=120)
+    assert res.returncode == 0, res.stderr
+    outs = [ln for ln in res.stdout.splitlines() if ln.startswith("line ")]
+    assert outs == [f"line {i}" for i in range(40)]
+    errs = [ln for ln in res.stderr.splitlines() if ln.startswith("err ")]
+    assert errs == [f"err {i}" for i in range(0, 40, 5)]
+    assert "reattaching" in res.stderr
+    rec = record(dproject, run_id)
+    assert rec["status"] == "completed"
+    assert rec["metrics"] == {"step": list(range(0, 40, 5))}  # none lost, none twice
+    assert wait_no_containers(dproject.root) == []
+
+
+def test_cancel_stops_collects_outputs_and_leaves_nothing(dproject: Project) -> None:
+    dproject.write("stubborn.py", """
+        import os, signal, time
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/partial.txt", "w").write("half")
+        signal.signal(signal.SIGTERM, lambda *a: print("got SIGTERM, ignoring", flush=True))
+        print("started", flush=True)
+        time.sleep(120)
+    """)
+    res = dproject.cli("submit", "-a", "-c", "docker", "stubborn.py", check=True)
+    run_id = run_id_of(res.stdout)
+    log = dproject.root / ".labdeck" / "runs" / run_id / "log"
+    deadline = time.monotonic() + 30
+    while (not log.exists() or "started" not in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    res = dproject.cli("runs", "cancel", run_id, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - started < 30
+    rec = record(dproject, run_id)
+    assert rec["status"] == "canceled"
+    assert rec["outputs"] == ["partial.txt"]
+    assert "got SIGTERM, ignoring" in log.read_text()  # SIGTERM first, SIGKILL after the grace
+    assert wait_no_containers(dproject.root) == []
+
+
+def test_explain_prints_equivalent_docker_run(dproject: Project) -> None:
+    dproject.write("hello.py", "print(1)\n")
+    res = dproject.cli("submit", "-c", "docker", "--explain", "hello.py", "a b", check=True)
+    cmd = [ln for ln in res.stdout.splitlines() if ln.startswith("docker run")]
+    assert len(cmd) == 1
+    assert "--init" in cmd[0] and "-e PYTHONPATH=/labdeck/shim" in cmd[0]
+    assert cmd[0].endswith("python3 hello.py 'a b'")
+    assert "--gpus" not in cmd[0]
+    assert labelled("org.labdeck.project", str(dproject.root)) == []  # nothing ran
+
+
+def test_docker_ps_shows_the_run_while_it_goes(dproject: Project) -> None:
+    dproject.write("slow.py", SLOW.replace("N", "20").replace("DELAY", "0.1"))
+    res = dproject.cli("submit", "-a", "-c", "docker", "slow.py", check=True)
+    run_id = run_id_of(res.stdout)
+    deadline = time.monotonic() + 30
+    seen: list[str] = []
+    while not seen and time.monotonic() < deadline:
+        seen = labelled("org.labdeck.run", run_id)
+        time.sleep(0.1)
+    assert len(seen) == 1
+    fmt = "{{.Config.WorkingDir}} {{.HostConfig.Init}}"
+    inspect = subprocess.run(["docker", "inspect", "-f", fmt, seen[0]],
+                             capture_output=True, text=True, check=True)
+    assert inspect.stdout.split() == ["/labdeck/work", "true"]
+    dproject.cli("runs", "logs", run_id, "-f", timeout=120, check=True)
+    assert wait_no_containers(dproject.root) == []
