@@ -160,7 +160,7 @@ class LabdeckApp(App[None]):
 
     def start_submit(self, request: SubmitRequest) -> None:
         self.run_worker(lambda: self._do_submit(request), thread=True, name="submit",
-                        group="submit")
+                        exit_on_error=False, group="submit")
 
     def _do_submit(self, request: SubmitRequest) -> None:
         record = self.engine.submit(request.target, request.script, request.args)
@@ -193,7 +193,7 @@ class LabdeckApp(App[None]):
         def work() -> None:
             self.post_message(RunCanceled(self.engine.cancel(run_id)))
 
-        self.run_worker(work, thread=True, name="cancel", group="cancel")
+        self.run_worker(work, thread=True, name="cancel", exit_on_error=False, group="cancel")
 
     def on_run_canceled(self, message: RunCanceled) -> None:
         self.runs_panel.reload()
@@ -210,7 +210,8 @@ class LabdeckApp(App[None]):
             files = self.engine.download(run_id, dest)
             self.post_message(OutputsDownloaded(run_id, [str(f) for f in files], str(dest)))
 
-        self.run_worker(work, thread=True, name="download", group="download")
+        self.run_worker(work, thread=True, name="download", exit_on_error=False,
+                        group="download")
 
     def on_outputs_downloaded(self, message: OutputsDownloaded) -> None:
         self.notify(f"{len(message.files)} file(s) of run {message.run_id} → {message.dest}")
@@ -220,8 +221,8 @@ class LabdeckApp(App[None]):
     def action_prepare(self) -> None:
         target = self.target
         self.notify(f"preparing {target}…")
-        self.run_worker(self._do_prepare(target), name="prepare", group="prepare",
-                        exclusive=True)
+        self.run_worker(self._do_prepare(target), name="prepare", exit_on_error=False,
+                        group="prepare", exclusive=True)
 
     async def _do_prepare(self, target: str) -> None:
         def progress(text: str) -> None:
@@ -250,7 +251,8 @@ class LabdeckApp(App[None]):
         self.watcher = Watcher(self.engine, self.engine.project.root,
                                record.runconfig or record.target, record.script,
                                list(record.args), policy, self._watch_event, in_flight)
-        self._watch_worker = self.run_worker(self.watcher.run(), name="watch", group="watch",
+        self._watch_worker = self.run_worker(self.watcher.run(), name="watch",
+                                             exit_on_error=False, group="watch",
                                              exclusive=True)
         self.post_message(WatchToggled(True, self.watcher.target, record.script, policy))
 

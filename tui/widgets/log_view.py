@@ -382,7 +382,7 @@ class LogView(ScrollView, can_focus=True):
             return
         self.scanning = True
         self.run_worker(lambda: self._scan_filter(needle), thread=True, exclusive=True,
-                        group="log-scan", name="log-filter")
+                        group="log-scan", name="log-filter", exit_on_error=False)
 
     def _scan_filter(self, needle: str) -> None:
         assert self.path is not None
@@ -415,7 +415,7 @@ class LogView(ScrollView, can_focus=True):
         end = self.byte_offset
         path = self.path
         self.run_worker(lambda: self._scan_search(path, needle, end), thread=True,
-                        exclusive=True, group="log-scan", name="log-search")
+                        exclusive=True, group="log-scan", name="log-search", exit_on_error=False)
 
     def _scan_search(self, path: Path, needle: str, end: int) -> None:
         result = scan(path, needle, end, 0, False)

@@ -84,7 +84,7 @@ class RunDetails(VerticalScroll):
         self._draw()
         if record is not None and record.id not in self._explain:
             self.run_worker(lambda: self._explain_for(record), thread=True, exclusive=True,
-                            group="explain", name="explain")
+                            group="explain", name="explain", exit_on_error=False)
 
     def _explain_for(self, record: RunRecord) -> None:
         try:

@@ -62,7 +62,7 @@ class TargetsPanel(DataTable[Any]):
 
     def refresh_targets(self) -> None:
         self.run_worker(self._describe_all(), exclusive=True, group="targets",
-                        name="describe-targets")
+                        name="describe-targets", exit_on_error=False)
 
     async def _describe_all(self) -> None:
         await asyncio.gather(*(self._describe(name) for name in self.names))

@@ -1,0 +1,38 @@
+"""Waiting on the app without timed asserts: poll a condition, fail with a message if it never
+holds within a generous limit (a hang guard, not a speed check)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from textual.pilot import Pilot
+
+M = TypeVar("M")
+GUARD_S = 30.0
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str,
+                guard: float = GUARD_S) -> None:
+    deadline = time.monotonic() + guard
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await pilot.pause(0.05)
+
+
+def of_type(messages: list[Any], kind: type[M]) -> list[M]:
+    return [m for m in messages if isinstance(m, kind)]
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let short workers (describe, explain, submit...) finish; the watcher runs on."""
+    def idle() -> bool:
+        return all(w.is_finished or w.group == "watch" for w in pilot.app.workers)
+
+    await pilot.pause()
+    await until(pilot, idle, "workers finish")
+    await pilot.pause()
+    await asyncio.sleep(0)
