@@ -133,3 +133,9 @@ def test_git_commit_is_recorded(project: Project) -> None:
 
     project.cli("submit", "-c", "local", "job.py", check=True)
     assert json.loads(project.cli("runs", "last", "-o", "json").stdout)["commit"] == head
+
+
+def test_labdeckignore_can_bring_back_what_gitignore_hides(tmp_path: Path) -> None:
+    _tree(tmp_path, {".gitignore": "data/\n", ".labdeckignore": "!data/\n", "data/x.csv": "1",
+                     "a.py": "x"})
+    assert "data/x.csv" in [e.rel for e in snapshot.list_files(tmp_path)]
