@@ -82,7 +82,7 @@ class LabdeckApp(App[None]):
                     yield LogPanel(poll=self.poll, id="log")
                 with TabPane("Details", id="tab-details"):
                     yield RunDetails(self.engine, id="details")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def runs_panel(self) -> RunsPanel:

@@ -19,28 +19,28 @@ from textual.binding import Binding
 
 APP_BINDINGS: list[Binding] = [
     Binding("s", "submit", "Submit", id="submit", tooltip="Submit a script on a target"),
-    Binding("r", "resubmit", "Resubmit", id="resubmit",
+    Binding("r", "resubmit", "Rerun", id="resubmit",
             tooltip="Submit the selected run's script, arguments and target again"),
     Binding("c", "cancel_run", "Cancel", id="cancel", tooltip="Cancel the selected run"),
     Binding("w", "toggle_watch", "Watch", id="watch",
             tooltip="Resubmit the selected run whenever a project file's content changes"),
     Binding("p", "prepare", "Prepare", id="prepare",
             tooltip="Build (or find cached) the selected target's environment"),
-    Binding("d", "download", "Download", id="download",
+    Binding("d", "download", "Outputs", id="download",
             tooltip="Copy the selected run's outputs into the project"),
     Binding("m", "compare", "Compare", id="compare",
             tooltip="Compare the two marked runs (or the selected and the one before)"),
-    Binding("l", "open_log", "Full log", id="open_log", tooltip="Open the selected run's log"),
-    Binding("i", "toggle_details", "Details", id="details",
+    Binding("l", "open_log", "Log", id="open_log", tooltip="Open the selected run's log"),
+    Binding("i", "toggle_details", "Details", id="details", show=False,
             tooltip="Switch between the log and the run details"),
     Binding("f1", "help", "Help", id="help", tooltip="Key bindings and help"),
-    Binding("q", "quit", "Quit", id="quit", tooltip="Quit (runs go on)"),
+    Binding("q", "quit", "Quit", id="quit", show=False, tooltip="Quit (runs go on)"),
 ]
 
 RUNS_BINDINGS: list[Binding] = [
-    Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark a run for compare"),
-    Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter the runs"),
-    Binding("o", "sort", "Sort", id="runs.sort", tooltip="Sort by the next column"),
+    Binding("space", "mark", "Mark", id="runs.mark", show=False, tooltip="Mark a run for compare"),
+    Binding("slash", "filter", "Filter", id="runs.filter", show=False, tooltip="Filter the runs"),
+    Binding("o", "sort", "Sort", id="runs.sort", show=False, tooltip="Sort by the next column"),
     Binding("escape", "clear_filter", "Clear filter", id="runs.clear", show=False),
 ]
 

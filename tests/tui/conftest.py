@@ -75,7 +75,7 @@ def make_store(root: Path) -> Project:
 @pytest.fixture(autouse=True)
 def fixed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TZ", "UTC")
-    monkeypatch.setenv("LABDECK_KEYMAP", str(tmp_path / "no-keymap.toml"))
+    monkeypatch.setenv("LABDECK_KEYMAP", "/nonexistent/labdeck/keymap.toml")
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
     time.tzset()
     yield

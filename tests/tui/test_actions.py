@@ -338,5 +338,5 @@ async def test_command_palette_offers_actions_and_submits(engine: Engine) -> Non
         provider = LabdeckCommands(app.screen)
         texts = [str(hit.text) for hit in []]
         texts = [t for t, _cb, _h in provider._commands()]
-        assert "Submit (s)" in texts and "Cancel (c)" in texts
+        assert "Submit (s)" in texts and "Cancel (c)" in texts and "Log (l)" in texts
         assert "Submit hello.py on local" in texts

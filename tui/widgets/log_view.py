@@ -234,6 +234,8 @@ class LogView(ScrollView, can_focus=True):
             new = text.split("\n")[:-1][-self.window:]
         else:
             new = text.split("\n")[:-1]
+        if self.filter_text is None and count > len(new):
+            self.first_lineno += count - len(new)  # skipped lines stay on disk only
         if new:
             self.append(new)
         return count
