@@ -35,6 +35,9 @@ class LocalBackend(Backend):
 
     def run_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
+        share = self.compute.native_shared_directory
+        if share:  # Workbench's folder shared by all runs of the target
+            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = os.path.expanduser(share)
         inherited = os.environ.get("PYTHONPATH")
         env["PYTHONPATH"] = str(SHIM_DIR) + (os.pathsep + inherited if inherited else "")
         return env
@@ -53,6 +56,9 @@ class LocalBackend(Backend):
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
         full_env = {**os.environ, **self.run_env(ctx)}
+        share = full_env.get("AZUREML_NATIVE_SHARE_DIRECTORY")
+        if share:
+            os.makedirs(share, exist_ok=True)
         try:
             proc = await asyncio.create_subprocess_exec(
                 env.ref,

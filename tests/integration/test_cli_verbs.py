@@ -269,3 +269,17 @@ def _wait_status(project: Project, run_id: str, status: str, timeout: float = 20
             return shown
         time.sleep(0.1)
     raise AssertionError(f"run {run_id} never reached {status}: {shown}")
+
+
+def test_native_shared_directory_is_shared_by_runs(project: Project, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    project.write("aml_config/local.compute", f'type: "local"\nnativeSharedDirectory: "{share}"\n')
+    project.write("share.py", """
+        import os, pathlib
+        d = pathlib.Path(os.environ["AZUREML_NATIVE_SHARE_DIRECTORY"])
+        n = len(list(d.iterdir()))
+        (d / f"run{n}").write_text("x")
+        print("seen", n)
+    """)
+    assert "seen 0" in project.cli("submit", "-c", "local", "share.py", check=True).stdout
+    assert "seen 1" in project.cli("submit", "-c", "local", "share.py", check=True).stdout
