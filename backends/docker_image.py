@@ -192,6 +192,7 @@ async def _build(docker: Any, context: bytes, tag: str, spec: EnvSpec, digest: s
 
     step = "the build"
     tail: list[str] = []
+    layers: list[str] = []  # " ---> <id>" of each finished step
     buildargs = {k: os.environ[k] for k in PIP_BUILD_ARGS if os.environ.get(k)}
     try:
         stream = docker.images.build(
@@ -205,12 +206,25 @@ async def _build(docker: Any, context: bytes, tag: str, spec: EnvSpec, digest: s
                     continue
                 if line.startswith("Step "):
                     step, tail = line, []
+                elif line.startswith(" ---> ") and " " not in line[6:].strip():
+                    layers.append(line[6:].strip())
                 elif not line.startswith((" ---> ", "Removing intermediate container")):
                     tail.append(line)
                     del tail[:-40]
                 progress(line)
     except DockerError as err:
+        await _drop_layers(docker, layers[1:])  # the steps before the failing one: nothing stays
         raise build_failure(api_message(err), step, tail, spec) from err
+
+
+async def _drop_layers(docker: Any, layers: list[str]) -> None:
+    from aiodocker.exceptions import DockerError
+
+    for layer in reversed(layers):
+        try:
+            await docker.images.delete(layer)
+        except DockerError:
+            return  # shared with another build's cache (or already gone): keep the rest too
 
 
 def build_failure(message: str, step: str, tail: list[str], spec: EnvSpec) -> PrepareError:
