@@ -55,6 +55,11 @@ def metrics_summary(metrics: dict[str, Any], limit: int = 3) -> str:
     return " ".join(parts)
 
 
+def _facts(record: RunRecord) -> tuple[Any, ...]:
+    return (record.status, record.ended, record.exit_code, record.outputs, record.error,
+            repr(record.metrics))
+
+
 class RunsPanel(Vertical):
     BINDINGS: list[Binding] = RUNS_BINDINGS  # type: ignore[assignment]
     DEFAULT_CSS = """
@@ -97,8 +102,12 @@ class RunsPanel(Vertical):
     def reload(self) -> None:
         """Re-read the store and redraw."""
         self._version = self.engine.store.data_version()
+        before = self.record(self.selected_id)
         self.records = self.engine.runs()
         self.redraw()
+        after = self.record(self.selected_id)
+        if after is not None and (before is None or _facts(before) != _facts(after)):
+            self.post_message(RunSelected(after.id))  # the selected run moved on: redraw it
 
     def tick(self) -> None:
         version = self.engine.store.data_version()
@@ -160,7 +169,7 @@ class RunsPanel(Vertical):
             for record in records:
                 for col, value in zip(COLUMNS, self._cells(record), strict=True):
                     if str(table.get_cell(record.id, col)) != str(value):
-                        table.update_cell(record.id, col, value)
+                        table.update_cell(record.id, col, value, update_width=True)
         else:
             table.clear()
             for record in records:
