@@ -55,6 +55,10 @@ def metrics_summary(metrics: dict[str, Any], limit: int = 3) -> str:
     return " ".join(parts)
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _facts(record: RunRecord) -> tuple[Any, ...]:
     return (record.status, record.ended, record.exit_code, record.outputs, record.error,
             repr(record.metrics))
@@ -153,7 +157,7 @@ class RunsPanel(Vertical):
         watch = "⟳ " if record.trigger else ""
         return [
             mark + short_id(record),
-            watch + (record.script or "-"),
+            watch + _clip(record.script or "-", 24),
             record.target,
             Text(record.status.value, style=STATUS_STYLES.get(record.status, "")),
             duration(record.duration),
