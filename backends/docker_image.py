@@ -21,12 +21,13 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .base import EnvRef
 from .config import CondaDeps
+from .docker_api import DockerAPI
 from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_not_found
 from .errors import PrepareError
 
@@ -92,16 +93,38 @@ class BaseFacts:
     conda: str  # path of micromamba/mamba/conda, or "" when none
 
 
+def missing_base(base: str) -> PrepareError:
+    return PrepareError(f"base image {base!r} not found on the Docker daemon: pull it (docker "
+                        f"pull {base}) or build it (scripts/build-base-image.sh builds the default)")
+
+
 async def base_image_id(docker: Any, base: str) -> str:
     try:
         info = await docker.images.inspect(base)
     except Exception as err:
         if is_not_found(err):
-            raise PrepareError(
-                f"base image {base!r} not found on the Docker daemon: pull it (docker pull "
-                f"{base}) or build it (scripts/build-base-image.sh builds the default)") from err
+            raise missing_base(base) from err
         raise
     return str(info["Id"])
+
+
+async def lean_base_image_id(api: DockerAPI, base: str) -> str:
+    """``base_image_id`` through the run path's lean client."""
+    info = await api.image(base)
+    if info is None:
+        raise missing_base(base)
+    return str(info["Id"])
+
+
+async def cached_env(api: DockerAPI, spec: EnvSpec, base_id: str) -> EnvRef | None:
+    """The environment when nothing needs building (no dependencies, or its tag exists), through
+    the lean client; None when ``ensure_image`` must build it."""
+    if not spec.pip and not spec.conda:
+        return EnvRef(spec.base, cached=True)  # nothing to install: the base image is the env
+    tag = spec.tag(spec.digest(base_id))
+    if await api.image(tag) is not None:
+        return EnvRef(tag, cached=True)
+    return None
 
 
 async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
@@ -126,13 +149,18 @@ async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
             f"conda packages ({', '.join(spec.conda)}) are listed but base image {spec.base!r} "
             "has neither conda nor micromamba: move them under '- pip:' or use a base image "
             "with conda")
-    with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
-        wheels = Path(tmp) / "wheels"
-        if spec.offline and spec.pip:
-            assert facts is not None
-            await download_wheels(spec.pip, facts, wheels, progress)
-        context = build_context(spec, base_id, digest, facts, wheels)
-    await _build(docker, context, tag, spec, digest, progress)
+    try:
+        await _build_with_context(docker, spec, base_id, digest, tag, facts, progress)
+    except IndexUnreachable as err:
+        if spec.offline or spec.conda:
+            raise
+        # Common in GPU labs and behind TLS-inspecting proxies: this machine reaches the index
+        # but containers do not. Offline mode fetches the wheels here and sends them along.
+        progress(f"the build could not reach the package index ({err.detail}); retrying in "
+                 "offline mode: wheels downloaded on this machine, sent with the build")
+        spec = replace(spec, offline=True)
+        facts = await probe_base(docker, base_id)
+        await _build_with_context(docker, spec, base_id, digest, tag, facts, progress)
     progress(f"built {tag}")
     return EnvRef(tag, cached=False)
 
@@ -186,6 +214,30 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+class IndexUnreachable(PrepareError):
+    """pip inside the build could not reach the package index (network, proxy, certificate)."""
+
+    def __init__(self, message: str, detail: str):
+        super().__init__(message)
+        self.detail = detail
+
+
+NETWORK_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "NewConnectionError",
+                   "Temporary failure in name resolution", "ConnectTimeoutError", "ProxyError",
+                   "Network is unreachable", "Connection refused")
+
+
+async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: str, tag: str,
+                              facts: BaseFacts | None, progress: Progress) -> None:
+    with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
+        wheels = Path(tmp) / "wheels"
+        if spec.offline and spec.pip:
+            assert facts is not None
+            await download_wheels(spec.pip, facts, wheels, progress)
+        context = build_context(spec, base_id, digest, facts, wheels)
+    await _build(docker, context, tag, spec, digest, progress)
+
+
 async def _build(docker: Any, context: bytes, tag: str, spec: EnvSpec, digest: str,
                  progress: Progress) -> None:
     from aiodocker.exceptions import DockerError
@@ -234,6 +286,12 @@ def build_failure(message: str, step: str, tail: list[str], spec: EnvSpec) -> Pr
     if not code:
         return PrepareError(f"image build failed at {command!r}: {message}")
     reason = _reason(tail)
+    network = next((line for line in tail if any(m in line for m in NETWORK_MARKERS)), None)
+    if network is not None and not spec.offline:
+        marker = next(m for m in NETWORK_MARKERS if m in network)
+        return IndexUnreachable(f"image build failed at {command!r} (exit code {code.group(1)}): "
+                                f"the package index is unreachable from the build ({marker})",
+                                marker)
     return PrepareError(f"image build failed at {command!r} (exit code {code.group(1)})"
                         + (f": {reason}" if reason else ""))
 

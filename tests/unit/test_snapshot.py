@@ -94,12 +94,10 @@ def test_big_project_is_refused_with_preview_and_nothing_recorded(project: Proje
 
 def test_snapshot_is_isolated_from_later_edits(project: Project) -> None:
     project.write("job.py", "import time\ntime.sleep(1)\nprint(open('job.py').read().strip())\n")
-    run = project.popen("submit", "-c", "local", "job.py")
-    import time
-
-    time.sleep(0.5)
+    run_id = project.cli("submit", "-a", "-c", "local", "job.py", check=True).stdout.strip()
+    # submit returns once the snapshot is taken: an edit now must not reach the run
     project.write("job.py", "print('edited')\n")
-    out, _ = run.communicate(timeout=30)
+    out = project.cli("runs", "logs", run_id, "-f", check=True).stdout
     assert "time.sleep(1)" in out
     assert "edited" not in out
 
