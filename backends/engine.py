@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import procutil, registry, snapshot
 from .base import Capability, EnvRef, Explanation, RunContext, TargetInfo
@@ -23,6 +24,9 @@ from .project import Project, Target
 from .runspec import RunSpec
 from .status import RunStatus
 from .store import RunRecord, RunStore
+
+if TYPE_CHECKING:
+    import socket
 
 LOST_GRACE_S = 30.0  # a queued run may wait this long for its supervisor to register
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,8 @@ class Engine:
         self.fork_supervisors = fork_supervisors
         self._store: RunStore | None = None
         self._done_fds: dict[str, int] = {}
+        self._zygote: socket.socket | None = None
+        self._zygote_lock = threading.Lock()
 
     @property
     def store(self) -> RunStore:
@@ -166,9 +172,12 @@ class Engine:
         fresh interpreter."""
         run_dir = self.project.run_dir(run_id)
         done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
+        pid: int | None = None
         if self.fork_supervisors and threading.active_count() == 1:
             pid = self._fork_supervisor(run_id, reattach, done_r, done_w)
-        else:
+        elif self.fork_supervisors:
+            pid = self._zygote_supervisor(run_id, reattach, done_w)
+        if pid is None:
             pid = self._exec_supervisor(run_id, reattach, run_dir, done_w)
         os.close(done_w)
         old = self._done_fds.pop(run_id, None)
@@ -205,37 +214,60 @@ class Engine:
         return proc.pid
 
     def _fork_supervisor(self, run_id: str, reattach: bool, done_r: int, done_w: int) -> int:
-        log_path = str(self.project.run_dir(run_id) / "supervisor.log")
+        from .zygote import fork_detached_supervisor
+
         # SQLite must not cross a fork with an open connection (its lock bookkeeping is
         # per process): close ours; the property reopens it on next use.
         self.close()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid:
-            return pid
-        # The child: its own session, no terminal, nothing of the parent's but the done pipe.
-        code = 1
-        try:
-            os.setsid()
-            os.close(done_r)
-            null = os.open(os.devnull, os.O_RDONLY)
-            out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(null, 0)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.closerange(3, done_w)
-            os.closerange(done_w + 1, 1 << 16)
-            from . import supervisor
+        log_path = str(self.project.run_dir(run_id) / "supervisor.log")
+        os.set_inheritable(done_r, False)
+        return fork_detached_supervisor(str(self.project.root), run_id, reattach, log_path, done_w)
 
-            argv = [str(self.project.root), run_id] + (["--reattach"] if reattach else [])
-            code = supervisor.main(argv)
-        except BaseException:  # nothing may escape into the parent's code path
-            import traceback
+    def start_zygote(self) -> None:
+        """For threaded clients: a pre-loaded helper that forks supervisors (see zygote.py)."""
+        import socket
+        import subprocess
 
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+        with self._zygote_lock:
+            if self._zygote is not None:
+                return
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            env = dict(os.environ)
+            env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
+                os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+            )
+            self.project.ensure_state()
+            with open(self.project.state_dir / "zygote.log", "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "backends.zygote", str(theirs.fileno())],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                    pass_fds=(theirs.fileno(),), start_new_session=True, cwd=self.project.root,
+                )
+            theirs.close()
+            threading.Thread(target=proc.wait, daemon=True).start()
+            self._zygote = ours
+
+    def _zygote_supervisor(self, run_id: str, reattach: bool, done_w: int) -> int | None:
+        import json
+        import socket
+
+        if self._zygote is None:
+            self.start_zygote()
+        log_path = str(self.project.run_dir(run_id) / "supervisor.log")
+        request = json.dumps([str(self.project.root), run_id, reattach, log_path]).encode()
+        with self._zygote_lock:
+            sock = self._zygote
+            if sock is None:
+                return None
+            try:
+                socket.send_fds(sock, [request], [done_w])
+                reply = sock.recv(256).decode()
+            except OSError:
+                self._zygote = None  # gone: this and later runs use a fresh interpreter
+                return None
+        return int(reply) if reply.isdigit() else None
 
     def forget_done_fd(self, run_id: str) -> None:
         fd = self._done_fds.pop(run_id, None)
