@@ -23,19 +23,19 @@ from .base import (
     TargetInfo,
 )
 from .config import Compute
+from .docker_api import APIError, DockerAPI
 from .docker_client import (
     LABEL_PROJECT,
     LABEL_RUN,
     api_message,
-    connect,
     docker_errors,
     docker_url,
     is_not_found,
     open_docker,
     ping,
 )
-from .docker_image import EnvSpec, base_image_id, ensure_image, spec_for
-from .docker_run import WORKDIR, DockerRunHandle, resume_from_log
+from .docker_image import EnvSpec, cached_env, ensure_image, lean_base_image_id, spec_for
+from .docker_run import WORKDIR, DockerRunHandle, remove_container, resume_from_log
 from .errors import PrepareError, TargetError
 from .logfile import ResumePoint
 from .metrics import SHIM_DIR
@@ -43,6 +43,9 @@ from .metrics import SHIM_DIR
 SHIM = "/labdeck/shim"
 SHARE = "/azureml-share/"
 PYTHON = "python3"
+# "1": bind-mount the snapshot and the shim (a daemon on this machine); "0": copy them in and
+# outputs/ out through the API. Unset: mount when the daemon's unix socket is on this machine.
+MOUNT_ENV = "LABDECK_DOCKER_MOUNT"
 
 
 class DockerBackend(Backend):
@@ -73,13 +76,31 @@ class DockerBackend(Backend):
             env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE
         return env
 
+    def mounts(self) -> bool:
+        """Whether the run's files are bind-mounted rather than copied: the daemon sees this
+        machine's files (its unix socket is here), or LABDECK_DOCKER_MOUNT says so."""
+        raw = os.environ.get(MOUNT_ENV, "").strip().lower()
+        if raw:
+            return raw in {"1", "true", "yes"}
+        if self.compute.is_remote or not self.url.startswith("unix://"):
+            return False
+        return os.path.exists(self.url[len("unix://"):])
+
+    def user(self) -> str | None:
+        """A client that is not root gets the mounted snapshot's files (outputs/) as its own."""
+        if self.mounts() and not self.compute.shared_volumes and os.getuid() != 0:
+            return f"{os.getuid()}:{os.getgid()}"
+        return None
+
     def binds(self, ctx: RunContext) -> list[str]:
         binds = []
         share = self.share_dir()
         if share is not None:
             binds.append(f"{share}:{SHARE}")
-        if self.compute.shared_volumes:
+        if self.compute.shared_volumes or self.mounts():
             binds.append(f"{ctx.workdir}:{WORKDIR}")
+        if self.mounts():
+            binds.append(f"{SHIM_DIR}:{SHIM}:ro")
         return binds
 
     def labels(self, ctx: RunContext) -> dict[str, str]:
@@ -90,7 +111,7 @@ class DockerBackend(Backend):
         requests = gpu.device_requests(self.compute.gpus)
         if requests:
             host["DeviceRequests"] = requests
-        return {
+        config: dict[str, Any] = {
             "Image": image,
             "Cmd": [PYTHON, *ctx.argv],
             "WorkingDir": WORKDIR,
@@ -100,6 +121,10 @@ class DockerBackend(Backend):
             "Tty": False, "OpenStdin": False,
             "HostConfig": host,
         }
+        user = self.user()
+        if user is not None:
+            config["User"] = user
+        return config
 
     def explain(self, ctx: RunContext) -> Explanation:
         spec = self.env_spec(ctx)
@@ -111,12 +136,19 @@ class DockerBackend(Backend):
             cmd += ["-e", f"{key}={value}"]
         for bind in self.binds(ctx):
             cmd += ["-v", bind]
+        user = self.user()
+        if user is not None:
+            cmd += ["--user", user]
         cmd += gpu.gpus_flag(self.compute.gpus)
         cmd += [image, PYTHON, *ctx.argv]
         notes = [f"docker target {self.compute.name!r} on {self.url}",
                  f"environment image: {spec.base} + {_deps(spec)}, tagged by the hash of its "
                  "inputs (built by 'labdeck prepare' when missing)"]
-        if not self.compute.shared_volumes:
+        if self.mounts() and not self.compute.shared_volumes:
+            notes.append(f"the snapshot ({ctx.workdir}) is mounted at {WORKDIR} and labdeck's "
+                         f"shim read-only at {SHIM}; outputs/ is moved from the snapshot into "
+                         "the run's folder at the end")
+        elif not self.compute.shared_volumes:
             notes.append(f"the snapshot ({ctx.workdir}) and labdeck's shim are copied into the "
                          f"container at {WORKDIR} and {SHIM} before it starts; outputs/ is "
                          "copied back before it is removed")
@@ -125,79 +157,82 @@ class DockerBackend(Backend):
     # ------------------------------------------------------------------ prepare, start, reattach
 
     async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+        """Through the lean client (docker_api.py); aiodocker only when an image must be built."""
         spec = self.env_spec(ctx)
         explicit = force or ctx.run_id == "prepare"
-        async with open_docker(self.url) as docker:
-            await ping(docker, self.url)
-            if self.compute.gpus is not None:
-                await self._gpu_preflight(docker, spec.base)
-            if explicit or ctx.target.runconfig.prepare_environment:
+        async with DockerAPI(self.url) as api:
+            with docker_errors(self.url):
+                try:
+                    base_id = await lean_base_image_id(api, spec.base)
+                    if self.compute.gpus is not None:
+                        await self._gpu_preflight(api, base_id)
+                    cached = None if force else await cached_env(api, spec, base_id)
+                except APIError as err:
+                    raise TargetError("the Docker daemon refused the request: "
+                                      f"{api_message(err)}") from err
+        if cached is not None:
+            return cached
+        if explicit or ctx.target.runconfig.prepare_environment:
+            async with open_docker(self.url) as docker:
                 return await ensure_image(docker, spec, ctx.progress, force)
-            return await self._unprepared(docker, spec)
-
-    async def _gpu_preflight(self, docker: Any, base: str) -> None:
-        """Start a throwaway container with the run's GPU request, so a daemon that cannot serve
-        GPUs fails the run in a second, not after a long environment build."""
-        from aiodocker.exceptions import DockerError
-
-        base_id = await base_image_id(docker, base)
-        config = {"Image": base_id, "Cmd": ["true"], "Labels": {LABEL_RUN: "gpu-preflight"},
-                  "HostConfig": {"NetworkMode": "none",
-                                 "DeviceRequests": gpu.device_requests(self.compute.gpus)}}
-        container = await docker.containers.create(config=config)
-        try:
-            await container.start()
-            await container.wait()
-        except DockerError as err:
-            translated = gpu.translate_start_error(api_message(err), self.compute.gpus)
-            if translated is not None:
-                raise translated from err
-        finally:
-            await _remove(container)
-
-    async def _unprepared(self, docker: Any, spec: EnvSpec) -> EnvRef:
-        """PrepareEnvironment: false: the prepared image, or the base image when nothing is to
-        be installed; never a build."""
-        base_id = await base_image_id(docker, spec.base)
-        tag = spec.tag(spec.digest(base_id))
-        try:
-            await docker.images.inspect(tag)
-            return EnvRef(tag, cached=True)
-        except Exception as err:
-            if not is_not_found(err):
-                raise
-        if not spec.pip and not spec.conda:
-            return EnvRef(spec.base, cached=True)
         raise PrepareError(f"the environment of {self.compute.name!r} is not prepared: run "
                            f"'labdeck prepare -c {self.compute.name}' (or set PrepareEnvironment: "
                            "true in the runconfig)")
 
-    async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
-        from aiodocker.exceptions import DockerError
+    async def _gpu_preflight(self, api: DockerAPI, base_id: str) -> None:
+        """Start a throwaway container with the run's GPU request, so a daemon that cannot serve
+        GPUs fails the run in a second, not after a long environment build."""
+        config = {"Image": base_id, "Cmd": ["true"], "Labels": {LABEL_RUN: "gpu-preflight"},
+                  "HostConfig": {"NetworkMode": "none",
+                                 "DeviceRequests": gpu.device_requests(self.compute.gpus)}}
+        cid = await api.create(config)
+        try:
+            await api.start(cid)
+            await api.wait(cid)
+        except APIError as err:
+            translated = gpu.translate_start_error(api_message(err), self.compute.gpus)
+            if translated is not None:
+                raise translated from err
+        finally:
+            await remove_container(api, cid)
 
-        snapshot = None if self.compute.shared_volumes else ctx.workdir
-        archive = await asyncio.to_thread(_run_archive, snapshot)
+    async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
+        shared = self.compute.shared_volumes
+        mounts = self.mounts()
+        archive = None
+        if mounts and not shared:
+            (ctx.workdir / "outputs").mkdir(exist_ok=True)
+        elif not mounts:
+            archive = await asyncio.to_thread(_run_archive, None if shared else ctx.workdir)
         share = self.share_dir()
         if share is not None:
             share.mkdir(parents=True, exist_ok=True)
-        docker = connect(self.url)
-        container = None
+        api = DockerAPI(self.url)
+        cid = None
         try:
             with docker_errors(self.url):
                 try:
-                    container = await docker.containers.create(
-                        config=self.container_config(ctx, env.ref), name=_name(ctx.run_id))
-                    await container.put_archive("/", archive)
-                    await container.start()
-                except DockerError as err:
+                    cid = await api.create(self.container_config(ctx, env.ref),
+                                           name=_name(ctx.run_id))
+                    if archive is not None:
+                        await api.put_archive(cid, "/", archive)
+                    await api.start(cid)
+                except APIError as err:
                     raise self._start_error(err, env.ref) from err
         except BaseException:
-            if container is not None:
-                await _remove(container)
-            await docker.close()
+            if cid is not None:
+                try:
+                    await remove_container(api, cid)
+                except Exception as cleanup:  # the original error matters more
+                    ctx.progress(f"cleanup: {cleanup}")
+            await api.close()
             raise
-        shared = ctx.workdir / "outputs" if self.compute.shared_volumes else None
-        return DockerRunHandle(docker, container, self.url, None, shared)
+        outputs = None
+        if shared:
+            outputs = ("copy", ctx.workdir / "outputs")
+        elif mounts:
+            outputs = ("move", ctx.workdir / "outputs")
+        return DockerRunHandle(api, cid, None, outputs)
 
     def _start_error(self, err: Exception, image: str) -> TargetError:
         message = api_message(err)
@@ -213,26 +248,37 @@ class DockerBackend(Backend):
         return TargetError(f"the container could not start: {message}")
 
     async def reattach(self, ctx: RunContext, durable_ref: str, resume: ResumePoint) -> RunHandle:
-        docker = connect(self.url)
+        api = DockerAPI(self.url)
         try:
             with docker_errors(self.url):
-                container = await self._find(docker, ctx.run_id, durable_ref)
+                info = await self._find(api, ctx.run_id, durable_ref)
         except BaseException:
-            await docker.close()
+            await api.close()
             raise
-        shared = ctx.workdir / "outputs" if self.compute.shared_volumes else None
         # The supervisor's resume point skips metric lines; ours counts them as stdout.
         own = await asyncio.to_thread(resume_from_log, ctx.run_dir / "log")
-        return DockerRunHandle(docker, container, self.url, own if own.last_ts else resume, shared)
+        return DockerRunHandle(api, str(info["Id"]), own if own.last_ts else resume,
+                               self._outputs_of(ctx, info))
 
-    async def _find(self, docker: Any, run_id: str, durable_ref: str) -> Any:
+    def _outputs_of(self, ctx: RunContext, info: dict[str, Any]) -> tuple[str, Path] | None:
+        """Where a found container's outputs/ is read back from (as ``start`` decided it)."""
+        if self.compute.shared_volumes:
+            return ("copy", ctx.workdir / "outputs")
+        for mount in info.get("Mounts") or []:
+            if mount.get("Destination") == WORKDIR and mount.get("Type") == "bind":
+                source = Path(str(mount.get("Source", "")))
+                if source.is_dir():
+                    return ("move", source / "outputs")
+        return None
+
+    async def _find(self, api: DockerAPI, run_id: str, durable_ref: str) -> dict[str, Any]:
         try:
-            return await docker.containers.get(durable_ref)
-        except Exception as err:
+            return await api.inspect(durable_ref)
+        except APIError as err:
             if not is_not_found(err):
-                raise
-        found = await docker.containers.list(
-            all=True, filters={"label": [f"{LABEL_RUN}={run_id}"]})
+                raise TargetError(f"cannot look up container {durable_ref[:12]}: "
+                                  f"{api_message(err)}") from err
+        found = await api.containers([f"{LABEL_RUN}={run_id}"])
         if found:
             return found[0]
         raise TargetError(f"the container of run {run_id} ({durable_ref[:12]}) is gone: it was "
@@ -263,15 +309,6 @@ def _deps(spec: EnvSpec) -> str:
 def _name(run_id: str) -> str:
     safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in run_id)
     return f"labdeck-{safe}"
-
-
-async def _remove(container: Any) -> None:
-    try:
-        await container.delete(force=True, v=True)
-    except Exception as err:  # the original error matters more; this one is only noted
-        if not is_not_found(err):
-            raise TargetError(f"cannot remove container {container.id[:12]}: "
-                              f"{api_message(err)}") from err
 
 
 def _run_archive(workdir: Path | None) -> bytes:

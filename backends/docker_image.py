@@ -95,7 +95,8 @@ class BaseFacts:
 
 def missing_base(base: str) -> PrepareError:
     return PrepareError(f"base image {base!r} not found on the Docker daemon: pull it (docker "
-                        f"pull {base}) or build it (scripts/build-base-image.sh builds the default)")
+                        f"pull {base}) or build it (scripts/build-base-image.sh builds the "
+                        "default)")
 
 
 async def base_image_id(docker: Any, base: str) -> str:

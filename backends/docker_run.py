@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import codecs
+import io
 import re
 import shutil
 import tarfile
@@ -14,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .base import LogLine, RunHandle
+from .docker_api import STDERR, APIError, DockerAPI
 from .docker_client import api_message, docker_errors, is_not_found
 from .errors import TargetError
 from .logfile import LogEntry, ResumePoint, format_ts, read_from
@@ -115,14 +118,19 @@ class Deduper:
 
 
 class DockerRunHandle(RunHandle):
-    def __init__(self, docker: Any, container: Any, url: str, resume: ResumePoint | None = None,
-                 shared_outputs: Path | None = None):
-        self.docker = docker
-        self.container = container
-        self.url = url
-        self.durable_ref = str(container.id)
+    """A started container, driven through the lean client (docker_api.py).
+
+    ``outputs`` says where ``outputs/`` is read back from: ``("move", path)`` when the snapshot
+    is bind-mounted (a local daemon: the run wrote straight into it), ``("copy", path)`` with
+    sharedVolumes (the project's own outputs/), or None: copied out of the container."""
+
+    def __init__(self, api: DockerAPI, cid: str, resume: ResumePoint | None = None,
+                 outputs: tuple[str, Path] | None = None):
+        self.api = api
+        self.url = api.url
+        self.durable_ref = cid
         self.resume = resume
-        self.shared_outputs = shared_outputs  # sharedVolumes: outputs/ is the project's own
+        self.outputs = outputs
         self._queue: asyncio.Queue[LogLine | None] | None = None
         self._wait: asyncio.Task[int] | None = None
 
@@ -132,47 +140,53 @@ class DockerRunHandle(RunHandle):
     async def logs(self) -> AsyncIterator[LogLine]:
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=10_000)
         self._queue = queue
-        readers = [asyncio.create_task(self._pump(name, queue)) for name in ("out", "err")]
-        open_streams = len(readers)
+        reader = asyncio.create_task(self._pump(queue))
         try:
-            while open_streams:
-                item = await queue.get()
-                if item is None:
-                    open_streams -= 1
-                else:
-                    yield item
+            while (item := await queue.get()) is not None:
+                yield item
         finally:
-            for task in readers:
-                task.cancel()
-            for task in readers:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    raise TargetError(f"log stream failed: {task.exception()}")
+            reader.cancel()
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise TargetError(f"log stream failed: {reader.exception()}")
 
-    async def _pump(self, stream: str, queue: asyncio.Queue[LogLine | None]) -> None:
-        """One follow request per stream keeps stdout and stderr apart."""
-        params: dict[str, Any] = {"follow": True, "timestamps": True,
-                                  "stdout": stream == "out", "stderr": stream == "err"}
-        dedupe = Deduper(None, 0)
-        if self.resume is not None and stream in self.resume.last_ts:
-            last = self.resume.last_ts[stream]
-            params["since"] = since_param(last)
-            dedupe = Deduper(last, self.resume.count_at_last.get(stream, 0))
-        assembler = LineAssembler(stream)
+    async def _pump(self, queue: asyncio.Queue[LogLine | None]) -> None:
+        """One follow request for both streams: each frame says whether it is stdout or stderr.
+        On a resume, ``since`` is the earlier of the two resume points (or none when a stream
+        has none yet) and each stream drops what it already wrote."""
+        params: dict[str, Any] = {"follow": True, "timestamps": True, "stdout": True,
+                                  "stderr": True}
+        resume = self.resume
+        dedupe = {"out": Deduper(None, 0), "err": Deduper(None, 0)}
+        if resume is not None and resume.last_ts:
+            for name in dedupe:
+                if name in resume.last_ts:
+                    dedupe[name] = Deduper(resume.last_ts[name],
+                                           resume.count_at_last.get(name, 0))
+            if all(name in resume.last_ts for name in dedupe):
+                params["since"] = since_param(min(resume.last_ts.values()))
+        assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
+        decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in dedupe}
         try:
             with docker_errors(self.url):
-                async for frame in self.container.log(**params):
-                    for line in assembler.feed(frame):
-                        if dedupe.keep(line):
-                            await queue.put(line)
-            for line in assembler.flush():
-                if dedupe.keep(line):
-                    await queue.put(line)
+                async with self.api.stream("GET", f"/containers/{self.durable_ref}/logs",
+                                           params) as response:
+                    async for kind, payload in response.frames():
+                        name = "err" if kind == STDERR else "out"
+                        stamp, body = split_ts(payload)
+                        text = decoders[name].decode(body)
+                        for line in assemblers[name].feed(stamp + text):
+                            if dedupe[name].keep(line):
+                                await queue.put(line)
+            for name, assembler in assemblers.items():
+                for line in assembler.flush():
+                    if dedupe[name].keep(line):
+                        await queue.put(line)
         finally:
             await queue.put(None)
 
     async def _wait_once(self) -> int:
         with docker_errors(self.url):
-            result = await self.container.wait()
+            result = await self.api.wait(self.durable_ref)
         error = (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
         if error:
             raise TargetError(f"waiting for the container failed: {error}")
@@ -193,47 +207,57 @@ class DockerRunHandle(RunHandle):
 
     async def _signal(self, name: str) -> bool:
         """Send a signal; False when the container is no longer running."""
-        from aiodocker.exceptions import DockerError
-
         try:
             with docker_errors(self.url):
-                await self.container.kill(signal=name)
-        except DockerError as err:
+                await self.api.kill(self.durable_ref, name)
+        except APIError as err:
             if err.status in (404, 409):  # gone, or not running
                 return False
             raise TargetError(f"cannot signal the container: {api_message(err)}") from err
         return True
 
     async def collect_outputs(self, dest: Path) -> list[str]:
-        if self.shared_outputs is not None:
+        if self.outputs is not None:
             from .local import collect_outputs_dir
 
-            return await asyncio.to_thread(collect_outputs_dir, self.shared_outputs, dest, False)
-        from aiodocker.exceptions import DockerError
-
+            how, src = self.outputs
+            return await asyncio.to_thread(collect_outputs_dir, src, dest, how == "move")
         try:
             with docker_errors(self.url):
-                tar = await self.container.get_archive(f"{WORKDIR}/outputs")
-        except DockerError as err:
+                data = await self.api.get_archive(self.durable_ref, f"{WORKDIR}/outputs")
+        except APIError as err:
             if is_not_found(err):
                 return []
             raise TargetError(f"cannot copy outputs/ out of the container: "
                               f"{api_message(err)}") from err
+        tar = tarfile.open(fileobj=io.BytesIO(data))
         return await asyncio.to_thread(extract_outputs, tar, dest)
 
     async def close(self) -> None:
         """Remove the container (it has ended, or the run is being given up)."""
-        from aiodocker.exceptions import DockerError
-
         try:
-            with docker_errors(self.url):
-                await self.container.delete(force=True, v=True)
-        except DockerError as err:
-            if not is_not_found(err):
-                raise TargetError(f"cannot remove container {self.durable_ref[:12]}: "
-                                  f"{api_message(err)}") from err
+            await remove_container(self.api, self.durable_ref)
         finally:
-            await self.docker.close()
+            await self.api.close()
+
+
+async def remove_container(api: DockerAPI, cid: str) -> None:
+    """``docker rm -f -v``; a container already gone is fine."""
+    try:
+        with docker_errors(api.url):
+            await api.remove(cid)
+    except APIError as err:
+        if not is_not_found(err):
+            raise TargetError(f"cannot remove container {cid[:12]}: {api_message(err)}") from err
+
+
+def split_ts(payload: bytes) -> tuple[str, bytes]:
+    """``b"2024-05-01T12:34:56.123456789Z text"`` -> ``("2024-...Z ", b"text")``: the timestamp
+    apart, so a character split across two frames is decoded whole."""
+    cut = payload.find(b"Z ", 0, 40)
+    if cut > 18 and payload[:4].isdigit():
+        return payload[:cut + 2].decode("ascii", "replace"), payload[cut + 2:]
+    return "", payload
 
 
 def extract_outputs(tar: tarfile.TarFile, dest: Path) -> list[str]:
