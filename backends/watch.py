@@ -52,6 +52,8 @@ class EngineLike(Protocol):
 
     def get(self, run_id: str) -> RunRecord: ...
 
+    def warm_up(self) -> None: ...
+
 
 @dataclass
 class WatchEvent:
@@ -216,6 +218,7 @@ class Watcher:
         from watchfiles import awatch
 
         stop = stop_event or asyncio.Event()
+        self.engine.warm_up()
         queue_task = asyncio.create_task(self._queue_loop(stop))
         try:
             watcher = awatch(self.root, watch_filter=self._filter, debounce=DEBOUNCE_MS,

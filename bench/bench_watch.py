@@ -72,8 +72,10 @@ async def plain(root: Path, marker: Path) -> list[float]:
         await task
 
 
-async def labdeck(root: Path, marker: Path) -> tuple[list[float], list[float]]:
-    engine = Engine(Project(root))
+async def labdeck(root: Path, marker: Path) -> tuple[list[float], list[float], list[float]]:
+    # As the CLI and the dashboard build it: supervisors forked (through the zygote: watching
+    # makes this process threaded).
+    engine = Engine(Project(root), fork_supervisors=True)
     events: list[WatchEvent] = []
     watcher = Watcher(engine, root, "local", "train.py", [str(marker)], "cancel", events.append)
     stop = asyncio.Event()
@@ -86,7 +88,11 @@ async def labdeck(root: Path, marker: Path) -> tuple[list[float], list[float]]:
         await task
         engine.close()
     recorded = [e.submit_time - e.event_time for e in events if e.run is not None]
-    return starts, recorded
+    offset = time.time() - time.monotonic()
+    started = [float(x) for x in marker.read_text().split()]
+    to_script = [t - (e.event_time + offset)
+                 for e, t in zip([e for e in events if e.run is not None], started, strict=False)]
+    return starts, recorded, to_script
 
 
 def main() -> None:
@@ -96,7 +102,7 @@ def main() -> None:
         base = asyncio.run(plain(a, Path(tmp) / "plain.marker"))
         b = project(Path(tmp) / "deck")
         (b / "train.py").write_text(SCRIPT.format(n=0))
-        deck, recorded = asyncio.run(labdeck(b, Path(tmp) / "deck.marker"))
+        deck, recorded, to_script = asyncio.run(labdeck(b, Path(tmp) / "deck.marker"))
     mb, md = statistics.median(base), statistics.median(deck)
     print(f"saves per side:                         {SAVES}")
     print(f"plain watcher, save -> script started:  median {mb * 1000:.0f} ms")
@@ -105,7 +111,11 @@ def main() -> None:
     if recorded:
         mr = statistics.median(recorded)
         print(f"labdeck, watcher event -> run recorded + supervisor started: median "
-              f"{mr * 1000:.0f} ms, max {max(recorded) * 1000:.0f} ms (goal < 150 ms)")
+              f"{mr * 1000:.0f} ms, max {max(recorded) * 1000:.0f} ms")
+    if to_script:
+        ms_ = statistics.median(to_script)
+        print(f"labdeck, watcher event -> new script started: median {ms_ * 1000:.0f} ms, "
+              f"max {max(to_script) * 1000:.0f} ms (goal < 150 ms)")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,7 @@ class LabdeckApp(App[None]):
         return self.query_one(RunDetails)
 
     def on_mount(self) -> None:
+        self.engine.warm_up()  # the supervisor zygote: fast starts for this threaded client
         remaps, problems = load_keymap(self.keymap_file)
         self.user_keymap = remaps
         if remaps:

@@ -80,6 +80,9 @@ class FakeEngine:
     cancels: list[str] = field(default_factory=list)
     fail_submit: bool = False
 
+    def warm_up(self) -> None:
+        pass
+
     def submit(self, target_name: str, script: str | None, args: list[str],
                trigger: list[str] | None = None) -> RunRecord:
         if self.fail_submit:
