@@ -27,7 +27,7 @@ from backends.logfile import STREAMS
 from ..keymap import LOG_BINDINGS
 
 WINDOW = 20_000  # lines kept in memory
-CHUNK = 2 << 20  # bytes read per tick at most (the rest waits for the next tick)
+CHUNK = 1 << 20  # bytes read per tick at most: bounds the work of one frame (keys stay quick)
 TICK_S = 0.05  # 20 Hz
 MAX_MATCHES = 100_000
 
