@@ -221,7 +221,9 @@ class DockerRunHandle(RunHandle):
             from .local import collect_outputs_dir
 
             how, src = self.outputs
-            return await asyncio.to_thread(collect_outputs_dir, src, dest, how == "move")
+            if how == "move":  # renames only, and nothing else runs now: no thread needed
+                return collect_outputs_dir(src, dest, True)
+            return await asyncio.to_thread(collect_outputs_dir, src, dest, False)
         try:
             with docker_errors(self.url):
                 data = await self.api.get_archive(self.durable_ref, f"{WORKDIR}/outputs")

@@ -6,6 +6,7 @@ it reads runs back (noticing a supervisor that died) and asks for cancels. It ne
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -223,6 +224,10 @@ class Engine:
         sys.stderr.flush()
         log_path = str(self.project.run_dir(run_id) / "supervisor.log")
         os.set_inheritable(done_r, False)
+        # What is loaded now lives until exit in both processes: out of the collector's sight
+        # (as the gc docs advise before a fork), so neither walks it again, at exit least of
+        # all (measured: ~40 ms of the CLI's exit after a run).
+        gc.freeze()
         return fork_detached_supervisor(str(self.project.root), run_id, reattach, log_path, done_w)
 
     def warm_up(self) -> None:

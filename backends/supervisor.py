@@ -36,6 +36,7 @@ class Supervisor:
         self.run_dir = project.run_dir(run_id)
         self.log = LogWriter(self.run_dir / "log")
         self.cancel_event = asyncio.Event()
+        self._closed = False
 
     def note(self, text: str) -> None:
         self.log.write("sys", text)
@@ -74,12 +75,19 @@ class Supervisor:
             return 1
         finally:
             if handle is not None:
-                try:
-                    await handle.close()
-                except Exception as err:  # cleanup problems are reported, not raised
-                    self.note(f"cleanup: {err}")
+                await self._close(handle)
             self.log.close()
             self.store.close()
+
+    async def _close(self, handle: RunHandle) -> None:
+        """``handle.close()`` once: before the terminal status normally, else on the way out."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await handle.close()
+        except Exception as err:  # cleanup problems are reported, not raised
+            self.note(f"cleanup: {err}")
 
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
@@ -123,6 +131,7 @@ class Supervisor:
         else:
             status = RunStatus.COMPLETED if code == 0 else RunStatus.FAILED
         self.note(f"run {status.value}; exit code {code}; {len(outputs)} output file(s)")
+        await self._close(handle)  # nothing of the run is left once its status is terminal
         error = (
             None
             if status is RunStatus.COMPLETED
