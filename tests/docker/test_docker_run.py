@@ -199,3 +199,28 @@ def test_docker_ps_shows_the_run_while_it_goes(dproject: Project) -> None:
     assert inspect.stdout.split() == ["/labdeck/work", "true"]
     dproject.cli("runs", "logs", run_id, "-f", timeout=120, check=True)
     assert wait_no_containers(dproject.root) == []
+
+
+@pytest.mark.parametrize("mount", ["1", "0"])
+def test_snapshot_mounted_or_copied_outputs_back_and_nothing_left(dproject: Project,
+                                                                  mount: str) -> None:
+    """A local daemon gets the snapshot bind-mounted; LABDECK_DOCKER_MOUNT=0 copies it in and
+    outputs/ out through the API (as for a daemon elsewhere). Either way the container is gone
+    the moment submit returns."""
+    dproject.write("data/in.txt", "input\n")
+    dproject.write("m.py", """
+        import os
+        os.makedirs("outputs/sub", exist_ok=True)
+        open("outputs/sub/o.txt", "w").write(open("data/in.txt").read().upper())
+        print("mounted" if os.path.ismount("/labdeck/work") else "copied")
+    """)
+    res = dproject.cli("submit", "-c", "docker", "m.py", env={"LABDECK_DOCKER_MOUNT": mount},
+                       timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert labelled("org.labdeck.project", str(dproject.root)) == []  # no wait: gone already
+    assert ("mounted" if mount == "1" else "copied") in res.stdout
+    run_id = run_id_of(res.stdout)
+    assert record(dproject, run_id)["outputs"] == ["sub/o.txt"]
+    run_dir = dproject.root / ".labdeck" / "runs" / run_id
+    assert (run_dir / "outputs" / "sub" / "o.txt").read_text() == "INPUT\n"
+    assert not (run_dir / "snapshot" / "outputs" / "sub" / "o.txt").exists()
