@@ -10,7 +10,6 @@ build context, for hosts that cannot reach a package index.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import io
 import json
@@ -19,7 +18,6 @@ import re
 import shlex
 import sys
 import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -197,6 +195,8 @@ def dockerfile(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None
 
 def build_context(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None,
                   wheels: Path) -> bytes:
+    import gzip  # builds only
+
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, digest, facts).encode())
@@ -230,6 +230,8 @@ NETWORK_MARKERS = ("CERTIFICATE_VERIFY_FAILED", "SSLError", "NewConnectionError"
 
 async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: str, tag: str,
                               facts: BaseFacts | None, progress: Progress) -> None:
+    import tempfile  # builds only: a run's supervisor does not pay for it
+
     with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
         wheels = Path(tmp) / "wheels"
         if spec.offline and spec.pip:
