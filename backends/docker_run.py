@@ -185,8 +185,11 @@ class DockerRunHandle(RunHandle):
             await queue.put(None)
 
     async def _wait_once(self) -> int:
-        with docker_errors(self.url):
-            result = await self.api.wait(self.durable_ref)
+        try:
+            with docker_errors(self.url):
+                result = await self.api.wait(self.durable_ref)
+        except APIError as err:
+            raise TargetError(f"waiting for the container failed: {api_message(err)}") from err
         error = (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
         if error:
             raise TargetError(f"waiting for the container failed: {error}")
