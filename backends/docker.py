@@ -87,10 +87,18 @@ class DockerBackend(Backend):
         return os.path.exists(self.url[len("unix://"):])
 
     def user(self) -> str | None:
-        """A client that is not root gets the mounted snapshot's files (outputs/) as its own."""
-        if self.mounts() and not self.compute.shared_volumes and os.getuid() != 0:
-            return f"{os.getuid()}:{os.getgid()}"
-        return None
+        """A client that is not root gets the mounted snapshot's files (outputs/) as its own.
+        Not with a rootless daemon (its socket is the client's own): there the container's
+        root already is the client on the host."""
+        uid = os.getuid()
+        if not self.mounts() or self.compute.shared_volumes or uid == 0:
+            return None
+        try:
+            if self.url.startswith("unix://") and os.stat(self.url[7:]).st_uid == uid:
+                return None
+        except OSError:
+            pass
+        return f"{uid}:{os.getgid()}"
 
     def binds(self, ctx: RunContext) -> list[str]:
         binds = []

@@ -4,6 +4,7 @@ unix socket (HTTP/1.1 framing, chunked bodies, log frames, errors), and the impo
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,33 @@ def test_a_run_imports_no_aiohttp() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[]"
+
+
+def test_mount_or_copy_and_the_container_user(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.docker import DockerBackend
+    from backends.project import Project as EngineProject
+
+    (tmp_path / "aml_config").mkdir()
+    (tmp_path / "aml_config" / "docker.compute").write_text('type: docker\nbaseDockerImage: "x"\n')
+    compute = EngineProject(tmp_path).resolve("docker").compute
+    sock = tmp_path / "docker.sock"
+    sock.touch()
+    monkeypatch.delenv("LABDECK_DOCKER_MOUNT", raising=False)
+    assert DockerBackend(compute, f"unix://{sock}").mounts()  # its socket is on this machine
+    assert not DockerBackend(compute, f"unix://{tmp_path}/gone.sock").mounts()
+    assert not DockerBackend(compute, "tcp://127.0.0.1:2375").mounts()
+    monkeypatch.setenv("LABDECK_DOCKER_MOUNT", "0")
+    assert not DockerBackend(compute, f"unix://{sock}").mounts()
+    monkeypatch.setenv("LABDECK_DOCKER_MOUNT", "1")
+    assert DockerBackend(compute, "tcp://127.0.0.1:2375").mounts()
+    backend = DockerBackend(compute, "unix:///var/run/docker.sock")
+    real_uid = os.getuid()
+    monkeypatch.setattr("os.getuid", lambda: 0)
+    assert backend.user() is None  # root keeps the image's user
+    monkeypatch.setattr("os.getuid", lambda: 4242)
+    monkeypatch.setattr("os.getgid", lambda: 4343)
+    assert backend.user() == "4242:4343"  # outputs/ on the host are the client's own
+    if real_uid == 0:
+        os.chown(sock, 4242, 4343)
+        assert DockerBackend(compute, f"unix://{sock}").user() is None  # a rootless daemon
