@@ -22,9 +22,11 @@ from .config import (
     load_spark_deps,
 )
 from .errors import ConfigError, ProjectNotFound, UsageError
+from .yamlfile import cached_mappings
 
 CONFIG_DIR = "aml_config"
 STATE_DIR = ".labdeck"
+CONFIG_CACHE = "config-cache.json"  # parsed aml_config files (yamlfile.MappingCache)
 D = TypeVar("D")
 
 
@@ -84,6 +86,10 @@ class Project:
 
     def resolve(self, name: str) -> Target:
         """``-c NAME``: a runconfig name or a compute name, as Workbench accepted both."""
+        with cached_mappings(self.state_dir / CONFIG_CACHE):
+            return self._resolve(name)
+
+    def _resolve(self, name: str) -> Target:
         warnings: list[Warning_] = []
         rc_path = self.config_dir / f"{name}.runconfig"
         if rc_path.is_file():

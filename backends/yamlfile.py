@@ -6,14 +6,21 @@ Every error names the file and line, so a person can fix a project file without 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
+
+CACHE_VERSION = 1
+# A file changed again within the clock's granularity after we read it would keep its size and
+# mtime; entries are made only for files left alone this long ("racily clean", as git says).
+CACHE_SETTLE_NS = 1_000_000_000
 
 
 @dataclass
@@ -37,7 +44,120 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"cannot read file: {err.strerror}", path) from err
 
 
+class MappingCache:
+    """Parsed mappings of unchanged files, so that a submit in an unchanged project needs no
+    YAML parser (importing it alone costs ~30 ms). An entry holds what ``load_mapping`` returned
+    and counts only while the file's size, mtime_ns, ctime_ns and inode are the same; on any
+    doubt the file is parsed again. Warnings are made from the mapping, so they come out the
+    same. Errors are never cached."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._entries: dict[str, Any] | None = None
+        self._dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        if self._entries is None:
+            self._entries = {}
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    raw = json.load(fh)
+                if isinstance(raw, dict) and raw.get("version") == CACHE_VERSION:
+                    entries = raw.get("entries")
+                    if isinstance(entries, dict):
+                        self._entries = entries
+            except (OSError, ValueError):
+                pass
+        return self._entries
+
+    @staticmethod
+    def _key(path: Path, allow_json: bool, allow_empty: bool) -> str:
+        return f"{int(allow_json)}{int(allow_empty)}:{path}"
+
+    @staticmethod
+    def _stamp(st: os.stat_result) -> list[int]:
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+    def get(self, path: Path, allow_json: bool, allow_empty: bool) -> MappingFile | None:
+        entry = self._load().get(self._key(path, allow_json, allow_empty))
+        if not isinstance(entry, dict):
+            return None
+        try:
+            if entry.get("stamp") != self._stamp(os.stat(path)):
+                return None
+        except OSError:
+            return None
+        data, lines = entry.get("data"), entry.get("lines")
+        if not isinstance(data, dict) or not isinstance(lines, dict):
+            return None
+        return MappingFile(path, data, lines)
+
+    def put(self, mf: MappingFile, allow_json: bool, allow_empty: bool, st: os.stat_result) -> None:
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < CACHE_SETTLE_NS:
+            return
+        try:
+            # Only what JSON gives back unchanged (no dates, no non-text keys, no NaN).
+            data = json.loads(json.dumps(mf.data))
+        except (TypeError, ValueError):
+            return
+        if data != mf.data:
+            return
+        self._load()[self._key(mf.path, allow_json, allow_empty)] = {
+            "stamp": self._stamp(st),
+            "data": data,
+            "lines": dict(mf.lines),
+        }
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write it back if it changed and its folder exists (a read-only look creates none)."""
+        if not self._dirty or not self.path.parent.is_dir():
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"version": CACHE_VERSION, "entries": self._entries}, fh)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+_cache: MappingCache | None = None
+
+
+@contextmanager
+def cached_mappings(path: Path) -> Iterator[None]:
+    """Within this block, ``load_mapping`` answers from (and fills) the cache file ``path``."""
+    global _cache
+    outer, _cache = _cache, MappingCache(path)
+    try:
+        yield
+        _cache.save()
+    finally:
+        _cache = outer
+
+
 def load_mapping(path: Path, *, allow_json: bool = False, allow_empty: bool = False) -> MappingFile:
+    cache = _cache
+    if cache is None:
+        return _parse(path, allow_json, allow_empty)
+    hit = cache.get(path, allow_json, allow_empty)
+    if hit is not None:
+        return hit
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _parse(path, allow_json, allow_empty)  # it reports the error
+    mf = _parse(path, allow_json, allow_empty)
+    cache.put(mf, allow_json, allow_empty, st)
+    return mf
+
+
+def _parse(path: Path, allow_json: bool, allow_empty: bool) -> MappingFile:
     text = _read_text(path)
     if allow_json and text.lstrip().startswith("{"):
         return _load_json(path, text)
@@ -45,6 +165,8 @@ def load_mapping(path: Path, *, allow_json: bool = False, allow_empty: bool = Fa
 
 
 def _load_yaml(path: Path, text: str, allow_empty: bool) -> MappingFile:
+    import yaml  # ~30 ms: only when a file is parsed (see MappingCache)
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
