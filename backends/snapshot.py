@@ -7,18 +7,17 @@ travel; ``.gitignore`` files (nested too) and ``.labdeckignore`` are honoured.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import pathspec
+from typing import TYPE_CHECKING, Any
 
 from .errors import LabdeckError
+
+if TYPE_CHECKING:
+    import pathspec
 
 ALWAYS_IGNORED = {".git", "outputs", ".labdeck"}
 IGNORE_FILES = (".gitignore", ".labdeckignore")
@@ -54,6 +53,8 @@ class IgnoreRules:
             if path.is_file():
                 lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
         if lines:
+            import pathspec  # ~25 ms: only for projects that have ignore files
+
             self._specs[rel_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
@@ -159,6 +160,9 @@ def copy_files(root: Path, files: list[FileEntry], dest: Path) -> None:
 
 def tar_bytes(root: Path, files: list[FileEntry], prefix: str = "") -> bytes:
     """An uncompressed tar of the files (for ``docker cp``-style uploads and SSH streams)."""
+    import io
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for entry in files:
