@@ -35,7 +35,7 @@ from .docker_client import (
     ping,
 )
 from .docker_image import EnvSpec, cached_env, ensure_image, lean_base_image_id, spec_for
-from .docker_run import WORKDIR, DockerRunHandle, remove_container, resume_from_log
+from .docker_run import WORKDIR, DockerRunHandle, remove_container
 from .errors import PrepareError, TargetError
 from .logfile import ResumePoint
 from .metrics import SHIM_DIR
@@ -263,10 +263,7 @@ class DockerBackend(Backend):
         except BaseException:
             await api.close()
             raise
-        # The supervisor's resume point skips metric lines; ours counts them as stdout.
-        own = await asyncio.to_thread(resume_from_log, ctx.run_dir / "log")
-        return DockerRunHandle(api, str(info["Id"]), own if own.last_ts else resume,
-                               self._outputs_of(ctx, info))
+        return DockerRunHandle(api, str(info["Id"]), resume, self._outputs_of(ctx, info))
 
     def _outputs_of(self, ctx: RunContext, info: dict[str, Any]) -> tuple[str, Path] | None:
         """Where a found container's outputs/ is read back from (as ``start`` decided it)."""

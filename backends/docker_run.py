@@ -19,7 +19,7 @@ from .base import LogLine, RunHandle
 from .docker_api import STDERR, APIError, DockerAPI
 from .docker_client import api_message, docker_errors, is_not_found
 from .errors import TargetError
-from .logfile import LogEntry, ResumePoint, format_ts, read_from
+from .logfile import ResumePoint, format_ts
 
 WORKDIR = "/labdeck/work"
 # "2024-05-01T12:34:56.123456789Z " (RFC3339Nano, as the logs endpoint prefixes each message)
@@ -39,30 +39,6 @@ def since_param(log_ts: str) -> str:
     whole, _, rest = log_ts.rstrip("Z").partition(".")
     seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
     return f"{seconds}.{rest[:6].ljust(6, '0')}000"
-
-
-def resume_from_log(path: Path, tail_bytes: int = 1 << 20) -> ResumePoint:
-    """Like ``logfile.resume_point``, but a ``met`` line counts as the stdout line it came from
-    (the supervisor writes a metric record in place of its marker line), so a resent metric
-    line is skipped as well and never recorded twice."""
-    last: dict[str, str] = {}
-    count: dict[str, int] = {}
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return ResumePoint({}, {})
-    lines, _ = read_from(path, max(0, size - tail_bytes), tail_bytes)
-    for raw in lines:
-        entry = LogEntry.parse(raw)
-        stream = "out" if entry.stream == "met" else entry.stream
-        if stream not in ("out", "err") or not entry.ts:
-            continue
-        if last.get(stream) == entry.ts:
-            count[stream] += 1
-        else:
-            last[stream] = entry.ts
-            count[stream] = 1
-    return ResumePoint(last, count)
 
 
 class LineAssembler:

@@ -114,11 +114,14 @@ def resume_point(path: Path, tail_bytes: int = 1 << 20) -> ResumePoint:
     lines, _ = read_from(path, max(0, size - tail_bytes), tail_bytes)
     for line in lines:
         entry = LogEntry.parse(line)
-        if entry.stream not in ("out", "err") or not entry.ts:
+        # A metric record stands where its marker line was on stdout: it counts as that line,
+        # so a resent marker is skipped too (and its metric never recorded twice).
+        stream = "out" if entry.stream == "met" else entry.stream
+        if stream not in ("out", "err") or not entry.ts:
             continue
-        if last.get(entry.stream) == entry.ts:
-            count[entry.stream] += 1
+        if last.get(stream) == entry.ts:
+            count[stream] += 1
         else:
-            last[entry.stream] = entry.ts
-            count[entry.stream] = 1
+            last[stream] = entry.ts
+            count[stream] = 1
     return ResumePoint(last, count)
