@@ -29,6 +29,8 @@ from .store import RunRecord, RunStore
 if TYPE_CHECKING:
     import socket
 
+    from .zygote import PendingSupervisor
+
 LOST_GRACE_S = 30.0  # a queued run may wait this long for its supervisor to register
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +54,8 @@ class Engine:
         self._done_fds: dict[str, int] = {}
         self._zygote: socket.socket | None = None
         self._zygote_lock = threading.Lock()
+        # Within submit: the supervisor forked before the run existed (zygote.early_fork).
+        self.pending: PendingSupervisor | None = None
 
     @property
     def store(self) -> RunStore:
@@ -105,8 +109,30 @@ class Engine:
         args: list[str],
         trigger: list[str] | None = None,
     ) -> RunRecord:
+        # The supervisor-to-be loads its modules on the other CPU while this one plans and
+        # records the run (zygote.early_fork); any error before the hand-off ends it unused.
+        self.pending = self._fork_ahead()
+        try:
+            return self._submit(target_name, script, args, trigger)
+        finally:
+            if self.pending is not None:  # not handed a run: end it, nothing outlives us
+                self.pending.abort()
+                self.pending = None
+
+    def _fork_ahead(self) -> PendingSupervisor | None:
+        if not self.fork_supervisors or self._store is not None:
+            return None  # no SQLite connection may cross a fork
+        if threading.active_count() != 1 or os.environ.get("LABDECK_EARLY_FORK") == "0":
+            return None
+        from .zygote import early_fork
+
+        return early_fork()
+
+    def _submit(
+        self, target_name: str, script: str | None, args: list[str], trigger: list[str] | None
+    ) -> RunRecord:
         sub = self.plan(target_name, script, args)
-        registry.backend_class(sub.target.compute.type)  # unknown types fail before a record
+        registry.check(sub.target.compute.type)  # unknown types fail before a record
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         digest = snapshot.content_hash(self.project.root, sub.files)
@@ -172,15 +198,26 @@ class Engine:
         single-threaded client such as the CLI: no interpreter start, no re-imports), else a
         fresh interpreter."""
         run_dir = self.project.run_dir(run_id)
-        done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
-        pid: int | None = None
-        if self.fork_supervisors and threading.active_count() == 1:
-            pid = self._fork_supervisor(run_id, reattach, done_r, done_w)
-        elif self.fork_supervisors:
-            pid = self._zygote_supervisor(run_id, reattach, done_w)
-        if pid is None:
-            pid = self._exec_supervisor(run_id, reattach, run_dir, done_w)
-        os.close(done_w)
+        pending, self.pending = self.pending, None
+        if pending is not None and not reattach:
+            pid = pending.start(
+                str(self.project.root), run_id, reattach, str(run_dir / "supervisor.log")
+            )
+            done_r = pending.done_r
+            gc.freeze()  # as in _fork_supervisor: the collector skips it, at exit above all
+        else:
+            if pending is not None:
+                pending.abort()
+            done_r, done_w = os.pipe()  # closes when the supervisor exits: "run ended"
+            forked: int | None = None
+            if self.fork_supervisors and threading.active_count() == 1:
+                forked = self._fork_supervisor(run_id, reattach, done_r, done_w)
+            elif self.fork_supervisors:
+                forked = self._zygote_supervisor(run_id, reattach, done_w)
+            if forked is None:
+                forked = self._exec_supervisor(run_id, reattach, run_dir, done_w)
+            pid = forked
+            os.close(done_w)
         old = self._done_fds.pop(run_id, None)
         if old is not None:
             os.close(old)

@@ -36,5 +36,12 @@ def backend_class(compute_type: str) -> type[Backend]:
     return cls
 
 
+def check(compute_type: str) -> None:
+    """Fail now for a type no backend serves; a built-in is not imported here (the supervisor
+    loads it: the local one would bring asyncio into the client)."""
+    if compute_type not in BUILTINS:
+        backend_class(compute_type)
+
+
 def create(compute: Compute) -> Backend:
     return backend_class(compute.type)(compute)

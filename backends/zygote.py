@@ -14,10 +14,102 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
 
 PRELOAD = ("backends.supervisor", "backends.local", "backends.docker")
+# What a supervisor forked ahead of its run loads while the client still works (early_fork).
+EARLY_PRELOAD = ("backends.supervisor", "backends.local")
+
+
+class PendingSupervisor:
+    """The client's end of a supervisor forked before its run exists (``early_fork``).
+
+    The child loads the supervisor's modules on the other CPU while the client parses, resolves,
+    snapshots and records the run; ``start`` then hands it the run over a pipe. Until then it has
+    no store connection and no run: ``abort`` (or the client's death: EOF) ends it, recording
+    nothing."""
+
+    def __init__(self, pid: int, go_w: int, done_r: int):
+        self.pid = pid
+        self.done_r = done_r  # reads EOF when the supervisor exits
+        self._go_w: int | None = go_w
+
+    def start(self, root: str, run_id: str, reattach: bool, log_path: str) -> int:
+        """Hand the run over; from now on it is the run's detached supervisor."""
+        assert self._go_w is not None, "a pending supervisor starts one run"
+        message = json.dumps([root, run_id, reattach, log_path]).encode()
+        try:
+            os.write(self._go_w, message)  # far below PIPE_BUF: one atomic write
+        finally:
+            os.close(self._go_w)
+            self._go_w = None
+        return self.pid
+
+    def abort(self) -> None:
+        """No run for it after all: end it and reap it, so nothing outlives the client."""
+        if self._go_w is None:
+            return
+        os.close(self._go_w)
+        self._go_w = None
+        os.close(self.done_r)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def early_fork() -> PendingSupervisor:
+    """Fork the supervisor-to-be now, before the client knows its run (single-threaded callers
+    only, and before they open the store: no SQLite connection may cross a fork)."""
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(go_r)
+        os.close(done_w)
+        os.set_inheritable(done_r, False)
+        return PendingSupervisor(pid, go_w, done_r)
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # out of the terminal's session at once: the client's Ctrl-C is not ours
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        low, high = sorted((go_r, done_w))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, 1 << 16)
+        for module in EARLY_PRELOAD:
+            __import__(module)
+        chunks = []
+        while chunk := os.read(go_r, 65536):
+            chunks.append(chunk)
+        os.close(go_r)
+        if not chunks:
+            code = 0  # the client recorded no run (an error, --help...) or died first
+        else:
+            root, run_id, reattach, log_path = json.loads(b"".join(chunks))
+            out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.close(out)
+            from . import supervisor
+
+            code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []))
+    except BaseException:  # nothing may escape into the client's code path
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
 
 
 def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: str,
@@ -53,6 +145,8 @@ def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: s
 
 
 def serve(sock: socket.socket) -> None:
+    import socket
+
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps our children
     while True:
         try:
@@ -75,6 +169,8 @@ def serve(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import socket
+
     sock = socket.socket(fileno=int(argv[0]))
     for module in PRELOAD:
         try:
