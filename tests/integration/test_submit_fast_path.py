@@ -1,0 +1,82 @@
+"""The plain submit runs without click and with its supervisor forked ahead: the same results,
+errors and exit statuses as through click, and no process left when submit fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tui.cli import plain_submit
+
+
+@pytest.mark.parametrize(
+    ("argv", "parsed"),
+    [
+        (["submit", "a.py"], ("local", False, "a.py", [])),
+        (
+            ["submit", "-c", "box", "-a", "a.py", "-x", "--help"],
+            ("box", True, "a.py", ["-x", "--help"]),
+        ),
+        (["submit", "--target", "box", "--async", "a.py"], ("box", True, "a.py", [])),
+        (["submit", "--explain", "a.py"], None),
+        (["submit", "--watch", "a.py"], None),
+        (["submit", "-h"], None),
+        (["submit", "-c", "box"], None),  # no script: ArgumentVector decides, click handles it
+        (["submit", "-c", "-a", "a.py"], None),
+        (["submit", "--target=box", "a.py"], None),
+        (["--project", "p", "submit", "a.py"], None),
+        (["runs", "list"], None),
+        ([], None),
+    ],
+)
+def test_what_the_fast_path_takes(argv: list[str], parsed: object) -> None:
+    assert plain_submit(argv) == parsed
+
+
+def _ours(root: Path) -> list[int]:
+    """Processes (other than zombies) whose working folder is the project."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{entry}/cwd").resolve() != root.resolve():
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.parametrize(
+    ("compute", "script", "message"),
+    [
+        ('type: "kubernetes"\n', "noop.py", "box.compute:1: unknown type 'kubernetes'"),
+        ('type: "local"\n', "missing.py", "script 'missing.py' not found"),
+    ],
+)
+def test_failed_submit_records_nothing_and_leaves_no_process(
+    project: Project, compute: str, script: str, message: str
+) -> None:
+    project.write("aml_config/box.compute", compute)
+    project.write("noop.py", "pass\n")
+    result = project.cli("submit", "-c", "box", script)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _ours(project.root) == []
+    runs = project.root / ".labdeck" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_plain_submit_and_click_submit_agree(project: Project) -> None:
+    project.write("exit3.py", "import sys\nprint('out')\nsys.exit(3)\n")
+    for env in ({}, {"LABDECK_FAST_SUBMIT": "0", "LABDECK_EARLY_FORK": "0"}):
+        result = project.cli("submit", "exit3.py", env=env)
+        assert result.returncode == 3
+        assert "out" in result.stdout
+        assert "failed (exit code 3)" in result.stderr
