@@ -110,8 +110,9 @@ class Engine:
         trigger: list[str] | None = None,
     ) -> RunRecord:
         # The supervisor-to-be loads its modules on the other CPU while this one plans and
-        # records the run (zygote.early_fork); any error before the hand-off ends it unused.
-        self.pending = self._fork_ahead()
+        # records the run (zygote.early_fork; the CLI may have forked it sooner still); any
+        # error before the hand-off ends it unused.
+        self.pending = self.pending or self._fork_ahead()
         try:
             return self._submit(target_name, script, args, trigger)
         finally:

@@ -27,6 +27,7 @@ class Ctx:
     def __init__(self, project_dir: Path | None):
         self.project_dir = project_dir
         self._engine: Any = None
+        self.pending: Any = None  # a supervisor forked ahead (fast_submit)
 
     @property
     def engine(self) -> Any:
@@ -66,6 +67,7 @@ def do_submit(
 
         sys.exit(watch_and_submit(engine, target, script, args, policy))
     show_warnings(engine.project.resolve(target))
+    engine.pending = obj.pending
     record = engine.submit(target, script, args)
     echo(f"run {record.id} submitted to {record.target}", err=True)
     echo(record.id)
@@ -153,7 +155,18 @@ def fast_submit(argv: list[str]) -> None:
     if plain is None or os.environ.get("LABDECK_FAST_SUBMIT") == "0":
         return
     target, run_async, script, args = plain
-    guarded(do_submit, Ctx(None), target, run_async, False, script, args)
+    obj = Ctx(None)
+    if os.environ.get("LABDECK_EARLY_FORK") != "0":
+        from backends.zygote import early_fork
+
+        # Before the engine is even imported: the supervisor-to-be loads asyncio and the backend
+        # on the other CPU meanwhile (Engine.submit hands it the run, or ends it on an error).
+        obj.pending = early_fork()
+    try:
+        guarded(do_submit, obj, target, run_async, False, script, args)
+    finally:
+        if obj.pending is not None:
+            obj.pending.abort()  # a no-op once it was handed the run
     sys.exit(0)
 
 
