@@ -9,15 +9,17 @@ from __future__ import annotations
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import ClassVar
 
+from ._records import dataclass, field
 from .config import Compute
 from .errors import CapabilityError
 from .logfile import ResumePoint
 from .project import Project, Target
+
+_setattr = object.__setattr__  # hand-written __init__ of hot frozen records
 
 
 class Capability(str, Enum):
@@ -33,6 +35,11 @@ class LogLine:
     stream: str  # "out" or "err"
     text: str
     ts: float | None = None  # the source's own timestamp where it has one (docker does)
+
+    def __init__(self, stream: str, text: str, ts: float | None = None):  # one per output line
+        _setattr(self, "stream", stream)
+        _setattr(self, "text", text)
+        _setattr(self, "ts", ts)
 
 
 @dataclass

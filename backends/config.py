@@ -6,10 +6,10 @@ keys raise ConfigError naming file and line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._records import dataclass, field
 from .errors import ConfigError
 from .yamlfile import MappingFile, load_mapping
 

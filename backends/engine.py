@@ -14,11 +14,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import procutil, registry, snapshot
+from ._records import dataclass
 from .base import Capability, EnvRef, Explanation, RunContext, TargetInfo
 from .errors import RunNotFound, TargetError, UsageError
 from .project import Project, Target

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from ._records import dataclass
+
+_setattr = object.__setattr__  # hand-written __init__ of hot frozen records
 STREAMS = ("out", "err", "met", "sys")
 
 
@@ -30,6 +32,11 @@ class LogEntry:
     ts: str
     stream: str
     text: str
+
+    def __init__(self, ts: str, stream: str, text: str):  # one per line read
+        _setattr(self, "ts", ts)
+        _setattr(self, "stream", stream)
+        _setattr(self, "text", text)
 
     @classmethod
     def parse(cls, line: str) -> LogEntry:

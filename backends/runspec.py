@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ._records import as_dict, dataclass, field
 
 
 @dataclass
@@ -24,7 +25,7 @@ class RunSpec:
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.write_text(json.dumps(as_dict(self), indent=2))
         os.replace(tmp, run_dir / "run.json")  # never half-written
 
     @classmethod

@@ -10,10 +10,10 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ._records import dataclass
 from .errors import LabdeckError
 
 if TYPE_CHECKING:
@@ -32,11 +32,18 @@ class SnapshotTooLarge(LabdeckError):
         self.details = details
 
 
+_setattr = object.__setattr__  # hand-written __init__ of hot frozen records
+
 @dataclass(frozen=True)
 class FileEntry:
     rel: str  # POSIX-style path relative to the project root
     size: int
     executable: bool
+
+    def __init__(self, rel: str, size: int, executable: bool):  # one per project file
+        _setattr(self, "rel", rel)
+        _setattr(self, "size", size)
+        _setattr(self, "executable", executable)
 
 
 class IgnoreRules:

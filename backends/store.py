@@ -11,10 +11,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._records import dataclass, field
 from .errors import RunNotFound
 from .status import TERMINAL, RunStatus
 
@@ -83,6 +83,56 @@ class RunRecord:
     cancel_requested: bool = False
     trigger: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(  # written out: one per row read, and the generic one binds ~10x slower
+        self,
+        id: str,
+        project: str,
+        target: str,
+        target_type: str,
+        status: RunStatus,
+        created: float,
+        runconfig: str | None = None,
+        script: str | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+        snapshot: str | None = None,
+        git_commit: str | None = None,
+        outputs: list[str] | None = None,
+        durable_ref: str | None = None,
+        supervisor_pid: int | None = None,
+        supervisor_start: int | None = None,
+        cancel_requested: bool = False,
+        trigger: list[str] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ):
+        self.id = id
+        self.project = project
+        self.target = target
+        self.target_type = target_type
+        self.status = status
+        self.created = created
+        self.runconfig = runconfig
+        self.script = script
+        self.args = [] if args is None else args
+        self.env = {} if env is None else env
+        self.started = started
+        self.ended = ended
+        self.exit_code = exit_code
+        self.error = error
+        self.snapshot = snapshot
+        self.git_commit = git_commit
+        self.outputs = [] if outputs is None else outputs
+        self.durable_ref = durable_ref
+        self.supervisor_pid = supervisor_pid
+        self.supervisor_start = supervisor_start
+        self.cancel_requested = cancel_requested
+        self.trigger = [] if trigger is None else trigger
+        self.metrics = {} if metrics is None else metrics
 
     @property
     def duration(self) -> float | None:

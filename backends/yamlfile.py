@@ -11,10 +11,10 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._records import dataclass, field
 from .errors import ConfigError
 
 CACHE_VERSION = 1
