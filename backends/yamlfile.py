@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,23 +127,25 @@ class MappingCache:
                 pass
 
 
-_cache: MappingCache | None = None
+# Per thread: the dashboard resolves targets in several worker threads at once.
+_local = threading.local()
 
 
 @contextmanager
 def cached_mappings(path: Path) -> Iterator[None]:
     """Within this block, ``load_mapping`` answers from (and fills) the cache file ``path``."""
-    global _cache
-    outer, _cache = _cache, MappingCache(path)
+    outer: MappingCache | None = getattr(_local, "cache", None)
+    cache = MappingCache(path)
+    _local.cache = cache
     try:
         yield
-        _cache.save()
+        cache.save()
     finally:
-        _cache = outer
+        _local.cache = outer
 
 
 def load_mapping(path: Path, *, allow_json: bool = False, allow_empty: bool = False) -> MappingFile:
-    cache = _cache
+    cache: MappingCache | None = getattr(_local, "cache", None)
     if cache is None:
         return _parse(path, allow_json, allow_empty)
     hit = cache.get(path, allow_json, allow_empty)

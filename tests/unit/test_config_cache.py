@@ -119,3 +119,29 @@ def test_a_just_written_file_is_not_cached(tmp_path: Path, no_parse: list[Path],
     project.resolve("box")
     project.resolve("box")
     assert len(no_parse) == 2
+
+
+def test_threads_resolving_at_once_each_keep_their_cache(tmp_path: Path) -> None:
+    """The dashboard resolves targets in several worker threads at once (a shared module-level
+    cache once let one thread's exit pull the cache from under another's)."""
+    import threading
+
+    (tmp_path / "aml_config").mkdir()
+    for i in range(4):
+        (tmp_path / "aml_config" / f"t{i}.compute").write_text('type: "local"\n')
+    project = Project(tmp_path)
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(200):
+                assert project.resolve(name).compute.name == name
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
