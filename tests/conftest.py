@@ -65,7 +65,7 @@ class Project:
 
 
 def cli_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tui.cli", *args]
+    return [sys.executable, "-m", "tui.entry", *args]
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

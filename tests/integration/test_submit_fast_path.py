@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
-from tui.cli import plain_submit
+from tui.submitting import plain_submit
 
 
 @pytest.mark.parametrize(

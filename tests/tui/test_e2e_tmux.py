@@ -51,7 +51,7 @@ def tmux(sample_copy: Project) -> Iterator[Tmux]:
     env = cli_env({"LABDECK_KEYMAP": "/nonexistent/keymap.toml", "TERM": "xterm-256color"})
     exports = " ".join(f"{k}={_q(v)}" for k, v in env.items()
                        if k in ("PYTHONPATH", "LABDECK_KEYMAP", "TERM", "PATH", "HOME"))
-    command = f"env {exports} {_q(sys.executable)} -m tui.cli"
+    command = f"env {exports} {_q(sys.executable)} -m tui.entry"
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40",
                     "-c", str(sample_copy.root), command], check=True)
     subprocess.run(["tmux", "resize-window", "-t", name, "-x", "120", "-y", "40"], check=False)
@@ -84,7 +84,7 @@ def test_submit_hello_with_keys_and_read_the_result(tmux: Tmux, sample_copy: Pro
     assert "Hello from labdeck!" in screen  # the log streamed into the Log panel
     tmux.keys("q")
     time.sleep(0.5)
-    runs = subprocess.run([sys.executable, "-m", "tui.cli", "runs", "last"],
+    runs = subprocess.run([sys.executable, "-m", "tui.entry", "runs", "last"],
                           cwd=sample_copy.root, capture_output=True, text=True,
                           env=cli_env(), check=True).stdout
     assert "status:    completed" in runs

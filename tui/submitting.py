@@ -1,0 +1,169 @@
+"""The submit path of the CLI, free of click: shared by ``labdeck submit`` through click and by
+the plain ``labdeck submit [-c NAME] [-a] SCRIPT [ARGS...]`` that ``entry.py`` runs without ever
+importing click or building the command tree (~50 ms). Also the one-line error handling.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing itself costs ~4 ms of a submit's start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+
+def echo(message: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{message}\n")
+    stream.flush()
+
+
+class Ctx:
+    def __init__(self, project_dir: Path | None):
+        self.project_dir = project_dir
+        self._engine: Any = None
+        self.pending: Any = None  # a supervisor forked ahead (fast_submit)
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from backends.engine import Engine
+            from backends.project import find_project
+
+            self._engine = Engine(find_project(explicit=self.project_dir), fork_supervisors=True)
+        return self._engine
+
+
+def warn(message: str) -> None:
+    echo(f"labdeck: warning: {message}", err=True)
+
+
+def show_warnings(target: Any) -> None:
+    for warning in target.warnings:
+        warn(str(warning))
+
+
+def do_submit(
+    obj: Ctx,
+    target: str,
+    run_async: bool,
+    explain: bool,
+    script: str | None,
+    args: list[str],
+    watch: bool = False,
+    policy: str = "cancel",
+) -> None:
+    engine = obj.engine
+    if explain:
+        echo(engine.explain(target, script, args).render())
+        return
+    if watch:
+        from .watch_cli import watch_and_submit
+
+        sys.exit(watch_and_submit(engine, target, script, args, policy))
+    show_warnings(engine.project.resolve(target))
+    engine.pending = obj.pending
+    record = engine.submit(target, script, args)
+    echo(f"run {record.id} submitted to {record.target}", err=True)
+    echo(record.id)
+    if run_async:
+        return
+    from .follow import follow
+
+    try:
+        final = follow(engine, record.id)
+    except KeyboardInterrupt:
+        echo(
+            f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)", err=True
+        )
+        sys.exit(130)
+    summary = f"run {final.id} {final.status.value}"
+    if final.exit_code is not None:
+        summary += f" (exit code {final.exit_code})"
+    if final.error and final.status.value != "completed":
+        summary += f": {final.error}"
+    echo(summary, err=True)
+    sys.exit(exit_status(final))
+
+
+def exit_status(record: Any) -> int:
+    if record.exit_code is not None:
+        return int(record.exit_code) if record.exit_code >= 0 else 128 - int(record.exit_code)
+    return 0 if record.status.value == "completed" else 1
+
+
+def guarded(func: Callable[..., None], *args: Any) -> None:
+    """Errors are one line on stderr with their exit status; a bug's traceback goes to a file."""
+    from backends.errors import LabdeckError
+
+    try:
+        func(*args)
+    except LabdeckError as err:
+        echo(f"labdeck: error: {err}", err=True)
+        for line in getattr(err, "details", []):
+            echo(f"  {line}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as err:  # a bug: one line for the person, the traceback in a file
+        sys.exit(report_crash(err))
+
+
+def report_crash(err: Exception) -> int:
+    import tempfile
+    import traceback
+    from pathlib import Path
+
+    path = Path(tempfile.gettempdir()) / "labdeck-crash.log"
+    try:
+        path.write_text(traceback.format_exc())
+        where = f"; details in {path}"
+    except OSError:
+        where = ""
+    echo(f"labdeck: internal error: {type(err).__name__}: {err}{where}", err=True)
+    return 70
+
+
+def plain_submit(args: list[str]) -> tuple[str, bool, str, list[str]] | None:
+    """``submit [-c|--target NAME] [-a|--async] SCRIPT [ARGS...]`` as (target, async, script,
+    args); None for anything else (other verbs, --explain, --watch, --help, --project...)."""
+    if args[:1] != ["submit"]:
+        return None
+    target, run_async, i = "local", False, 1
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-a", "--async"):
+            run_async, i = True, i + 1
+        elif arg in ("-c", "--target") and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            target, i = args[i + 1], i + 2
+        elif arg.startswith("-"):
+            return None
+        else:
+            return target, run_async, arg, args[i + 1 :]
+    return None
+
+
+def fast_submit(argv: list[str]) -> None:
+    """Run a plain submit without click, and exit; return (having done nothing) if it is not."""
+    plain = plain_submit(argv)
+    if plain is None or os.environ.get("LABDECK_FAST_SUBMIT") == "0":
+        return
+    target, run_async, script, args = plain
+    obj = Ctx(None)
+    if os.environ.get("LABDECK_EARLY_FORK") != "0":
+        from backends.zygote import early_fork
+
+        # Before the engine is even imported: the supervisor-to-be loads asyncio and the backend
+        # on the other CPU meanwhile (Engine.submit hands it the run, or ends it on an error).
+        obj.pending = early_fork()
+    try:
+        guarded(do_submit, obj, target, run_async, False, script, args)
+    finally:
+        if obj.pending is not None:
+            obj.pending.abort()  # a no-op once it was handed the run
+    sys.exit(0)
