@@ -134,6 +134,8 @@ class Engine:
     ) -> RunRecord:
         sub = self.plan(target_name, script, args)
         registry.check(sub.target.compute.type)  # unknown types fail before a record
+        if self.pending is not None:
+            self.pending.preload(registry.module_of(sub.target.compute.type))
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         digest = snapshot.content_hash(self.project.root, sub.files)

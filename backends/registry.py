@@ -36,6 +36,11 @@ def backend_class(compute_type: str) -> type[Backend]:
     return cls
 
 
+def module_of(compute_type: str) -> str:
+    """The module a built-in backend lives in (for preloading); "" for a plug-in."""
+    return BUILTINS.get(compute_type, "").partition(":")[0]
+
+
 def check(compute_type: str) -> None:
     """Fail now for a type no backend serves; a built-in is not imported here (the supervisor
     loads it: the local one would bring asyncio into the client)."""

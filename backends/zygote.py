@@ -38,10 +38,15 @@ class PendingSupervisor:
         self.done_r = done_r  # reads EOF when the supervisor exits
         self._go_w: int | None = go_w
 
+    def preload(self, module: str) -> None:
+        """Have it import the run's backend now, while the client still snapshots and records."""
+        if self._go_w is not None and module:
+            os.write(self._go_w, f"preload {module}\n".encode())
+
     def start(self, root: str, run_id: str, reattach: bool, log_path: str) -> int:
         """Hand the run over; from now on it is the run's detached supervisor."""
         assert self._go_w is not None, "a pending supervisor starts one run"
-        message = json.dumps([root, run_id, reattach, log_path]).encode()
+        message = json.dumps([root, run_id, reattach, log_path]).encode() + b"\n"
         try:
             os.write(self._go_w, message)  # far below PIPE_BUF: one atomic write
         finally:
@@ -89,14 +94,24 @@ def early_fork() -> PendingSupervisor:
         os.closerange(high + 1, 1 << 16)
         for module in EARLY_PRELOAD:
             __import__(module)
-        chunks = []
+        # Lines: any number of "preload MODULE", then the run as one JSON list, then EOF.
+        pending, run = b"", None
         while chunk := os.read(go_r, 65536):
-            chunks.append(chunk)
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.startswith(b"preload "):
+                    try:
+                        __import__(line[8:].decode())
+                    except ImportError:
+                        pass  # the supervisor reports it when it loads the backend itself
+                else:
+                    run = line
         os.close(go_r)
-        if not chunks:
+        if run is None:
             code = 0  # the client recorded no run (an error, --help...) or died first
         else:
-            root, run_id, reattach, log_path = json.loads(b"".join(chunks))
+            root, run_id, reattach, log_path = json.loads(run)
             out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)
