@@ -156,10 +156,15 @@ def fast_submit(argv: list[str]) -> None:
     target, run_async, script, args = plain
     obj = Ctx(None)
     if os.environ.get("LABDECK_EARLY_FORK") != "0":
+        # What both processes need is loaded once, before the fork; then the supervisor-to-be
+        # loads asyncio and the backend on the other CPU while this one loads the engine and
+        # plans, snapshots and records the run (Engine.submit hands it the run, or ends it).
+        import backends.base
+        import backends.project
+        import backends.runspec
+        import backends.store  # noqa: F401
         from backends.zygote import early_fork
 
-        # Before the engine is even imported: the supervisor-to-be loads asyncio and the backend
-        # on the other CPU meanwhile (Engine.submit hands it the run, or ends it on an error).
         obj.pending = early_fork()
     try:
         guarded(do_submit, obj, target, run_async, False, script, args)
