@@ -246,12 +246,15 @@ class RunStore:
             )
         return self.get(run_id)
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str, with_metrics: bool = True) -> RunRecord:
+        """One run; pollers that only watch its status pass ``with_metrics=False`` (a run can
+        log many thousand values, and reading them all twice a second is work for nothing)."""
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r} in this project")
         record = _record(row)
-        record.metrics = self.metrics(run_id)
+        if with_metrics:
+            record.metrics = self.metrics(run_id)
         return record
 
     def find(self, prefix: str) -> RunRecord:

@@ -109,7 +109,7 @@ class Supervisor:
             return None
         cancel.cancel()
         env = prepare.result()
-        if self.cancel_event.is_set() or self.store.get(self.run_id).cancel_requested:
+        if self.cancel_event.is_set() or self._cancel_requested():
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
             return None
         handle = await backend.start(ctx, env)
@@ -157,12 +157,15 @@ class Supervisor:
                 batch.clear()
         self.log.write_many(batch)
 
+    def _cancel_requested(self) -> bool:
+        return self.store.get(self.run_id, with_metrics=False).cancel_requested
+
     async def _watch_cancel(self, backend: Backend, handle: RunHandle) -> None:
         while not self.cancel_event.is_set():
             try:
                 await asyncio.wait_for(self.cancel_event.wait(), CANCEL_POLL)
             except TimeoutError:
-                if self.store.get(self.run_id).cancel_requested:
+                if self._cancel_requested():
                     self.cancel_event.set()
         if Capability.CANCEL not in backend.capabilities:
             self.note("this target cannot cancel a run; it goes on to its end")

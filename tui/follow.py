@@ -43,7 +43,7 @@ def follow(
             emit(LogEntry.parse(line), timestamps)
     delay = POLL_S
     last_reconcile = time.monotonic()
-    record = engine.store.get(run_id)
+    record = engine.store.get(run_id, with_metrics=False)
     while True:
         lines, offset = read_from(path, offset)
         for line in lines:
@@ -54,7 +54,7 @@ def follow(
             continue
         if not follow:
             return record
-        record = engine.store.get(run_id)
+        record = engine.store.get(run_id, with_metrics=False)
         if record.status.is_terminal():
             lines, offset = read_from(path, offset)  # the supervisor's last lines
             for line in lines:

@@ -56,7 +56,7 @@ class _Tails:
                 stream.write(prefix + text + "\n")
             if lines:
                 sys.stdout.flush()
-            elif self.engine.store.get(run_id).status.is_terminal():
+            elif self.engine.store.get(run_id, with_metrics=False).status.is_terminal():
                 lines, _ = read_from(self.engine.log_path(run_id), new)
                 if not lines:
                     del self.offsets[run_id]
