@@ -221,6 +221,7 @@ class Engine:
                 forked = self._exec_supervisor(run_id, reattach, run_dir, done_w)
             pid = forked
             os.close(done_w)
+        self._sweep_done_fds()
         old = self._done_fds.pop(run_id, None)
         if old is not None:
             os.close(old)
@@ -231,10 +232,7 @@ class Engine:
     def _exec_supervisor(self, run_id: str, reattach: bool, run_dir: Path, done_w: int) -> int:
         import subprocess
 
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
-            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-        )
+        env = _child_env()
         cmd = [sys.executable, "-m", "backends.supervisor", str(self.project.root), run_id]
         if reattach:
             cmd.append("--reattach")
@@ -284,10 +282,7 @@ class Engine:
             if self._zygote is not None:
                 return
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            env = dict(os.environ)
-            env["PYTHONPATH"] = str(PACKAGE_ROOT) + (
-                os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-            )
+            env = _child_env()
             self.project.ensure_state()
             with open(self.project.state_dir / "zygote.log", "ab") as log:
                 proc = subprocess.Popen(
@@ -318,6 +313,20 @@ class Engine:
                 self._zygote = None  # gone: this and later runs use a fresh interpreter
                 return None
         return int(reply) if reply.isdigit() else None
+
+    def _sweep_done_fds(self) -> None:
+        """Close the pipes of supervisors that have exited: a long-lived client (the dashboard,
+        a watch loop) starts runs without end and must not run out of file descriptors."""
+        import select
+
+        if not self._done_fds:
+            return
+        poller = select.poll()  # not select(): no FD_SETSIZE limit
+        for fd in self._done_fds.values():
+            poller.register(fd, select.POLLIN)
+        ended = {fd for fd, _event in poller.poll(0)}  # EOF/HUP: the writer is gone
+        for run_id in [r for r, fd in self._done_fds.items() if fd in ended]:
+            self.forget_done_fd(run_id)
 
     def forget_done_fd(self, run_id: str) -> None:
         fd = self._done_fds.pop(run_id, None)
@@ -424,6 +433,15 @@ class Engine:
             return await registry.create(target.compute).describe()
         except TargetError as err:
             return TargetInfo(False, str(err))
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a supervisor or zygote started as a new interpreter: ours, with
+    labdeck's own folder on PYTHONPATH (a source checkout need not be installed)."""
+    env = dict(os.environ)
+    inherited = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + inherited if inherited else "")
+    return env
 
 
 def _snapshot_limit() -> int:

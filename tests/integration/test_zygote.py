@@ -63,3 +63,37 @@ def _cwd_of(pid: str) -> str:
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return ""
+
+
+def test_a_long_lived_client_does_not_collect_descriptors(project: Project) -> None:
+    """The dashboard and watch loops start runs without end: each run's "done" pipe is closed
+    once its supervisor has exited, not kept for the client's lifetime."""
+    import os
+    from pathlib import Path
+
+    from backends.engine import Engine
+    from backends.project import Project as EngineProject
+
+    project.write("quick.py", "print('hi')\n")
+    engine = Engine(EngineProject(Path(project.root)))
+    try:
+        def open_fds() -> int:
+            return len(os.listdir("/proc/self/fd"))
+
+        def run_once() -> None:
+            record = engine.submit("local", "quick.py", [])
+            deadline = time.monotonic() + 30
+            while not engine.get(record.id).status.is_terminal():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            pid = engine.get(record.id).supervisor_pid
+            while pid and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        run_once()
+        before = open_fds()
+        for _ in range(4):
+            run_once()
+        assert open_fds() <= before
+    finally:
+        engine.close()
