@@ -133,13 +133,10 @@ def test_bad_file_gives_one_line_error(
     project: Project, name: str, content: str, expected: str
 ) -> None:
     project.write("hello.py", "print('hi')\n")
-    if name.endswith(".runconfig") or name.endswith(".compute"):
-        project.write(f"aml_config/{name}", content)
-        target = "bad"
-    else:
-        project.write(f"aml_config/{name}", content)
+    project.write(f"aml_config/{name}", content)
+    if not name.endswith((".runconfig", ".compute")):  # a dependency file: a runconfig reads it
         project.write("aml_config/bad.runconfig", GOOD_RUNCONFIG)
-        target = "bad"
+    target = "bad"
     res = project.cli("submit", "-c", target, "hello.py")
     assert res.returncode == 2, (res.stdout, res.stderr)
     lines = [line for line in res.stderr.splitlines() if not line.startswith("labdeck: warning")]
