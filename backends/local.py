@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import procutil
-from .base import Backend, Capability, EnvRef, Explanation, LogLine, RunContext, RunHandle
+from .base import (
+    Backend,
+    Capability,
+    EnvRef,
+    Explanation,
+    LogLine,
+    RunContext,
+    RunHandle,
+    TargetInfo,
+)
 from .errors import TargetError
 from .metrics import SHIM_DIR
 
@@ -53,6 +62,17 @@ class LocalBackend(Backend):
 
     async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
         return EnvRef(self.interpreter(), cached=True)
+
+    async def describe(self) -> TargetInfo:
+        # A local run sees this machine's GPUs, so the inventory belongs here too.
+        from . import gpu  # nvidia-smi only when asked: keeps the run path's imports lean
+
+        try:
+            self.interpreter()
+        except TargetError as err:
+            return TargetInfo(False, str(err))
+        gpus, note = await gpu.local_inventory()
+        return TargetInfo(True, "this machine", gpus, note)
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
         full_env = {**os.environ, **self.run_env(ctx)}

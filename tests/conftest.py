@@ -116,3 +116,23 @@ def sample_copy(tmp_path: Path) -> Project:
 
 
 MakeProject = Callable[[str], Project]
+
+
+# A stand-in for nvidia-smi (tests only: no GPU here): the CSV the real one prints for the query
+# labdeck sends, for two A100s.
+NVIDIA_SMI_STAND_IN = """#!/bin/sh
+case "$*" in
+  *--query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid*)
+    echo "0, NVIDIA A100-SXM4-80GB, 81920, 1024, 37, GPU-1111"
+    echo "1, NVIDIA A100-SXM4-80GB, 81920, 0, 0, GPU-2222" ;;
+  *) echo "unexpected arguments: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def stand_in_nvidia_smi(folder: Path) -> Path:
+    """Write the stand-in nvidia-smi into ``folder``; its path (for LABDECK_NVIDIA_SMI)."""
+    path = folder / "nvidia-smi-stand-in"
+    path.write_text(NVIDIA_SMI_STAND_IN)
+    path.chmod(0o755)
+    return path

@@ -17,7 +17,7 @@ from backends.docker import DockerBackend
 from backends.errors import TargetError
 from backends.gpu import NO_RUNTIME, device_requests, parse_nvidia_smi
 from backends.project import Project as EngineProject
-from tests.conftest import Project
+from tests.conftest import Project, stand_in_nvidia_smi
 from tests.docker.conftest import BASE_IMAGE, docker, labelled
 
 ALL = [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}]
@@ -106,26 +106,13 @@ def test_explain_prints_gpus_flag(dproject: Project) -> None:
     assert "--gpus '\"device=0,1\"' " in res.stdout
 
 
-STAND_IN = """#!/bin/sh
-# stand-in for nvidia-smi (tests only): the CSV the real one prints for the query labdeck sends
-case "$*" in
-  *--query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid*)
-    echo "0, NVIDIA A100-SXM4-80GB, 81920, 1024, 37, GPU-1111"
-    echo "1, NVIDIA A100-SXM4-80GB, 81920, 0, 0, GPU-2222" ;;
-  *) echo "unexpected arguments: $*" >&2; exit 2 ;;
-esac
-"""
 
 
 @pytest.mark.docker
 def test_target_show_lists_gpus_from_nvidia_smi(dproject: Project, tmp_path: Path) -> None:
     gpu_project(dproject, '"all"')
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text(STAND_IN)
-    (bin_dir / "nvidia-smi").chmod(0o755)
-    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    res = dproject.cli("target", "show", "gpu", env={"PATH": path}, check=True)
+    smi = stand_in_nvidia_smi(tmp_path)
+    res = dproject.cli("target", "show", "gpu", env={"LABDECK_NVIDIA_SMI": str(smi)}, check=True)
     assert "[0] NVIDIA A100-SXM4-80GB  1024/81920 MiB  37% util" in res.stdout
     assert "[1] NVIDIA A100-SXM4-80GB  0/81920 MiB  0% util" in res.stdout
     assert "reachable:    yes (docker " in res.stdout

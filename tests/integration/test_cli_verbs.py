@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, stand_in_nvidia_smi
 
 HELLO = """
     import os, sys
@@ -283,3 +283,15 @@ def test_native_shared_directory_is_shared_by_runs(project: Project, tmp_path: P
     """)
     assert "seen 0" in project.cli("submit", "-c", "local", "share.py", check=True).stdout
     assert "seen 1" in project.cli("submit", "-c", "local", "share.py", check=True).stdout
+
+
+def test_target_show_local_lists_this_machines_gpus(project: Project, tmp_path: Path) -> None:
+    smi = stand_in_nvidia_smi(tmp_path)
+    shown = project.cli("target", "show", "local", env={"LABDECK_NVIDIA_SMI": str(smi)},
+                        check=True).stdout
+    assert "reachable:    yes (this machine)" in shown
+    assert "[0] NVIDIA A100-SXM4-80GB  1024/81920 MiB  37% util" in shown
+    assert "[1] NVIDIA A100-SXM4-80GB  0/81920 MiB  0% util" in shown
+    none = project.cli("target", "show", "local",
+                       env={"LABDECK_NVIDIA_SMI": str(tmp_path / "no-such-smi")}, check=True)
+    assert "gpus:         none (nvidia-smi failed" in none.stdout

@@ -77,6 +77,12 @@ def fixed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("LABDECK_KEYMAP", "/nonexistent/labdeck/keymap.toml")
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    # The Targets panel shows this machine's GPUs: a stand-in nvidia-smi that lists none keeps
+    # the screens the same on a machine with GPUs (or without the driver).
+    no_gpus = tmp_path / "nvidia-smi-no-gpus"
+    no_gpus.write_text("#!/bin/sh\nexit 0\n")
+    no_gpus.chmod(0o755)
+    monkeypatch.setenv("LABDECK_NVIDIA_SMI", str(no_gpus))
     time.tzset()
     yield
     os.environ.pop("TZ", None)
