@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import tarfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +24,6 @@ from .base import (
 from .config import Compute
 from .docker_api import APIError, DockerAPI
 from .docker_client import (
-    LABEL_PROJECT,
     LABEL_RUN,
     api_message,
     docker_errors,
@@ -34,18 +32,14 @@ from .docker_client import (
     open_docker,
     ping,
 )
-from .docker_image import EnvSpec, cached_env, ensure_image, lean_base_image_id, spec_for
-from .docker_run import WORKDIR, DockerRunHandle, remove_container
+from .docker_early import EarlyStart
+from .docker_env import EnvSpec
+from .docker_image import cached_env, ensure_image, lean_base_image_id
+from .docker_plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name
+from .docker_run import DockerRunHandle, remove_container
 from .errors import PrepareError, TargetError
 from .logfile import ResumePoint
 from .metrics import SHIM_DIR
-
-SHIM = "/labdeck/shim"
-SHARE = "/azureml-share/"
-PYTHON = "python3"
-# "1": bind-mount the snapshot and the shim (a daemon on this machine); "0": copy them in and
-# outputs/ out through the API. Unset: mount when the daemon's unix socket is on this machine.
-MOUNT_ENV = "LABDECK_DOCKER_MOUNT"
 
 
 class DockerBackend(Backend):
@@ -58,93 +52,19 @@ class DockerBackend(Backend):
     def __init__(self, compute: Compute, url: str | None = None):
         super().__init__(compute)
         self.url = docker_url(url)
-
-    # ------------------------------------------------------------------ what a run looks like
-
-    def env_spec(self, ctx: RunContext) -> EnvSpec:
-        return spec_for(ctx.project.root, ctx.project.name, self.compute.base_docker_image,
-                        ctx.target.conda)
-
-    def share_dir(self) -> Path | None:
-        raw = self.compute.native_shared_directory
-        return Path(os.path.expanduser(raw)).resolve() if raw else None
-
-    def container_env(self, ctx: RunContext) -> dict[str, str]:
-        env = dict(ctx.env)
-        env["PYTHONPATH"] = SHIM
-        if self.share_dir() is not None:
-            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE
-        return env
-
-    def mounts(self) -> bool:
-        """Whether the run's files are bind-mounted rather than copied: the daemon sees this
-        machine's files (its unix socket is here), or LABDECK_DOCKER_MOUNT says so."""
-        raw = os.environ.get(MOUNT_ENV, "").strip().lower()
-        if raw:
-            return raw in {"1", "true", "yes"}
-        if self.compute.is_remote or not self.url.startswith("unix://"):
-            return False
-        return os.path.exists(self.url[len("unix://"):])
-
-    def user(self) -> str | None:
-        """A client that is not root gets the mounted snapshot's files (outputs/) as its own.
-        Not with a rootless daemon (its socket is the client's own): there the container's
-        root already is the client on the host."""
-        uid = os.getuid()
-        if not self.mounts() or self.compute.shared_volumes or uid == 0:
-            return None
-        try:
-            if self.url.startswith("unix://") and os.stat(self.url[7:]).st_uid == uid:
-                return None
-        except OSError:
-            pass
-        return f"{uid}:{os.getgid()}"
-
-    def binds(self, ctx: RunContext) -> list[str]:
-        binds = []
-        share = self.share_dir()
-        if share is not None:
-            binds.append(f"{share}:{SHARE}")
-        if self.compute.shared_volumes or self.mounts():
-            binds.append(f"{ctx.workdir}:{WORKDIR}")
-        if self.mounts():
-            binds.append(f"{SHIM_DIR}:{SHIM}:ro")
-        return binds
-
-    def labels(self, ctx: RunContext) -> dict[str, str]:
-        return {LABEL_RUN: ctx.run_id, LABEL_PROJECT: str(ctx.project.root)}
-
-    def container_config(self, ctx: RunContext, image: str) -> dict[str, Any]:
-        host: dict[str, Any] = {"Init": True, "Binds": self.binds(ctx)}
-        requests = gpu.device_requests(self.compute.gpus)
-        if requests:
-            host["DeviceRequests"] = requests
-        config: dict[str, Any] = {
-            "Image": image,
-            "Cmd": [PYTHON, *ctx.argv],
-            "WorkingDir": WORKDIR,
-            "Env": [f"{k}={v}" for k, v in self.container_env(ctx).items()],
-            "Labels": self.labels(ctx),
-            "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
-            "Tty": False, "OpenStdin": False,
-            "HostConfig": host,
-        }
-        user = self.user()
-        if user is not None:
-            config["User"] = user
-        return config
+        self.plan = ContainerPlan(compute, self.url)
 
     def explain(self, ctx: RunContext) -> Explanation:
-        spec = self.env_spec(ctx)
+        spec = self.plan.env_spec(ctx)
         image = f"{spec.repository}:<inputs-hash>"
         cmd = ["docker", "run", "--rm", "--init", "-w", WORKDIR]
-        for key, value in self.labels(ctx).items():
+        for key, value in self.plan.labels(ctx).items():
             cmd += ["--label", f"{key}={value}"]
-        for key, value in sorted(self.container_env(ctx).items()):
+        for key, value in sorted(self.plan.container_env(ctx).items()):
             cmd += ["-e", f"{key}={value}"]
-        for bind in self.binds(ctx):
+        for bind in self.plan.binds(ctx):
             cmd += ["-v", bind]
-        user = self.user()
+        user = self.plan.user()
         if user is not None:
             cmd += ["--user", user]
         cmd += gpu.gpus_flag(self.compute.gpus)
@@ -152,7 +72,7 @@ class DockerBackend(Backend):
         notes = [f"docker target {self.compute.name!r} on {self.url}",
                  f"environment image: {spec.base} + {_deps(spec)}, tagged by the hash of its "
                  "inputs (built by 'labdeck prepare' when missing)"]
-        if self.mounts() and not self.compute.shared_volumes:
+        if self.plan.mounts() and not self.compute.shared_volumes:
             notes.append(f"the snapshot ({ctx.workdir}) is mounted at {WORKDIR} and labdeck's "
                          f"shim read-only at {SHIM}; outputs/ is moved from the snapshot into "
                          "the run's folder at the end")
@@ -166,7 +86,9 @@ class DockerBackend(Backend):
 
     async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
         """Through the lean client (docker_api.py); aiodocker only when an image must be built."""
-        spec = self.env_spec(ctx)
+        if isinstance(ctx.early, EarlyStart):
+            return ctx.early.env  # found before the event loop existed (docker_early.py)
+        spec = self.plan.env_spec(ctx)
         explicit = force or ctx.run_id == "prepare"
         async with DockerAPI(self.url) as api:
             with docker_errors(self.url):
@@ -205,42 +127,60 @@ class DockerBackend(Backend):
             await remove_container(api, cid)
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
-        shared = self.compute.shared_volumes
-        mounts = self.mounts()
+        early = ctx.early if isinstance(ctx.early, EarlyStart) else None
+        if early is not None:
+            return await self._finish_early(ctx, early)
+        self.plan.prepare_folders(ctx)
         archive = None
-        if mounts and not shared:
-            (ctx.workdir / "outputs").mkdir(exist_ok=True)
-        elif not mounts:
-            archive = await asyncio.to_thread(_run_archive, None if shared else ctx.workdir)
-        share = self.share_dir()
-        if share is not None:
-            share.mkdir(parents=True, exist_ok=True)
+        if not self.plan.mounts():
+            workdir = None if self.compute.shared_volumes else ctx.workdir
+            archive = await asyncio.to_thread(_run_archive, workdir)
         api = DockerAPI(self.url)
         cid = None
         try:
             with docker_errors(self.url):
                 try:
-                    cid = await api.create(self.container_config(ctx, env.ref),
-                                           name=_name(ctx.run_id))
+                    cid = await api.create(self.plan.config(ctx, env.ref),
+                                           name=container_name(ctx.run_id))
                     if archive is not None:
                         await api.put_archive(cid, "/", archive)
                     await api.start(cid)
                 except APIError as err:
                     raise self._start_error(err, env.ref) from err
         except BaseException:
-            if cid is not None:
-                try:
-                    await remove_container(api, cid)
-                except Exception as cleanup:  # the original error matters more
-                    ctx.progress(f"cleanup: {cleanup}")
-            await api.close()
+            await self._discard(ctx, api, cid)
             raise
-        outputs = None
-        if shared:
-            outputs = ("copy", ctx.workdir / "outputs")
-        elif mounts:
-            outputs = ("move", ctx.workdir / "outputs")
-        return DockerRunHandle(api, cid, None, outputs)
+        return DockerRunHandle(api, cid, None, self.plan.outputs(ctx))
+
+    async def _finish_early(self, ctx: RunContext, early: EarlyStart) -> RunHandle:
+        """The container the supervisor created and started before its event loop existed
+        (docker_early.py): read the start's answer."""
+        api = DockerAPI(self.url)
+        try:
+            with docker_errors(self.url):
+                try:
+                    await api.finish(early.start_socket)
+                except APIError as err:
+                    raise self._start_error(err, early.env.ref) from err
+        except BaseException:
+            await self._discard(ctx, api, early.cid)
+            raise
+        return DockerRunHandle(api, early.cid, None, self.plan.outputs(ctx))
+
+    async def abandon(self, ctx: RunContext) -> None:
+        early = ctx.early
+        if isinstance(early, EarlyStart):
+            early.start_socket.close()
+            await self._discard(ctx, DockerAPI(self.url), early.cid)
+
+    async def _discard(self, ctx: RunContext, api: DockerAPI, cid: str | None) -> None:
+        """A container that did not start is removed; the start's error matters more."""
+        if cid is not None:
+            try:
+                await remove_container(api, cid)
+            except Exception as cleanup:
+                ctx.progress(f"cleanup: {cleanup}")
+        await api.close()
 
     def _start_error(self, err: Exception, image: str) -> TargetError:
         message = api_message(err)
@@ -309,11 +249,6 @@ def _deps(spec: EnvSpec) -> str:
     if not spec.pip and not spec.conda:
         return "no dependencies"
     return " ".join(spec.pip + spec.conda)
-
-
-def _name(run_id: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in run_id)
-    return f"labdeck-{safe}"
 
 
 def _run_archive(workdir: Path | None) -> bytes:

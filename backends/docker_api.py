@@ -15,25 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from .errors import TargetError
+from .docker_http import (
+    HEADER_LIMIT,
+    APIError,
+    add_header,
+    body_kind,
+    chunk_size,
+    encode_request,
+    error_message,
+    is_end_of_head,
+    parse_status,
+    parse_url,
+)
 
 STDOUT, STDERR = 1, 2
-_HEADER_LIMIT = 1 << 16
-
-
-class APIError(Exception):
-    """The daemon answered with an error status; ``message`` is its own message."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
 
 
 class Response:
@@ -46,30 +46,21 @@ class Response:
         self.complete = False  # the body has been read to its end (the connection is reusable)
 
     @property
-    def chunked(self) -> bool:
-        return "chunked" in self.headers.get("transfer-encoding", "").lower()
-
-    @property
     def keep_alive(self) -> bool:
         return self.headers.get("connection", "").lower() != "close"
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, transfer encoding removed."""
         reader = self._reader
-        if self.chunked:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise ConnectionResetError("the Docker daemon closed the connection")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
+        kind = body_kind(self.status, self.headers)
+        if kind == "chunked":
+            while size := chunk_size(await reader.readline()):
                 data = await reader.readexactly(size)
                 await reader.readexactly(2)
                 yield data
-        elif "content-length" in self.headers:
+            while not is_end_of_head(await reader.readline()):
+                pass  # trailers
+        elif kind == "length":
             left = int(self.headers["content-length"])
             while left > 0:
                 data = await reader.read(min(left, 1 << 16))
@@ -77,9 +68,7 @@ class Response:
                     raise ConnectionResetError("the Docker daemon closed the connection")
                 left -= len(data)
                 yield data
-        elif self.status in (204, 304) or 100 <= self.status < 200:
-            pass
-        else:  # no length: the body ends with the connection
+        elif kind == "close":
             self.headers["connection"] = "close"
             while data := await reader.read(1 << 16):
                 yield data
@@ -106,30 +95,6 @@ class Response:
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-def parse_url(url: str) -> tuple[str, str, int]:
-    """``unix:///path`` -> ("unix", path, 0); ``tcp://host:port`` -> ("tcp", host, port)."""
-    if url.startswith("unix://"):
-        path = url[len("unix://"):]
-        if not path:
-            raise TargetError(f"cannot use DOCKER_HOST={url!r}: no socket path")
-        return "unix", path, 0
-    if url.startswith(("tcp://", "http://")):
-        if os.environ.get("DOCKER_TLS_VERIFY"):
-            raise TargetError(f"cannot use DOCKER_HOST={url!r} with DOCKER_TLS_VERIFY: labdeck "
-                              "speaks plain TCP or a unix socket (forward the socket over SSH)")
-        rest = url.split("://", 1)[1].rstrip("/")
-        host, _, port = rest.rpartition(":")
-        if not host:
-            host, port = rest, "2375"
-        try:
-            return "tcp", host.strip("[]"), int(port)
-        except ValueError:
-            raise TargetError(f"cannot use DOCKER_HOST={url!r}: bad port {port!r}") from None
-    raise TargetError(f"cannot use DOCKER_HOST={url!r}: labdeck reaches a daemon through "
-                      "unix:///path/to/docker.sock or tcp://HOST:PORT (for ssh://, forward the "
-                      "socket: ssh -L /tmp/docker.sock:/var/run/docker.sock HOST)")
-
-
 class DockerAPI:
     def __init__(self, url: str):
         self.url = url
@@ -140,8 +105,8 @@ class DockerAPI:
 
     async def _connect(self) -> Conn:
         if self.scheme == "unix":
-            return await asyncio.open_unix_connection(self.address, limit=_HEADER_LIMIT)
-        return await asyncio.open_connection(self.address, self.port, limit=_HEADER_LIMIT)
+            return await asyncio.open_unix_connection(self.address, limit=HEADER_LIMIT)
+        return await asyncio.open_connection(self.address, self.port, limit=HEADER_LIMIT)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -154,37 +119,11 @@ class DockerAPI:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _encode(self, method: str, path: str, params: Mapping[str, Any] | None,
-                body: bytes | None, content_type: str) -> bytes:
-        target = quote(path, safe="/:@!$&'()*+,;=-._~")
-        if params:
-            query = {k: _param(v) for k, v in params.items() if v is not None}
-            target += "?" + urlencode(query)
-        head = [f"{method} {target} HTTP/1.1", "Host: docker", "User-Agent: labdeck"]
-        if body is not None:
-            head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
-        elif method in ("POST", "PUT"):
-            head.append("Content-Length: 0")
-        return ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
-
     async def _send(self, conn: Conn, request: bytes) -> Response:
         reader, writer = conn
         writer.write(request)
         await writer.drain()
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionResetError("the Docker daemon closed the connection")
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-            raise ConnectionError(f"not an HTTP answer from the Docker daemon: {status_line!r}")
-        headers: dict[str, str] = {}
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return Response(int(parts[1]), headers, reader)
+        return await _read_response(reader)
 
     async def _exchange(self, request: bytes) -> tuple[Response, Conn]:
         """Send on an idle connection (retried once on a fresh one if the daemon had closed it),
@@ -210,8 +149,12 @@ class DockerAPI:
         """One request; its body, or APIError for a status >= 400."""
         if body is not None:
             data = json.dumps(body).encode()
-        response, conn = await self._exchange(self._encode(method, path, params, data,
-                                                           content_type))
+        response, conn = await self._exchange(encode_request(method, path, params, data,
+                                                             content_type))
+        return await self._finish(response, conn)
+
+    async def _finish(self, response: Response, conn: Conn) -> bytes:
+        """Read the body; keep the connection for the next call when the daemon allows."""
         try:
             payload = await response.read()
         except BaseException:
@@ -222,7 +165,7 @@ class DockerAPI:
         else:
             conn[1].close()
         if response.status >= 400:
-            raise APIError(response.status, _message(payload))
+            raise APIError(response.status, error_message(payload))
         return payload
 
     async def json(self, method: str, path: str, params: Mapping[str, Any] | None = None,
@@ -236,9 +179,9 @@ class DockerAPI:
         """A long-lived request on a connection of its own, closed on exit."""
         conn = await self._connect()
         try:
-            response = await self._send(conn, self._encode(method, path, params, None, ""))
+            response = await self._send(conn, encode_request(method, path, params, None, ""))
             if response.status >= 400:
-                raise APIError(response.status, _message(await response.read()))
+                raise APIError(response.status, error_message(await response.read()))
             yield response
         finally:
             conn[1].close()
@@ -265,6 +208,15 @@ class DockerAPI:
 
     async def start(self, cid: str) -> None:
         await self.call("POST", f"/containers/{cid}/start")
+
+    async def finish(self, sock: socket.socket) -> bytes:
+        """The answer to a request already sent on ``sock`` (docker_sync.py sends a container's
+        start before the event loop exists); the connection is kept for the calls that follow."""
+        if sock.family == socket.AF_UNIX:
+            conn = await asyncio.open_unix_connection(sock=sock, limit=HEADER_LIMIT)
+        else:
+            conn = await asyncio.open_connection(sock=sock, limit=HEADER_LIMIT)
+        return await self._finish(await _read_response(conn[0]), conn)
 
     async def inspect(self, cid: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.json("GET", f"/containers/{cid}/json")
@@ -297,18 +249,12 @@ class DockerAPI:
         return await self.call("GET", f"/containers/{cid}/archive", {"path": path})
 
 
-def _param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
+async def _read_response(reader: asyncio.StreamReader) -> Response:
+    status = parse_status(await reader.readline())
+    headers: dict[str, str] = {}
+    while not is_end_of_head(line := await reader.readline()):
+        add_header(headers, line)
+    return Response(status, headers, reader)
 
 
-def _message(payload: bytes) -> str:
-    text = payload.decode(errors="replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(data, dict) and "message" in data:
-        return str(data["message"])
-    return text
+__all__ = ["STDERR", "STDOUT", "APIError", "DockerAPI", "Response", "parse_url"]

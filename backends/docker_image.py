@@ -1,8 +1,7 @@
 """The run environment of a docker target as an image: base image + conda_dependencies.yml.
 
-The image is tagged ``labdeck-env/<project>:<hash12>`` where the hash covers the base image's id,
-the dependencies (as parsed, so comments do not rebuild) and this recipe's version; a tag that
-exists is reused, so an unchanged prepare costs two API calls. Offline mode downloads the wheels
+The image is tagged from the hash of its inputs (docker_env.py); a tag that exists is reused, so
+an unchanged prepare costs two API calls. Offline mode downloads the wheels
 on the client (``pip download`` for the base image's Python and platform) and sends them in the
 build context, for hosts that cannot reach a package index.
 """
@@ -10,27 +9,23 @@ build context, for hosts that cannot reach a package index.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import json
 import os
 import re
 import shlex
 import sys
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .base import EnvRef
-from .config import CondaDeps
 from .docker_api import DockerAPI
 from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_not_found
+from .docker_env import EnvSpec, missing_base
 from .errors import PrepareError
 
-RECIPE_VERSION = "1"
-OFFLINE_ENV = "LABDECK_DOCKER_OFFLINE"
 # Pip settings of the client that the build's pip uses too (private mirrors are common in labs).
 PIP_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_RETRIES",
                   "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT")
@@ -43,45 +38,6 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
-class EnvSpec:
-    """What goes into the image, as parsed from the project."""
-
-    project: str  # the project's root path (a label) ...
-    project_name: str  # ... and its short name (the tag's repository)
-    base: str
-    pip: tuple[str, ...] = ()
-    conda: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
-    offline: bool = False
-
-    def digest(self, base_id: str) -> str:
-        inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
-                  "conda": list(self.conda), "channels": list(self.channels),
-}
-        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-    @property
-    def repository(self) -> str:
-        repo = re.sub(r"[^a-z0-9._-]+", "-", self.project_name.lower()).strip("-._") or "project"
-        return f"labdeck-env/{repo}"
-
-    def tag(self, digest: str) -> str:
-        return f"{self.repository}:{digest[:12]}"
-
-
-def spec_for(project_root: Path, project_name: str, base: str, conda: CondaDeps | None,
-             offline: bool | None = None) -> EnvSpec:
-    if offline is None:
-        offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
-    return EnvSpec(
-        project=str(project_root), project_name=project_name, base=base,
-        pip=conda.pip_packages if conda else (),
-        conda=tuple(p for p in conda.non_python_conda_packages if p != "pip") if conda else (),
-        channels=conda.channels if conda else (), offline=offline,
-    )
-
-
-@dataclass(frozen=True)
 class BaseFacts:
     """What a probe container found in the base image."""
 
@@ -89,12 +45,6 @@ class BaseFacts:
     machine: str  # "x86_64"
     glibc: str  # "2.36"
     conda: str  # path of micromamba/mamba/conda, or "" when none
-
-
-def missing_base(base: str) -> PrepareError:
-    return PrepareError(f"base image {base!r} not found on the Docker daemon: pull it (docker "
-                        f"pull {base}) or build it (scripts/build-base-image.sh builds the "
-                        "default)")
 
 
 async def base_image_id(docker: Any, base: str) -> str:
@@ -118,9 +68,9 @@ async def lean_base_image_id(api: DockerAPI, base: str) -> str:
 async def cached_env(api: DockerAPI, spec: EnvSpec, base_id: str) -> EnvRef | None:
     """The environment when nothing needs building (no dependencies, or its tag exists), through
     the lean client; None when ``ensure_image`` must build it."""
-    if not spec.pip and not spec.conda:
+    tag = spec.env_tag(base_id)
+    if tag is None:
         return EnvRef(spec.base, cached=True)  # nothing to install: the base image is the env
-    tag = spec.tag(spec.digest(base_id))
     if await api.image(tag) is not None:
         return EnvRef(tag, cached=True)
     return None
@@ -157,7 +107,7 @@ async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
         # but containers do not. Offline mode fetches the wheels here and sends them along.
         progress(f"the build could not reach the package index ({err.detail}); retrying in "
                  "offline mode: wheels downloaded on this machine, sent with the build")
-        spec = replace(spec, offline=True)
+        spec = spec.offline_copy()
         facts = await probe_base(docker, base_id)
         await _build_with_context(docker, spec, base_id, digest, tag, facts, progress)
     progress(f"built {tag}")

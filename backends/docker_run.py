@@ -18,10 +18,10 @@ from typing import Any
 from .base import LogLine, RunHandle
 from .docker_api import STDERR, APIError, DockerAPI
 from .docker_client import api_message, docker_errors, is_not_found
+from .docker_plan import WORKDIR
 from .errors import TargetError
 from .logfile import ResumePoint, format_ts
 
-WORKDIR = "/labdeck/work"
 # "2024-05-01T12:34:56.123456789Z " (RFC3339Nano, as the logs endpoint prefixes each message)
 TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
 

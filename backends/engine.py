@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -72,9 +71,14 @@ class Engine:
     # ---------------------------------------------------------------- submit
 
     def plan(
-        self, target_name: str, script: str | None, args: list[str], run_id: str = "<run-id>"
+        self,
+        target_name: str,
+        script: str | None,
+        args: list[str],
+        run_id: str = "<run-id>",
+        target: Target | None = None,
     ) -> Submission:
-        target = self.project.resolve(target_name)
+        target = target or self.project.resolve(target_name)
         rel_script = self._script_path(script) if script is not None else None
         argv = target.runconfig.argv_for(rel_script, args)
         if rel_script is None and not (self.project.root / argv[0]).is_file():
@@ -132,10 +136,12 @@ class Engine:
     def _submit(
         self, target_name: str, script: str | None, args: list[str], trigger: list[str] | None
     ) -> RunRecord:
-        sub = self.plan(target_name, script, args)
-        registry.check(sub.target.compute.type)  # unknown types fail before a record
-        if self.pending is not None:
-            self.pending.preload(registry.module_of(sub.target.compute.type))
+        target = self.project.resolve(target_name)
+        kind = target.compute.type
+        registry.check(kind)  # unknown types fail before a record
+        if self.pending is not None:  # as soon as the backend is known
+            self.pending.preload(registry.module_of(kind), registry.early_module_of(kind))
+        sub = self.plan(target_name, script, args, target=target)
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         digest = snapshot.content_hash(self.project.root, sub.files)
@@ -411,7 +417,7 @@ class Engine:
         for rel in record.outputs:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, target)
+            snapshot.copy_file(src / rel, target)
             copied.append(target)
         return copied
 

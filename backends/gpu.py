@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 from typing import Any
 
 from .base import GpuInfo
@@ -73,6 +71,10 @@ def _int(text: str) -> int:
 
 async def local_inventory(timeout: float = 10.0) -> tuple[list[GpuInfo], str]:
     """The GPUs of this machine from ``nvidia-smi`` (on PATH), and a note when there are none."""
+    # Imported here: a run's early start (docker_early.py) loads this module, without these.
+    import asyncio
+    import shutil
+
     exe = os.environ.get("LABDECK_NVIDIA_SMI") or shutil.which("nvidia-smi")
     if not exe:
         return [], "none (nvidia-smi not found: no NVIDIA driver on this host)"

@@ -75,6 +75,9 @@ class LocalBackend(Backend):
         return TargetInfo(True, "this machine", gpus, note)
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
+        # The script's orphans (double-forked daemons) re-parent to this supervisor, where
+        # cancel finds them; only local runs have descendants here.
+        procutil.become_subreaper()
         full_env = {**os.environ, **self.run_env(ctx)}
         share = full_env.get("AZUREML_NATIVE_SHARE_DIRECTORY")
         if share:

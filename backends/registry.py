@@ -4,8 +4,9 @@ points like any plug-in; the table below mirrors them so the CLI's hot path skip
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
-from .base import Backend
+from .base import Backend, RunContext
 from .config import Compute
 from .errors import UsageError
 
@@ -14,6 +15,11 @@ BUILTINS = {
     "docker": "backends.docker:DockerBackend",
 }
 PLANNED = {"remotedocker", "cluster", "remote"}
+# Backends that can begin a run before the supervisor loads asyncio (see prestart.py):
+# compute type -> "module:function", the module free of asyncio.
+EARLY = {
+    "docker": "backends.docker_early:begin",
+}
 
 
 def backend_class(compute_type: str) -> type[Backend]:
@@ -39,6 +45,21 @@ def backend_class(compute_type: str) -> type[Backend]:
 def module_of(compute_type: str) -> str:
     """The module a built-in backend lives in (for preloading); "" for a plug-in."""
     return BUILTINS.get(compute_type, "").partition(":")[0]
+
+
+def early_module_of(compute_type: str) -> str:
+    """The module of a backend's early start (for preloading); "" when it has none."""
+    return EARLY.get(compute_type, "").partition(":")[0]
+
+
+def early_hook(compute_type: str) -> Callable[[RunContext], object | None] | None:
+    spec = EARLY.get(compute_type)
+    if spec is None:
+        return None
+    module_name, _, attr = spec.partition(":")
+    hook: Callable[[RunContext], object | None] = getattr(importlib.import_module(module_name),
+                                                          attr)
+    return hook
 
 
 def check(compute_type: str) -> None:

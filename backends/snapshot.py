@@ -6,14 +6,13 @@ travel; ``.gitignore`` files (nested too) and ``.labdeckignore`` are honoured.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ._records import dataclass
+from ._sha256 import sha256
 from .errors import LabdeckError
 
 if TYPE_CHECKING:
@@ -106,9 +105,9 @@ def list_files(root: Path) -> list[FileEntry]:
 
 def content_hash(root: Path, files: list[FileEntry]) -> str:
     """sha256 over (path, exec bit, file sha256) of every file that travels."""
-    outer = hashlib.sha256()
+    outer = sha256()
     for entry in files:
-        inner = hashlib.sha256()
+        inner = sha256()
         with open(root / entry.rel, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 inner.update(block)
@@ -162,7 +161,24 @@ def copy_files(root: Path, files: list[FileEntry], dest: Path) -> None:
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-        shutil.copy2(root / entry.rel, target)
+        copy_file(root / entry.rel, target)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """``shutil.copy2`` of a regular file without importing shutil (~2 ms of every submit: it
+    loads the bz2 and lzma modules): the bytes through the kernel, mode and times kept."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        st = os.fstat(fin.fileno())
+        offset = 0
+        try:
+            while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
+                offset += sent
+        except OSError:  # no sendfile between these files: plain reads and writes
+            fin.seek(offset)
+            while block := fin.read(1 << 20):
+                fout.write(block)
+        os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def tar_bytes(root: Path, files: list[FileEntry], prefix: str = "") -> bytes:

@@ -13,12 +13,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import metrics, procutil, registry
+from . import metrics, prestart, registry
 from .base import Backend, Capability, RunContext, RunHandle
 from .errors import LabdeckError
 from .logfile import LogWriter, resume_point
 from .project import Project
-from .runspec import RunSpec
 from .status import RunStatus
 from .store import RunStore
 
@@ -28,8 +27,10 @@ LOG_BATCH = 512
 
 
 class Supervisor:
-    def __init__(self, project: Project, run_id: str, reattach: bool):
+    def __init__(self, project: Project, run_id: str, reattach: bool,
+                 early: RunContext | None = None):
         self.project = project
+        self.early = early  # the run's context with what its backend began (prestart.py)
         self.run_id = run_id
         self.reattach = reattach
         self.store = RunStore(project.db_path)
@@ -46,20 +47,12 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGTERM, self.cancel_event.set)
         loop.add_signal_handler(signal.SIGINT, self.cancel_event.set)
         handle: RunHandle | None = None
+        ctx: RunContext | None = self.early
+        backend: Backend | None = None
         try:
-            spec = RunSpec.load(self.run_dir)
-            target = self.project.resolve(spec.target)
-            backend = registry.create(target.compute)
-            ctx = RunContext(
-                self.run_id,
-                self.project,
-                target,
-                self.run_dir,
-                Path(spec.workdir),
-                spec.argv,
-                spec.env,
-                progress=lambda m: self.log.write("sys", m),
-            )
+            ctx = ctx or prestart.run_context(self.project, self.run_id)
+            ctx.progress = lambda m: self.log.write("sys", m)
+            backend = registry.create(ctx.compute)
             handle = await self._start(backend, ctx)
             if handle is None:
                 return 1
@@ -76,6 +69,8 @@ class Supervisor:
         finally:
             if handle is not None:
                 await self._close(handle)
+            elif backend is not None and ctx is not None and ctx.early is not None:
+                await self._abandon(backend, ctx)
             self.log.close()
             self.store.close()
 
@@ -88,6 +83,14 @@ class Supervisor:
             await handle.close()
         except Exception as err:  # cleanup problems are reported, not raised
             self.note(f"cleanup: {err}")
+
+    async def _abandon(self, backend: Backend, ctx: RunContext) -> None:
+        """Undo what the backend began early for a run that does not start after all."""
+        try:
+            await backend.abandon(ctx)
+        except Exception as err:
+            self.note(f"cleanup: {err}")
+        ctx.early = None
 
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
@@ -113,6 +116,7 @@ class Supervisor:
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
             return None
         handle = await backend.start(ctx, env)
+        ctx.early = None  # taken up by the handle
         self.store.update(self.run_id, durable_ref=handle.durable_ref)
         self.store.set_status(self.run_id, RunStatus.RUNNING)
         return handle
@@ -174,13 +178,12 @@ class Supervisor:
         await handle.cancel(CANCEL_GRACE)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], early: RunContext | None = None) -> int:
     if len(argv) < 2:
         print("usage: python -m backends.supervisor PROJECT RUN_ID [--reattach]", file=sys.stderr)
         return 2
-    procutil.become_subreaper()
-    project = Project(Path(argv[0]))
-    supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:])
+    project = early.project if early is not None else Project(Path(argv[0]))
+    supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:], early=early)
     return asyncio.run(supervisor.run())
 
 

@@ -15,14 +15,18 @@ import json  # ~2 ms; the run's hand-off is a small JSON list
 import os
 import signal
 import sys
+from pathlib import Path
 
 TYPE_CHECKING = False  # importing typing costs ~4 ms before the early fork
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
 PRELOAD = ("backends.supervisor", "backends.local", "backends.docker")
-# What a supervisor forked ahead of its run loads while the client still works (early_fork).
-EARLY_PRELOAD = ("backends.supervisor", "backends.local")
+# What a supervisor forked ahead of its run loads while the client still works (early_fork), a
+# step at a time: it stops where the run arrives (prestart.py), so asyncio's own chain is split.
+EARLY_PRELOAD = ("backends.prestart", "socket", "selectors", "inspect", "concurrent.futures",
+                 "ssl", "asyncio", "backends.supervisor", "backends.local")
 
 
 class PendingSupervisor:
@@ -38,10 +42,14 @@ class PendingSupervisor:
         self.done_r = done_r  # reads EOF when the supervisor exits
         self._go_w: int | None = go_w
 
-    def preload(self, module: str) -> None:
-        """Have it import the run's backend now, while the client still snapshots and records."""
-        if self._go_w is not None and module:
-            os.write(self._go_w, f"preload {module}\n".encode())
+    def preload(self, module: str, early: str = "") -> None:
+        """Have it import the run's backend now, while the client still snapshots and records;
+        ``early`` (the backend's asyncio-free start, prestart.py) before anything else."""
+        if self._go_w is not None:
+            lines = f"early {early}\n" if early else ""
+            lines += f"preload {module}\n" if module else ""
+            if lines:
+                os.write(self._go_w, lines.encode())
 
     def start(self, root: str, run_id: str, reattach: bool, log_path: str) -> int:
         """Hand the run over; from now on it is the run's detached supervisor."""
@@ -92,39 +100,72 @@ def early_fork() -> PendingSupervisor:
         os.closerange(3, low)
         os.closerange(low + 1, high)
         os.closerange(high + 1, 1 << 16)
-        for module in EARLY_PRELOAD:
-            __import__(module)
-        # Lines: any number of "preload MODULE", then the run as one JSON list, then EOF.
-        pending, run = b"", None
-        while chunk := os.read(go_r, 65536):
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                if line.startswith(b"preload "):
-                    try:
-                        __import__(line[8:].decode())
-                    except ImportError:
-                        pass  # the supervisor reports it when it loads the backend itself
-                else:
-                    run = line
-        os.close(go_r)
+        run = _await_run(go_r, list(EARLY_PRELOAD))
         if run is None:
             code = 0  # the client recorded no run (an error, --help...) or died first
         else:
-            root, run_id, reattach, log_path = json.loads(run)
+            (root, run_id, reattach, log_path), later = run
             out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)
             os.close(out)
+            early = None
+            if not reattach:
+                from . import prestart
+                from .project import Project
+
+                early = prestart.begin(Project(Path(root)), run_id)
+            for module in later:  # what the run did not arrive in time for (asyncio...)
+                _preload(module)
             from . import supervisor
 
-            code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []))
+            code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
+                                   early=early)
     except BaseException:  # nothing may escape into the client's code path
         import traceback
 
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _await_run(go_r: int, steps: list[str]) -> tuple[list[Any], list[str]] | None:
+    """Import ``steps`` one at a time until the client hands over the run, then stop: the run's
+    backend may begin it before asyncio is loaded (prestart.py). Lines on the pipe: any number
+    of "preload MODULE" (imported after the steps) and "early MODULE" (imported at once; no
+    step after it), then the run as one JSON list, then EOF. Returns the run and the imports
+    still to do; None when the client closed the pipe without a run."""
+    import select
+
+    pending, run, early = b"", None, False
+    while True:
+        if steps and not early and not select.select([go_r], [], [], 0)[0]:
+            _preload(steps.pop(0))
+            continue
+        chunk = os.read(go_r, 65536)
+        if not chunk:
+            break
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.startswith(b"preload "):
+                steps.append(line[8:].decode())
+            elif line.startswith(b"early "):
+                # The run's backend begins it before asyncio: load that, then only wait (an
+                # import in progress when the run arrives would delay the container's start).
+                early = True
+                _preload(line[6:].decode())
+            else:
+                run = line
+    os.close(go_r)
+    return (json.loads(run), steps) if run is not None else None
+
+
+def _preload(module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        pass  # the supervisor reports it when it loads the backend itself
 
 
 def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: str,

@@ -4,7 +4,9 @@ unix socket (HTTP/1.1 framing, chunked bodies, log frames, errors), and the impo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +88,50 @@ def test_requests_chunks_frames_and_errors(tmp_path: Path) -> None:
     assert seen[-1] == "GET /containers/c1/logs?follow=1"
 
 
+def test_blocking_client_then_the_loop_reads_the_start(tmp_path: Path) -> None:
+    """docker_sync.py: JSON answers chunked or sized, a 404, a daemon error, and a start whose
+    answer is read by the asyncio client on the same connection (DockerAPI.finish)."""
+    from backends.docker_sync import SyncDockerAPI
+
+    sock = tmp_path / "d.sock"
+    body = b'{"Id": "base-id", "RepoTags": ["lab/base:1"]}'
+    answers = {
+        "GET /images/lab/base:1/json": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       + chunked(body, [3, 20]),
+        "GET /images/nope/json": b"HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n"
+                                 b"{\"message\": \"no such image\"}",
+        "POST /containers/create": b"HTTP/1.1 201 Created\r\nContent-Length: 12\r\n\r\n"
+                                   b"{\"Id\": \"c9\"}",
+        "DELETE /containers/c9": b"HTTP/1.1 500 Server Error\r\nContent-Length: 20\r\n\r\n"
+                                 b"{\"message\": \"stuck\"}",
+        "POST /containers/c9/start": b"HTTP/1.1 204 No Content\r\n\r\n",
+        "GET /containers/c9/json": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    }
+    seen: list[str] = []
+
+    async def main() -> None:
+        server = await serve(sock, answers, seen)
+        async with server:
+            def blocking() -> socket.socket:
+                api = SyncDockerAPI(f"unix://{sock}")
+                assert api.image("lab/base:1") == json.loads(body)
+                assert api.image("nope") is None
+                assert api.create({"Image": "x"}, name="run-1") == "c9"
+                with pytest.raises(APIError, match="stuck"):
+                    api.remove("c9")
+                return api.send_start("c9")
+
+            start_socket = await asyncio.to_thread(blocking)
+            async with DockerAPI(f"unix://{sock}") as api:
+                assert await api.finish(start_socket) == b""
+                assert await api.inspect("c9") == {}  # the same kept-alive connection
+
+    asyncio.run(main())
+    assert seen == ["GET /images/lab/base:1/json", "GET /images/nope/json",
+                    "POST /containers/create?name=run-1", "DELETE /containers/c9?force=1&v=1",
+                    "POST /containers/c9/start", "GET /containers/c9/json"]
+
+
 def test_urls() -> None:
     assert parse_url("unix:///var/run/docker.sock") == ("unix", "/var/run/docker.sock", 0)
     assert parse_url("tcp://127.0.0.1:2375") == ("tcp", "127.0.0.1", 2375)
@@ -105,7 +151,7 @@ def test_a_run_imports_no_aiohttp() -> None:
 
 def test_mount_or_copy_and_the_container_user(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.docker import DockerBackend
+    from backends.docker_plan import ContainerPlan
     from backends.project import Project as EngineProject
 
     (tmp_path / "aml_config").mkdir()
@@ -114,14 +160,14 @@ def test_mount_or_copy_and_the_container_user(tmp_path: Path,
     sock = tmp_path / "docker.sock"
     sock.touch()
     monkeypatch.delenv("LABDECK_DOCKER_MOUNT", raising=False)
-    assert DockerBackend(compute, f"unix://{sock}").mounts()  # its socket is on this machine
-    assert not DockerBackend(compute, f"unix://{tmp_path}/gone.sock").mounts()
-    assert not DockerBackend(compute, "tcp://127.0.0.1:2375").mounts()
+    assert ContainerPlan(compute, f"unix://{sock}").mounts()  # its socket is on this machine
+    assert not ContainerPlan(compute, f"unix://{tmp_path}/gone.sock").mounts()
+    assert not ContainerPlan(compute, "tcp://127.0.0.1:2375").mounts()
     monkeypatch.setenv("LABDECK_DOCKER_MOUNT", "0")
-    assert not DockerBackend(compute, f"unix://{sock}").mounts()
+    assert not ContainerPlan(compute, f"unix://{sock}").mounts()
     monkeypatch.setenv("LABDECK_DOCKER_MOUNT", "1")
-    assert DockerBackend(compute, "tcp://127.0.0.1:2375").mounts()
-    backend = DockerBackend(compute, "unix:///var/run/docker.sock")
+    assert ContainerPlan(compute, "tcp://127.0.0.1:2375").mounts()
+    backend = ContainerPlan(compute, "unix:///var/run/docker.sock")
     real_uid = os.getuid()
     monkeypatch.setattr("os.getuid", lambda: 0)
     assert backend.user() is None  # root keeps the image's user
@@ -130,4 +176,4 @@ def test_mount_or_copy_and_the_container_user(tmp_path: Path,
     assert backend.user() == "4242:4343"  # outputs/ on the host are the client's own
     if real_uid == 0:
         os.chown(sock, 4242, 4343)
-        assert DockerBackend(compute, f"unix://{sock}").user() is None  # a rootless daemon
+        assert ContainerPlan(compute, f"unix://{sock}").user() is None  # a rootless daemon

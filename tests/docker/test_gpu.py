@@ -57,7 +57,7 @@ async def _recorded(ctx: RunContext) -> list[dict[str, object]]:
     backend = DockerBackend(ctx.compute)
     async with aiodocker.Docker() as client:
         container = await client.containers.create(
-            config=backend.container_config(ctx, BASE_IMAGE))
+            config=backend.plan.config(ctx, BASE_IMAGE))
         try:
             info = await container.show()
         finally:

@@ -1,0 +1,75 @@
+"""What a docker target's environment image is made of, and the tag that names it.
+
+The tag is ``labdeck-env/<project>:<hash12>``, the hash covering the base image's id, the
+dependencies (as parsed, so comments do not rebuild) and the recipe's version. Kept apart from
+the build (docker_image.py) so a run's start can find its image without loading asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ._records import dataclass
+from ._sha256 import sha256
+from .config import CondaDeps
+from .errors import PrepareError
+
+RECIPE_VERSION = "1"
+OFFLINE_ENV = "LABDECK_DOCKER_OFFLINE"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What goes into the image, as parsed from the project."""
+
+    project: str  # the project's root path (a label) ...
+    project_name: str  # ... and its short name (the tag's repository)
+    base: str
+    pip: tuple[str, ...] = ()
+    conda: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    offline: bool = False
+
+    def digest(self, base_id: str) -> str:
+        inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
+                  "conda": list(self.conda), "channels": list(self.channels)}
+        return sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def repository(self) -> str:
+        repo = re.sub(r"[^a-z0-9._-]+", "-", self.project_name.lower()).strip("-._") or "project"
+        return f"labdeck-env/{repo}"
+
+    def tag(self, digest: str) -> str:
+        return f"{self.repository}:{digest[:12]}"
+
+    def env_tag(self, base_id: str) -> str | None:
+        """The environment image's tag; None when there is nothing to install (the base image
+        is the environment)."""
+        if not self.pip and not self.conda:
+            return None
+        return self.tag(self.digest(base_id))
+
+    def offline_copy(self) -> EnvSpec:
+        return EnvSpec(self.project, self.project_name, self.base, self.pip, self.conda,
+                       self.channels, offline=True)
+
+
+def spec_for(project_root: object, project_name: str, base: str, conda: CondaDeps | None,
+             offline: bool | None = None) -> EnvSpec:
+    if offline is None:
+        offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
+    return EnvSpec(
+        project=str(project_root), project_name=project_name, base=base,
+        pip=conda.pip_packages if conda else (),
+        conda=tuple(p for p in conda.non_python_conda_packages if p != "pip") if conda else (),
+        channels=conda.channels if conda else (), offline=offline,
+    )
+
+
+def missing_base(base: str) -> PrepareError:
+    return PrepareError(f"base image {base!r} not found on the Docker daemon: pull it (docker "
+                        f"pull {base}) or build it (scripts/build-base-image.sh builds the "
+                        "default)")

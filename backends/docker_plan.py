@@ -1,0 +1,129 @@
+"""What a run's container looks like: image inputs, mounts, environment, labels, user, GPUs.
+
+Pure decisions from the compute, the run and this machine; no I/O with the daemon and no asyncio,
+so the supervisor can create the container before its event loop exists (docker_early.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import gpu
+from .base import RunContext
+from .config import Compute
+from .docker_client import LABEL_PROJECT, LABEL_RUN
+from .docker_env import EnvSpec, spec_for
+from .metrics import SHIM_DIR
+
+WORKDIR = "/labdeck/work"
+SHIM = "/labdeck/shim"
+SHARE = "/azureml-share/"
+PYTHON = "python3"
+# "1": bind-mount the snapshot and the shim (a daemon on this machine); "0": copy them in and
+# outputs/ out through the API. Unset: mount when the daemon's unix socket is on this machine.
+MOUNT_ENV = "LABDECK_DOCKER_MOUNT"
+
+
+class ContainerPlan:
+    def __init__(self, compute: Compute, url: str):
+        self.compute = compute
+        self.url = url
+
+    def env_spec(self, ctx: RunContext) -> EnvSpec:
+        return spec_for(ctx.project.root, ctx.project.name, self.compute.base_docker_image,
+                        ctx.target.conda)
+
+    def share_dir(self) -> Path | None:
+        raw = self.compute.native_shared_directory
+        return Path(os.path.expanduser(raw)).resolve() if raw else None
+
+    def container_env(self, ctx: RunContext) -> dict[str, str]:
+        env = dict(ctx.env)
+        env["PYTHONPATH"] = SHIM
+        if self.share_dir() is not None:
+            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE
+        return env
+
+    def mounts(self) -> bool:
+        """Whether the run's files are bind-mounted rather than copied: the daemon sees this
+        machine's files (its unix socket is here), or LABDECK_DOCKER_MOUNT says so."""
+        raw = os.environ.get(MOUNT_ENV, "").strip().lower()
+        if raw:
+            return raw in {"1", "true", "yes"}
+        if self.compute.is_remote or not self.url.startswith("unix://"):
+            return False
+        return os.path.exists(self.url[len("unix://"):])
+
+    def user(self) -> str | None:
+        """A client that is not root gets the mounted snapshot's files (outputs/) as its own.
+        Not with a rootless daemon (its socket is the client's own): there the container's
+        root already is the client on the host."""
+        uid = os.getuid()
+        if not self.mounts() or self.compute.shared_volumes or uid == 0:
+            return None
+        try:
+            if self.url.startswith("unix://") and os.stat(self.url[7:]).st_uid == uid:
+                return None
+        except OSError:
+            pass
+        return f"{uid}:{os.getgid()}"
+
+    def binds(self, ctx: RunContext) -> list[str]:
+        binds = []
+        share = self.share_dir()
+        if share is not None:
+            binds.append(f"{share}:{SHARE}")
+        if self.compute.shared_volumes or self.mounts():
+            binds.append(f"{ctx.workdir}:{WORKDIR}")
+        if self.mounts():
+            binds.append(f"{SHIM_DIR}:{SHIM}:ro")
+        return binds
+
+    def labels(self, ctx: RunContext) -> dict[str, str]:
+        return {LABEL_RUN: ctx.run_id, LABEL_PROJECT: str(ctx.project.root)}
+
+    def config(self, ctx: RunContext, image: str) -> dict[str, Any]:
+        """The body of ``POST /containers/create``."""
+        host: dict[str, Any] = {"Init": True, "Binds": self.binds(ctx)}
+        requests = gpu.device_requests(self.compute.gpus)
+        if requests:
+            host["DeviceRequests"] = requests
+        config: dict[str, Any] = {
+            "Image": image,
+            "Cmd": [PYTHON, *ctx.argv],
+            "WorkingDir": WORKDIR,
+            "Env": [f"{k}={v}" for k, v in self.container_env(ctx).items()],
+            "Labels": self.labels(ctx),
+            "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+            "Tty": False, "OpenStdin": False,
+            "HostConfig": host,
+        }
+        user = self.user()
+        if user is not None:
+            config["User"] = user
+        return config
+
+    def prepare_folders(self, ctx: RunContext) -> None:
+        """What must exist on this machine before the container starts."""
+        if self.mounts() and not self.compute.shared_volumes:
+            (ctx.workdir / "outputs").mkdir(exist_ok=True)
+        share = self.share_dir()
+        if share is not None:
+            share.mkdir(parents=True, exist_ok=True)
+
+    def outputs(self, ctx: RunContext) -> tuple[str, Path] | None:
+        """Where outputs/ is read back from: ``("move", path)`` when the snapshot is mounted (the
+        run wrote straight into it), ``("copy", path)`` with sharedVolumes (the project's own
+        outputs/), None: copied out of the container."""
+        if self.compute.shared_volumes:
+            return ("copy", ctx.workdir / "outputs")
+        if self.mounts():
+            return ("move", ctx.workdir / "outputs")
+        return None
+
+
+def container_name(run_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in run_id)
+    return f"labdeck-{safe}"

@@ -1,0 +1,109 @@
+"""The docker run's early start (backends/docker_early.py, prestart.py) against the real daemon:
+the container is created and started before the supervisor loads asyncio, the event loop takes
+it up, and a run canceled in between leaves nothing behind. Each case runs in a fresh interpreter
+so that "asyncio is not loaded yet" is a fact, not an assumption."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import REPO, Project, cli_env
+from tests.docker.conftest import labelled, record
+
+# Records a run the way Engine.submit does, then plays the early-forked supervisor's part.
+DRIVER = textwrap.dedent("""
+    import json, shutil, sys
+    from pathlib import Path
+    from backends import prestart
+    from backends.project import Project
+    from backends.runspec import RunSpec
+    from backends.store import RunStore
+
+    root, target, action = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    project = Project(root)
+    store = RunStore(project.db_path)
+    run = store.create(project.name, target, "docker", runconfig=target, script="hello.py",
+                       args=[], env={})
+    run_dir = project.run_dir(run.id)
+    (run_dir / "snapshot").mkdir(parents=True)
+    shutil.copy(root / "hello.py", run_dir / "snapshot" / "hello.py")
+    RunSpec(run.id, target, ["hello.py"], {"LABDECK_RUN_ID": run.id}, str(run_dir / "snapshot"),
+            snapshot=True).save(run_dir)
+    ctx = prestart.begin(project, run.id)
+    report = {"run_id": run.id, "asyncio_loaded": "asyncio" in sys.modules,
+              "early": type(ctx.early).__name__ if ctx is not None else None}
+    if ctx is not None:
+        report["cid"] = ctx.early.cid
+    if action == "cancel":
+        store.request_cancel(run.id)
+    store.close()
+    from backends import supervisor
+    report["code"] = supervisor.main([str(root), run.id], early=ctx)
+    print(json.dumps(report))
+""")
+
+HELLO = "print('hello from the container')\n"
+
+
+def drive(project: Project, target: str, action: str = "run") -> dict[str, object]:
+    res = subprocess.run([sys.executable, "-c", DRIVER, str(project.root), target, action],
+                         capture_output=True, text=True, cwd=REPO, env=cli_env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    report: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.docker
+def test_container_is_started_before_asyncio_and_the_run_completes(dproject: Project) -> None:
+    dproject.write("hello.py", HELLO)
+    report = drive(dproject, "docker")
+    assert report["early"] == "EarlyStart"
+    assert report["asyncio_loaded"] is False
+    run_id = str(report["run_id"])
+    data = record(dproject, run_id)
+    assert data["status"] == "completed" and data["exit_code"] == 0
+    logs = dproject.cli("runs", "logs", run_id, check=True).stdout
+    assert "hello from the container" in logs
+    assert labelled("org.labdeck.run", run_id) == []
+
+
+@pytest.mark.docker
+def test_cancel_between_early_start_and_event_loop_removes_the_container(
+        dproject: Project) -> None:
+    dproject.write("hello.py", "import time\ntime.sleep(60)\n")
+    report = drive(dproject, "docker", "cancel")
+    assert report["early"] == "EarlyStart"
+    run_id = str(report["run_id"])
+    data = record(dproject, run_id)
+    assert data["status"] == "canceled"
+    assert labelled("org.labdeck.run", run_id) == []
+
+
+@pytest.mark.docker
+def test_nothing_begun_early_when_the_environment_needs_a_build(dproject: Project) -> None:
+    dproject.write("hello.py", HELLO)
+    dproject.write("aml_config/deps.compute", """
+        type: docker
+        baseDockerImage: "labdeck/python-base:bookworm"
+    """)
+    dproject.write("aml_config/deps.runconfig", """
+        Target: deps
+        CondaDependenciesFile: aml_config/deps_conda.yml
+    """)
+    dproject.write("aml_config/deps_conda.yml", """
+        dependencies:
+          - python=3.11
+          - pip:
+            - labdeck-no-such-package-xyz==1.0
+    """)
+    report = drive(dproject, "deps")
+    assert report["early"] is None  # the usual path reports the missing environment
+    data = record(dproject, str(report["run_id"]))
+    assert data["status"] == "failed"
+    assert "is not prepared" in str(data["error"])
+    assert labelled("org.labdeck.run", str(report["run_id"])) == []
