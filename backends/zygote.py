@@ -121,6 +121,7 @@ def early_fork() -> PendingSupervisor:
 
             code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
                                    early=early)
+            os.close(done_w)  # the client wakes now, not after this process is torn down
     except BaseException:  # nothing may escape into the client's code path
         import traceback
 

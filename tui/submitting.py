@@ -166,9 +166,26 @@ def fast_submit(argv: list[str]) -> None:
         from backends.zygote import early_fork
 
         obj.pending = early_fork()
+    code: object = 0
     try:
         guarded(do_submit, obj, target, run_async, False, script, args)
+    except SystemExit as done:
+        code = done.code
     finally:
         if obj.pending is not None:
             obj.pending.abort()  # a no-op once it was handed the run
-    sys.exit(0)
+    quick_exit(code)
+
+
+def quick_exit(code: object) -> None:
+    """Exit without the interpreter's teardown (~3 ms of freeing modules and objects at the end
+    of every submit): the run is recorded and handed over, and nothing else is left to do."""
+    if code is not None and not isinstance(code, int):
+        echo(str(code), err=True)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        code = code or 1
+    os._exit(code or 0)
