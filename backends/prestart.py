@@ -15,7 +15,6 @@ from . import registry
 from .base import RunContext
 from .project import Project
 from .runspec import RunSpec
-from .store import RunStore
 
 
 def run_context(project: Project, run_id: str) -> RunContext:
@@ -28,16 +27,11 @@ def run_context(project: Project, run_id: str) -> RunContext:
 
 def begin(project: Project, run_id: str) -> RunContext | None:
     """The run's context with what its backend began (``ctx.early``); None when nothing was
-    begun: a run already started or canceled, a backend without an early path, or any failure
-    (the supervisor then starts the run the usual way, and reports that failure properly)."""
+    begun: a backend without an early path, or any failure (the supervisor then starts the run
+    the usual way, and reports that failure properly). The run was recorded a moment ago by the
+    client that handed it over; a cancel that came since is seen by the supervisor, which then
+    abandons what was begun (``Backend.abandon``)."""
     try:
-        store = RunStore(project.db_path)
-        try:
-            record = store.get(run_id, with_metrics=False)
-        finally:
-            store.close()
-        if record.cancel_requested or record.status.is_terminal() or record.durable_ref:
-            return None
         ctx = run_context(project, run_id)
         hook = registry.early_hook(ctx.compute.type)
         if hook is None:
