@@ -200,6 +200,10 @@ class DockerBackend(Backend):
         try:
             with docker_errors(self.url):
                 info = await self._find(api, ctx.run_id, durable_ref)
+                if _state(info) == "created":  # its supervisor died before starting it
+                    await remove_container(api, str(info["Id"]))
+                    raise TargetError(f"the supervisor of run {ctx.run_id} died before its "
+                                      "container started; the container was removed")
         except BaseException:
             await api.close()
             raise
@@ -217,15 +221,21 @@ class DockerBackend(Backend):
         return None
 
     async def _find(self, api: DockerAPI, run_id: str, durable_ref: str) -> dict[str, Any]:
-        try:
-            return await api.inspect(durable_ref)
-        except APIError as err:
-            if not is_not_found(err):
-                raise TargetError(f"cannot look up container {durable_ref[:12]}: "
-                                  f"{api_message(err)}") from err
+        """The run's container: by the id recorded, else by its label (a supervisor may die
+        between creating it and recording its id)."""
+        if durable_ref:
+            try:
+                return await api.inspect(durable_ref)
+            except APIError as err:
+                if not is_not_found(err):
+                    raise TargetError(f"cannot look up container {durable_ref[:12]}: "
+                                      f"{api_message(err)}") from err
         found = await api.containers([f"{LABEL_RUN}={run_id}"])
         if found:
             return found[0]
+        if not durable_ref:
+            raise TargetError(f"run {run_id} has no container: its supervisor died before "
+                              "creating one")
         raise TargetError(f"the container of run {run_id} ({durable_ref[:12]}) is gone: it was "
                           "removed outside labdeck, so the run's end was not recorded")
 
@@ -243,6 +253,12 @@ class DockerBackend(Backend):
         if self.compute.gpus is not None and "nvidia" not in runtimes and not gpus:
             note += f"; {gpu.NO_RUNTIME}"
         return TargetInfo(True, detail, gpus, note)
+
+
+def _state(info: dict[str, Any]) -> str:
+    """"created", "running", "exited"... from an inspect answer or a container list entry."""
+    state = info.get("State")
+    return str(state.get("Status", "") if isinstance(state, dict) else state or "")
 
 
 def _deps(spec: EnvSpec) -> str:

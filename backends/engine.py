@@ -363,7 +363,9 @@ class Engine:
         if starting and time.time() - record.created < LOST_GRACE_S:
             return record
         backend_cls = registry.backend_class(record.target_type)
-        if record.durable_ref and Capability.REATTACH in backend_cls.capabilities:
+        # A backend that can reattach finds its run even when the supervisor died before
+        # recording where it went (docker: by the run's label).
+        if Capability.REATTACH in backend_cls.capabilities:
             self._spawn_supervisor(record.id, reattach=True)
             return self.store.get(record.id)
         self._kill_orphans(record)

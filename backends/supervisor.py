@@ -94,9 +94,10 @@ class Supervisor:
 
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
-        if self.reattach and record.durable_ref:
-            self.note(f"supervisor restarted; reattaching to {record.durable_ref}")
-            return await backend.reattach(ctx, record.durable_ref, resume_point(self.log.path))
+        if self.reattach and Capability.REATTACH in backend.capabilities:
+            ref = record.durable_ref or ""
+            self.note(f"supervisor restarted; reattaching to {ref or 'the run, by its label'}")
+            return await backend.reattach(ctx, ref, resume_point(self.log.path))
         if record.cancel_requested or record.status.is_terminal():
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
             self.note("canceled before start")

@@ -1,7 +1,8 @@
 """The docker run's early start (backends/docker_early.py, prestart.py) against the real daemon:
 the container is created and started before the supervisor loads asyncio, the event loop takes
-it up, and a run canceled in between leaves nothing behind. Each case runs in a fresh interpreter
-so that "asyncio is not loaded yet" is a fact, not an assumption."""
+it up, a run canceled in between leaves nothing behind, and a supervisor that dies before it
+recorded the container's id is replaced by one that finds the run by its label. Each case runs
+in a fresh interpreter, so that "asyncio is not loaded yet" is a fact, not an assumption."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -17,9 +19,12 @@ from tests.docker.conftest import labelled, record
 
 # Records a run the way Engine.submit does, then plays the early-forked supervisor's part.
 DRIVER = textwrap.dedent("""
-    import json, shutil, sys
+    import json, os, select, shutil, sys
     from pathlib import Path
     from backends import prestart
+    from backends.docker_client import docker_url
+    from backends.docker_plan import ContainerPlan, container_name
+    from backends.docker_sync import SyncDockerAPI
     from backends.project import Project
     from backends.runspec import RunSpec
     from backends.store import RunStore
@@ -34,13 +39,31 @@ DRIVER = textwrap.dedent("""
     shutil.copy(root / "hello.py", run_dir / "snapshot" / "hello.py")
     RunSpec(run.id, target, ["hello.py"], {"LABDECK_RUN_ID": run.id}, str(run_dir / "snapshot"),
             snapshot=True).save(run_dir)
-    ctx = prestart.begin(project, run.id)
+    if action == "die-created":  # a supervisor that created the container, then died
+        ctx = prestart.run_context(project, run.id)
+        plan = ContainerPlan(ctx.compute, docker_url())
+        plan.prepare_folders(ctx)
+        SyncDockerAPI(plan.url).create(plan.config(ctx, plan.env_spec(ctx).base),
+                                       name=container_name(run.id))
+        ctx = None
+    elif action == "die-none":  # a supervisor that died before doing anything
+        ctx = None
+    else:
+        ctx = prestart.begin(project, run.id)
     report = {"run_id": run.id, "asyncio_loaded": "asyncio" in sys.modules,
               "early": type(ctx.early).__name__ if ctx is not None else None}
-    if ctx is not None:
-        report["cid"] = ctx.early.cid
     if action == "cancel":
         store.request_cancel(run.id)
+    if action.startswith("die"):  # ... before recording the container's id
+        if action == "die-started":
+            select.select([ctx.early.start_socket], [], [])  # the daemon has started it
+        gone = os.fork()
+        if gone == 0:
+            os._exit(0)
+        os.waitpid(gone, 0)
+        store.update(run.id, supervisor_pid=gone)  # the pid of a supervisor that is no more
+        print(json.dumps(report))
+        sys.exit(0)
     store.close()
     from backends import supervisor
     report["code"] = supervisor.main([str(root), run.id], early=ctx)
@@ -107,3 +130,40 @@ def test_nothing_begun_early_when_the_environment_needs_a_build(dproject: Projec
     assert data["status"] == "failed"
     assert "is not prepared" in str(data["error"])
     assert labelled("org.labdeck.run", str(report["run_id"])) == []
+
+
+@pytest.mark.docker
+def test_supervisor_dead_after_start_before_recording_is_reattached_by_label(
+        dproject: Project) -> None:
+    dproject.write("hello.py", "import time\nfor i in range(5):\n    print('tick', i)\n"
+                               "    time.sleep(0.2)\n")
+    report = drive(dproject, "docker", "die-started")
+    run_id = str(report["run_id"])
+    assert len(labelled("org.labdeck.run", run_id)) == 1  # the run goes on without it
+    res = dproject.cli("runs", "logs", run_id, "-f", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert [ln for ln in res.stdout.splitlines() if ln.startswith("tick")] == [
+        f"tick {i}" for i in range(5)]
+    assert "by its label" in res.stderr
+    assert record(dproject, run_id)["status"] == "completed"
+    assert labelled("org.labdeck.run", run_id) == []
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("action", "reason"), [
+    ("die-created", "died before its container started; the container was removed"),
+    ("die-none", "has no container: its supervisor died before creating one"),
+])
+def test_supervisor_dead_before_the_container_started_leaves_nothing(
+        dproject: Project, action: str, reason: str) -> None:
+    dproject.write("hello.py", HELLO)
+    report = drive(dproject, "docker", action)
+    run_id = str(report["run_id"])
+    data = record(dproject, run_id)  # looking at it reconciles: a new supervisor reattaches
+    deadline = time.monotonic() + 30
+    while data["status"] not in ("failed", "completed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        data = record(dproject, run_id)
+    assert data["status"] == "failed"
+    assert reason in str(data["error"])
+    assert labelled("org.labdeck.run", run_id) == []
