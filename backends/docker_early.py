@@ -4,7 +4,9 @@ The supervisor-to-be is forked at the client's start and handed its run ~15 ms l
 asyncio and the backend would then keep the daemon waiting ~40 ms more. Instead, through the
 blocking client (docker_sync.py), it checks the environment image is there, creates the
 container and sends its start, and loads asyncio while the daemon starts the container (~170 ms).
-The backend's ``prepare`` and ``start`` then take up what was begun (``ctx.early``).
+The backend's ``prepare`` and ``start`` then take up what was begun (``ctx.early``). Before the
+run even arrives, ``warm`` connects to the daemon and finds the image (the CLI names the target
+when it forks the supervisor-to-be).
 
 Only the common case is begun early: a local daemon (the snapshot is mounted), no GPU request
 (whose preflight is async), an environment that needs no build. Anything else, or any failure
@@ -18,8 +20,10 @@ import socket
 from ._records import dataclass
 from .base import EnvRef, RunContext
 from .docker_client import docker_url
+from .docker_env import EnvSpec
 from .docker_plan import ContainerPlan, container_name
 from .docker_sync import SyncDockerAPI
+from .project import Project, Target
 
 
 @dataclass(frozen=True)
@@ -31,22 +35,53 @@ class EarlyStart:
     start_socket: socket.socket
 
 
-def begin(ctx: RunContext) -> EarlyStart | None:
-    compute = ctx.compute
-    plan = ContainerPlan(compute, docker_url())
-    if compute.gpus is not None or not plan.mounts():
-        return None
+class Ready:
+    """What ``warm`` found before the run arrived: a connection to the daemon and the image."""
+
+    def __init__(self, compute_name: str, api: SyncDockerAPI, image: str):
+        self.compute_name = compute_name
+        self.api = api
+        self.image = image
+
+
+_ready: Ready | None = None
+
+
+def warm(project: Project, target: Target) -> bool:
+    """While the client still records the run: connect to the daemon and find the environment
+    image. True when the run can be begun early (``begin``)."""
+    global _ready
+    plan = ContainerPlan(target.compute, docker_url())
+    if not _eligible(plan):
+        return False
     api = SyncDockerAPI(plan.url)
+    try:
+        image = _image(api, plan.env_spec_of(project, target))
+    except BaseException:
+        api.close()
+        raise
+    if image is None:
+        api.close()
+        return False
+    _ready = Ready(target.compute.name, api, image)
+    return True
+
+
+def begin(ctx: RunContext) -> EarlyStart | None:
+    global _ready
+    ready, _ready = _ready, None
+    plan = ContainerPlan(ctx.compute, docker_url())
+    if ready is not None and ready.compute_name != ctx.compute.name:
+        ready.api.close()
+        ready = None
+    if ready is None and not _eligible(plan):
+        return None
+    api = ready.api if ready is not None else SyncDockerAPI(plan.url)
     cid = None
     try:
-        spec = plan.env_spec(ctx)
-        base = api.image(spec.base)
-        if base is None:
-            return None
-        tag = spec.env_tag(str(base["Id"]))
-        if tag is not None and api.image(tag) is None:
+        image = ready.image if ready is not None else _image(api, plan.env_spec(ctx))
+        if image is None:
             return None  # to be built (or reported missing) by prepare
-        image = tag or spec.base
         plan.prepare_folders(ctx)
         cid = api.create(plan.config(ctx, image), name=container_name(ctx.run_id))
         return EarlyStart(EnvRef(image, cached=True), cid, api.send_start(cid))
@@ -59,3 +94,18 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         raise
     finally:
         api.close()
+
+
+def _eligible(plan: ContainerPlan) -> bool:
+    return plan.compute.gpus is None and plan.mounts()
+
+
+def _image(api: SyncDockerAPI, spec: EnvSpec) -> str | None:
+    """The environment image when it needs no build, else None."""
+    base = api.image(spec.base)
+    if base is None:
+        return None
+    tag = spec.env_tag(str(base["Id"]))
+    if tag is not None and api.image(tag) is None:
+        return None
+    return tag or spec.base

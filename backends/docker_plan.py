@@ -15,6 +15,7 @@ from .config import Compute
 from .docker_client import LABEL_PROJECT, LABEL_RUN
 from .docker_env import EnvSpec, spec_for
 from .metrics import SHIM_DIR
+from .project import Project, Target
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -35,8 +36,10 @@ class ContainerPlan:
         self.url = url
 
     def env_spec(self, ctx: RunContext) -> EnvSpec:
-        return spec_for(ctx.project.root, ctx.project.name, self.compute.base_docker_image,
-                        ctx.target.conda)
+        return self.env_spec_of(ctx.project, ctx.target)
+
+    def env_spec_of(self, project: Project, target: Target) -> EnvSpec:
+        return spec_for(project.root, project.name, self.compute.base_docker_image, target.conda)
 
     def share_dir(self) -> Path | None:
         raw = self.compute.native_shared_directory

@@ -8,12 +8,13 @@ began from ``ctx.early``. This module and those hooks load no asyncio.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 from . import registry
 from .base import RunContext
-from .project import Project
+from .project import Project, find_project
 from .runspec import RunSpec
 
 
@@ -23,6 +24,23 @@ def run_context(project: Project, run_id: str) -> RunContext:
     spec = RunSpec.load(run_dir)
     target = project.resolve(spec.target)
     return RunContext(run_id, project, target, run_dir, Path(spec.workdir), spec.argv, spec.env)
+
+
+def warm(target_name: str) -> bool:
+    """Before the run arrives (its client is still recording it): find the project and the
+    target, and let the backend's early start get ready. True when the run can be begun early:
+    the supervisor-to-be then waits for it instead of loading asyncio first."""
+    try:
+        project = find_project()
+        target = project.resolve(target_name)
+        module = registry.early_module_of(target.compute.type)
+        if not module:
+            return False
+        hook = getattr(importlib.import_module(module), "warm", None)
+        return bool(hook(project, target)) if hook is not None else True
+    except Exception as err:  # the usual path redoes it and reports it
+        print(f"labdeck: early start not readied: {err!r}", file=sys.stderr)
+        return False
 
 
 def begin(project: Project, run_id: str) -> RunContext | None:

@@ -15,7 +15,6 @@ import json  # ~2 ms; the run's hand-off is a small JSON list
 import os
 import signal
 import sys
-from pathlib import Path
 
 TYPE_CHECKING = False  # importing typing costs ~4 ms before the early fork
 if TYPE_CHECKING:
@@ -76,9 +75,11 @@ class PendingSupervisor:
             pass
 
 
-def early_fork() -> PendingSupervisor:
+def early_fork(target: str | None = None) -> PendingSupervisor:
     """Fork the supervisor-to-be now, before the client knows its run (single-threaded callers
-    only, and before they open the store: no SQLite connection may cross a fork)."""
+    only, and before they open the store: no SQLite connection may cross a fork). ``target``
+    (what ``-c`` named, when the caller knows it) lets it get the run's early start ready
+    meanwhile (prestart.warm)."""
     go_r, go_w = os.pipe()
     done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
     sys.stdout.flush()
@@ -100,7 +101,12 @@ def early_fork() -> PendingSupervisor:
         os.closerange(3, low)
         os.closerange(low + 1, high)
         os.closerange(high + 1, 1 << 16)
-        run = _await_run(go_r, list(EARLY_PRELOAD))
+        ready = None
+        if target is not None:
+            from . import prestart
+
+            ready = prestart.warm(target)
+        run = _await_run(go_r, list(EARLY_PRELOAD), ready)
         if run is None:
             code = 0  # the client recorded no run (an error, --help...) or died first
         else:
@@ -111,6 +117,8 @@ def early_fork() -> PendingSupervisor:
             os.close(out)
             early = None
             if not reattach:
+                from pathlib import Path
+
                 from . import prestart
                 from .project import Project
 
@@ -130,15 +138,18 @@ def early_fork() -> PendingSupervisor:
         os._exit(code)
 
 
-def _await_run(go_r: int, steps: list[str]) -> tuple[list[Any], list[str]] | None:
+def _await_run(go_r: int, steps: list[str],
+               early: bool | None = None) -> tuple[list[Any], list[str]] | None:
     """Import ``steps`` one at a time until the client hands over the run, then stop: the run's
     backend may begin it before asyncio is loaded (prestart.py). Lines on the pipe: any number
     of "preload MODULE" (imported after the steps) and "early MODULE" (imported at once; no
     step after it), then the run as one JSON list, then EOF. Returns the run and the imports
-    still to do; None when the client closed the pipe without a run."""
+    still to do; None when the client closed the pipe without a run. ``early``: whether the
+    run's early start was readied already (None: not known yet, the "early" line tells)."""
     import select
 
-    pending, run, early = b"", None, False
+    decided = early is not None
+    pending, run = b"", None
     while True:
         if steps and not early and not select.select([go_r], [], [], 0)[0]:
             _preload(steps.pop(0))
@@ -151,7 +162,7 @@ def _await_run(go_r: int, steps: list[str]) -> tuple[list[Any], list[str]] | Non
             line, pending = pending.split(b"\n", 1)
             if line.startswith(b"preload "):
                 steps.append(line[8:].decode())
-            elif line.startswith(b"early "):
+            elif line.startswith(b"early ") and not decided:
                 # The run's backend begins it before asyncio: load that, then only wait (an
                 # import in progress when the run arrives would delay the container's start).
                 early = True

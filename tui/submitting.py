@@ -165,7 +165,7 @@ def fast_submit(argv: list[str]) -> None:
         import backends.store  # noqa: F401
         from backends.zygote import early_fork
 
-        obj.pending = early_fork()
+        obj.pending = early_fork(target)
     code: object = 0
     try:
         guarded(do_submit, obj, target, run_async, False, script, args)

@@ -30,6 +30,8 @@ DRIVER = textwrap.dedent("""
     from backends.store import RunStore
 
     root, target, action = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    os.chdir(root)
+    warmed = prestart.warm(target) if action == "warm" else None  # as the CLI's fork does
     project = Project(root)
     store = RunStore(project.db_path)
     run = store.create(project.name, target, "docker", runconfig=target, script="hello.py",
@@ -50,7 +52,7 @@ DRIVER = textwrap.dedent("""
         ctx = None
     else:
         ctx = prestart.begin(project, run.id)
-    report = {"run_id": run.id, "asyncio_loaded": "asyncio" in sys.modules,
+    report = {"run_id": run.id, "asyncio_loaded": "asyncio" in sys.modules, "warmed": warmed,
               "early": type(ctx.early).__name__ if ctx is not None else None}
     if action == "cancel":
         store.request_cancel(run.id)
@@ -96,6 +98,20 @@ def test_container_is_started_before_asyncio_and_the_run_completes(dproject: Pro
 
 
 @pytest.mark.docker
+def test_readied_before_the_run_arrives(dproject: Project) -> None:
+    """prestart.warm (the CLI names the target when it forks): the daemon connection and the
+    image are ready before the run is recorded; the run then starts from them."""
+    dproject.write("hello.py", HELLO)
+    report = drive(dproject, "docker", "warm")
+    assert report["warmed"] is True
+    assert report["early"] == "EarlyStart" and report["asyncio_loaded"] is False
+    run_id = str(report["run_id"])
+    assert record(dproject, run_id)["status"] == "completed"
+    assert "hello from the container" in dproject.cli("runs", "logs", run_id, check=True).stdout
+    assert labelled("org.labdeck.run", run_id) == []
+
+
+@pytest.mark.docker
 def test_cancel_between_early_start_and_event_loop_removes_the_container(
         dproject: Project) -> None:
     dproject.write("hello.py", "import time\ntime.sleep(60)\n")
@@ -124,8 +140,8 @@ def test_nothing_begun_early_when_the_environment_needs_a_build(dproject: Projec
           - pip:
             - labdeck-no-such-package-xyz==1.0
     """)
-    report = drive(dproject, "deps")
-    assert report["early"] is None  # the usual path reports the missing environment
+    report = drive(dproject, "deps", "warm")
+    assert report["warmed"] is False and report["early"] is None  # the usual path reports it
     data = record(dproject, str(report["run_id"]))
     assert data["status"] == "failed"
     assert "is not prepared" in str(data["error"])
