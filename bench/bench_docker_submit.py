@@ -2,7 +2,7 @@
 `docker run --rm IMAGE python -c pass`, side by side.
 
 Goal (issue 3): at most 1.15 times the docker CLI. Usage:
-    python bench/bench_docker_submit.py [ROUNDS]     (default 10; needs the Docker daemon and
+    python bench/bench_docker_submit.py [ROUNDS]     (default 20; needs the Docker daemon and
                                                       labdeck/python-base:bookworm)
 
 labdeck's own modules are byte-compiled first, as an installed package has them (this checkout
@@ -26,7 +26,7 @@ IMAGE = "labdeck/python-base:bookworm"
 
 
 def main() -> int:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode:
         raise SystemExit(f"{IMAGE} missing: run scripts/build-base-image.sh")
     as_is = bool(os.environ.get("LABDECK_BENCH_AS_IS"))
