@@ -45,6 +45,16 @@ class LogLine:
         _setattr(self, "ts", ts)
 
 
+class EarlyWork(ABC):
+    """What a backend began before the supervisor's event loop existed (prestart.py): the
+    docker backend's created and started container. Whoever does not take it up discards it."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Undo it, blocking, for a run that will not go on (canceled, or its supervisor failed
+        first): nothing of it may be left behind."""
+
+
 @dataclass
 class RunContext:
     """Everything a backend needs to start one run."""
@@ -57,9 +67,9 @@ class RunContext:
     argv: list[str]  # the script and its arguments, relative to workdir
     env: dict[str, str]  # the run's own variables (runconfig + labdeck's), not the whole environ
     progress: Callable[[str], None] = field(default=lambda _msg: None)
-    # What the backend began before the supervisor's event loop existed (its own type; see
-    # prestart.py), handed to its prepare and start; None when it began nothing.
-    early: object = None
+    # What the backend began before the supervisor's event loop existed (prestart.py), handed
+    # to its prepare and start; None when it began nothing, or once it is taken up or discarded.
+    early: EarlyWork | None = None
 
     @property
     def compute(self) -> Compute:
@@ -169,10 +179,6 @@ class Backend(ABC):
 
     async def reattach(self, ctx: RunContext, durable_ref: str, resume: ResumePoint) -> RunHandle:
         raise CapabilityError(f"target type {self.compute.type!r} cannot reattach to a run")
-
-    async def abandon(self, ctx: RunContext) -> None:
-        """Undo what was begun before the event loop (``ctx.early``, see prestart.py) for a run
-        that will not start after all (canceled, or the supervisor failed first)."""
 
     async def describe(self) -> TargetInfo:
         """Reachability, version and GPUs, for ``target show`` and the dashboard."""

@@ -154,7 +154,9 @@ class DockerBackend(Backend):
 
     async def _finish_early(self, ctx: RunContext, early: EarlyStart) -> RunHandle:
         """The container the supervisor created and started before its event loop existed
-        (docker_early.py): read the start's answer."""
+        (docker_early.py): read the start's answer. From here it is this method's to finish
+        or to remove, not the supervisor's to discard."""
+        ctx.early = None
         api = DockerAPI(self.url)
         try:
             with docker_errors(self.url):
@@ -166,12 +168,6 @@ class DockerBackend(Backend):
             await self._discard(ctx, api, early.cid)
             raise
         return DockerRunHandle(api, early.cid, None, self.plan.outputs(ctx))
-
-    async def abandon(self, ctx: RunContext) -> None:
-        early = ctx.early
-        if isinstance(early, EarlyStart):
-            early.start_socket.close()
-            await self._discard(ctx, DockerAPI(self.url), early.cid)
 
     async def _discard(self, ctx: RunContext, api: DockerAPI, cid: str | None) -> None:
         """A container that did not start is removed; the start's error matters more."""

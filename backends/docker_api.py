@@ -216,7 +216,12 @@ class DockerAPI:
             conn = await asyncio.open_unix_connection(sock=sock, limit=HEADER_LIMIT)
         else:
             conn = await asyncio.open_connection(sock=sock, limit=HEADER_LIMIT)
-        return await self._finish(await _read_response(conn[0]), conn)
+        try:
+            response = await _read_response(conn[0])
+        except BaseException:
+            conn[1].close()
+            raise
+        return await self._finish(response, conn)
 
     async def inspect(self, cid: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.json("GET", f"/containers/{cid}/json")

@@ -17,22 +17,27 @@ from __future__ import annotations
 
 import socket
 
-from ._records import dataclass
-from .base import EnvRef, RunContext
+from .base import EarlyWork, EnvRef, RunContext
 from .docker_client import docker_url
 from .docker_env import EnvSpec
+from .docker_http import APIError
 from .docker_plan import ContainerPlan, container_name
 from .docker_sync import SyncDockerAPI
 from .project import Project, Target
 
 
-@dataclass(frozen=True)
-class EarlyStart:
+class EarlyStart(EarlyWork):
     """A container created, its start sent and the answer not yet read."""
 
-    env: EnvRef
-    cid: str
-    start_socket: socket.socket
+    def __init__(self, url: str, env: EnvRef, cid: str, start_socket: socket.socket):
+        self.url = url
+        self.env = env
+        self.cid = cid
+        self.start_socket = start_socket
+
+    def discard(self) -> None:
+        self.start_socket.close()
+        _remove(self.url, self.cid)
 
 
 class Ready:
@@ -83,15 +88,26 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         if image is None:
             return None  # to be built (or reported missing) by prepare
         plan.prepare_folders(ctx)
-        cid = api.create(plan.config(ctx, image), name=container_name(ctx.run_id))
-        return EarlyStart(EnvRef(image, cached=True), cid, api.send_start(cid))
+        name = container_name(ctx.run_id)
+        cid = api.create(plan.config(ctx, image), name=name)
+        return EarlyStart(plan.url, EnvRef(image, cached=True), cid, api.send_start(cid))
     except BaseException:
-        if cid is not None:
-            try:
-                api.remove(cid)
-            except Exception:  # the usual path reports what is wrong
-                pass
+        # Created (or maybe created: the answer may be what failed), not started: remove it,
+        # so the usual path can create its own under the same name.
+        _remove(plan.url, cid or container_name(ctx.run_id))
         raise
+    finally:
+        api.close()
+
+
+def _remove(url: str, ref: str) -> None:
+    """Remove a container (by id or name) if it is there; blocking, errors are not ours to
+    report (the usual path, or the run's record, says what went wrong)."""
+    api = SyncDockerAPI(url)
+    try:
+        api.remove(ref)
+    except (OSError, APIError):
+        pass
     finally:
         api.close()
 

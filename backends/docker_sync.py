@@ -42,17 +42,14 @@ class SyncDockerAPI:
         if self._sock is None:
             if self.scheme == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                target: Any = self.address
+                sock.settimeout(TIMEOUT_S)
+                try:
+                    sock.connect(self.address)
+                except BaseException:
+                    sock.close()
+                    raise
             else:
-                sock = socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET,
-                                     socket.SOCK_STREAM)
-                target = (self.address, self.port)
-            sock.settimeout(TIMEOUT_S)
-            try:
-                sock.connect(target)
-            except BaseException:
-                sock.close()
-                raise
+                sock = socket.create_connection((self.address, self.port), TIMEOUT_S)
             self._sock, self._file = sock, sock.makefile("rb")
         return self._file
 
@@ -66,11 +63,16 @@ class SyncDockerAPI:
     def call(self, method: str, path: str, params: Mapping[str, Any] | None = None,
              body: Any = None) -> Any:
         """One request; its JSON answer (None when empty), or APIError for a status >= 400."""
-        data = json.dumps(body).encode() if body is not None else None
-        reader = self._connection()
-        assert self._sock is not None
-        self._sock.sendall(encode_request(method, path, params, data))
-        status = parse_status(reader.readline(HEADER_LIMIT))
+        request = encode_request(method, path, params,
+                                 json.dumps(body).encode() if body is not None else None)
+        reused = self._sock is not None
+        try:
+            status, reader = self._send(request)
+        except (ConnectionError, EOFError):
+            if not reused:
+                raise
+            self.close()  # the daemon closed the idle connection: once more on a new one
+            status, reader = self._send(request)
         headers: dict[str, str] = {}
         while not is_end_of_head(line := reader.readline(HEADER_LIMIT)):
             add_header(headers, line)
@@ -80,6 +82,12 @@ class SyncDockerAPI:
         if status >= 400:
             raise APIError(status, error_message(payload))
         return json.loads(payload) if payload.strip() else None
+
+    def _send(self, request: bytes) -> tuple[int, Any]:
+        reader = self._connection()
+        assert self._sock is not None
+        self._sock.sendall(request)
+        return parse_status(reader.readline(HEADER_LIMIT)), reader
 
     def _body(self, reader: Any, status: int, headers: dict[str, str]) -> bytes:
         kind = body_kind(status, headers)
@@ -130,6 +138,10 @@ class SyncDockerAPI:
         assert sock is not None
         self._file.close()  # the socket stays open: makefile's file only drops its reference
         self._file = None
-        sock.sendall(encode_request("POST", f"/containers/{cid}/start"))
+        try:
+            sock.sendall(encode_request("POST", f"/containers/{cid}/start"))
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(None)
         return sock

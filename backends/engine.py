@@ -415,11 +415,16 @@ class Engine:
         src = self.project.run_dir(record.id) / "outputs"
         if not record.outputs or not src.is_dir():
             raise UsageError(f"run {record.id} has no outputs")
+        if dest.resolve() == src.resolve():
+            raise UsageError(f"{dest} is the run's own outputs folder: download elsewhere")
         copied = []
         for rel in record.outputs:
             target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            snapshot.copy_file(src / rel, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                snapshot.copy_file(src / rel, target)
+            except OSError as err:
+                raise UsageError(f"cannot copy {rel} to {dest}: {err.strerror or err}") from err
             copied.append(target)
         return copied
 

@@ -38,8 +38,7 @@ def warm(target_name: str) -> bool:
             return False
         hook = getattr(importlib.import_module(module), "warm", None)
         return bool(hook(project, target)) if hook is not None else True
-    except Exception as err:  # the usual path redoes it and reports it
-        print(f"labdeck: early start not readied: {err!r}", file=sys.stderr)
+    except Exception:  # the usual path redoes it and reports what is wrong
         return False
 
 

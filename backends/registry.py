@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from .base import Backend, RunContext
+from .base import Backend, EarlyWork, RunContext
 from .config import Compute
 from .errors import UsageError
 
@@ -52,12 +52,12 @@ def early_module_of(compute_type: str) -> str:
     return EARLY.get(compute_type, "").partition(":")[0]
 
 
-def early_hook(compute_type: str) -> Callable[[RunContext], object | None] | None:
+def early_hook(compute_type: str) -> Callable[[RunContext], EarlyWork | None] | None:
     spec = EARLY.get(compute_type)
     if spec is None:
         return None
     module_name, _, attr = spec.partition(":")
-    hook: Callable[[RunContext], object | None] = getattr(importlib.import_module(module_name),
+    hook: Callable[[RunContext], EarlyWork | None] = getattr(importlib.import_module(module_name),
                                                           attr)
     return hook
 

@@ -170,6 +170,8 @@ def copy_files(root: Path, files: list[FileEntry], dest: Path) -> None:
 def copy_file(src: Path, dst: Path) -> None:
     """``shutil.copy2`` of a regular file without importing shutil (~2 ms of every submit: it
     loads the bz2 and lzma modules): the bytes through the kernel, mode and times kept."""
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        raise OSError(f"{src} and {dst} are the same file")  # opening dst would empty it
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         st = os.fstat(fin.fileno())
         offset = 0

@@ -48,7 +48,6 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGINT, self.cancel_event.set)
         handle: RunHandle | None = None
         ctx: RunContext | None = self.early
-        backend: Backend | None = None
         try:
             ctx = ctx or prestart.run_context(self.project, self.run_id)
             ctx.progress = lambda m: self.log.write("sys", m)
@@ -58,10 +57,12 @@ class Supervisor:
                 return 1
             return await self._follow(backend, handle)
         except LabdeckError as err:
+            await self._discard_early(ctx)
             self.note(f"error: {err}")
             self.store.set_status(self.run_id, RunStatus.FAILED, error=str(err))
             return 1
         except Exception as err:  # the record must end terminal whatever broke
+            await self._discard_early(ctx)
             self.note(f"internal error: {err!r}")
             (self.run_dir / "supervisor-traceback.txt").write_text(traceback.format_exc())
             self.store.set_status(self.run_id, RunStatus.FAILED, error=f"internal error: {err!r}")
@@ -69,8 +70,7 @@ class Supervisor:
         finally:
             if handle is not None:
                 await self._close(handle)
-            elif backend is not None and ctx is not None and ctx.early is not None:
-                await self._abandon(backend, ctx)
+            await self._discard_early(ctx)  # a no-op unless something escaped the above
             self.log.close()
             self.store.close()
 
@@ -84,21 +84,33 @@ class Supervisor:
         except Exception as err:  # cleanup problems are reported, not raised
             self.note(f"cleanup: {err}")
 
-    async def _abandon(self, backend: Backend, ctx: RunContext) -> None:
-        """Undo what the backend began early for a run that does not start after all."""
+    async def _discard_early(self, ctx: RunContext | None) -> None:
+        """Undo what the backend began before the event loop, for a run that does not go on;
+        before its terminal status, so that nothing of it is left once the status says so."""
+        if ctx is None or ctx.early is None:
+            return
+        early, ctx.early = ctx.early, None
         try:
-            await backend.abandon(ctx)
+            await asyncio.to_thread(early.discard)
         except Exception as err:
             self.note(f"cleanup: {err}")
-        ctx.early = None
 
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
         if self.reattach and Capability.REATTACH in backend.capabilities:
             ref = record.durable_ref or ""
             self.note(f"supervisor restarted; reattaching to {ref or 'the run, by its label'}")
-            return await backend.reattach(ctx, ref, resume_point(self.log.path))
+            try:
+                return await backend.reattach(ctx, ref, resume_point(self.log.path))
+            except LabdeckError as err:
+                if not record.cancel_requested:
+                    raise
+                # Asked to stop, and there is nothing running to stop: that is a cancel.
+                self.note(f"canceled; {err}")
+                self.store.set_status(self.run_id, RunStatus.CANCELED, error=f"canceled; {err}")
+                return None
         if record.cancel_requested or record.status.is_terminal():
+            await self._discard_early(ctx)
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
             self.note("canceled before start")
             return None
@@ -108,16 +120,17 @@ class Supervisor:
         await asyncio.wait({prepare, cancel}, return_when=asyncio.FIRST_COMPLETED)
         if not prepare.done():
             prepare.cancel()
+            await self._discard_early(ctx)
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled while preparing")
             self.note("canceled while preparing")
             return None
         cancel.cancel()
         env = prepare.result()
         if self.cancel_event.is_set() or self._cancel_requested():
+            await self._discard_early(ctx)
             self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
             return None
         handle = await backend.start(ctx, env)
-        ctx.early = None  # taken up by the handle
         self.store.update(self.run_id, durable_ref=handle.durable_ref)
         self.store.set_status(self.run_id, RunStatus.RUNNING)
         return handle

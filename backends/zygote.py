@@ -84,13 +84,14 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
     done_r, done_w = os.pipe()  # closes when the supervisor exits: an instant "run ended"
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = _fork_ignoring_sigterm()
     if pid:
         os.close(go_r)
         os.close(done_w)
         os.set_inheritable(done_r, False)
         return PendingSupervisor(pid, go_w, done_r)
     code = 1
+    early = None
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # out of the terminal's session at once: the client's Ctrl-C is not ours
@@ -115,7 +116,6 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
             os.dup2(out, 1)
             os.dup2(out, 2)
             os.close(out)
-            early = None
             if not reattach:
                 from pathlib import Path
 
@@ -134,8 +134,28 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
         import traceback
 
         traceback.print_exc()
+        if early is not None and early.early is not None:  # begun, then never taken up
+            early.early.discard()
     finally:
         os._exit(code)
+
+
+def _fork_ignoring_sigterm() -> int:
+    """``os.fork()``, the child born ignoring SIGTERM until the supervisor installs its handler.
+
+    A cancel's SIGTERM may come as soon as the client recorded the child's pid, while it still
+    loads modules or starts a container: it must not die then, with a container running and
+    no one to record its end. The cancel is not lost: its store flag is set before the signal,
+    and the supervisor reads it. SIGTERM is blocked across the fork, so there is no moment when
+    the child has the default action, and one sent to the parent meanwhile is delivered after."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pid
 
 
 def _await_run(go_r: int, steps: list[str],
@@ -162,11 +182,12 @@ def _await_run(go_r: int, steps: list[str],
             line, pending = pending.split(b"\n", 1)
             if line.startswith(b"preload "):
                 steps.append(line[8:].decode())
-            elif line.startswith(b"early ") and not decided:
-                # The run's backend begins it before asyncio: load that, then only wait (an
-                # import in progress when the run arrives would delay the container's start).
-                early = True
-                _preload(line[6:].decode())
+            elif line.startswith(b"early "):
+                if not decided:
+                    # The run's backend begins it before asyncio: load that, then only wait
+                    # (an import under way when the run arrives would delay its start).
+                    early = True
+                    _preload(line[6:].decode())
             else:
                 run = line
     os.close(go_r)
@@ -183,7 +204,7 @@ def _preload(module: str) -> None:
 def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: str,
                              keep_fd: int | None) -> int:
     """Fork; the child becomes the run's supervisor in its own session and never returns."""
-    pid = os.fork()
+    pid = _fork_ignoring_sigterm()
     if pid:
         return pid
     code = 1

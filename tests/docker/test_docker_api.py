@@ -115,7 +115,9 @@ def test_blocking_client_then_the_loop_reads_the_start(tmp_path: Path) -> None:
             def blocking() -> socket.socket:
                 api = SyncDockerAPI(f"unix://{sock}")
                 assert api.image("lab/base:1") == json.loads(body)
-                assert api.image("nope") is None
+                assert api._sock is not None
+                api._sock.shutdown(socket.SHUT_RDWR)  # the kept connection died while idle
+                assert api.image("nope") is None  # asked again on a new one
                 assert api.create({"Image": "x"}, name="run-1") == "c9"
                 with pytest.raises(APIError, match="stuck"):
                     api.remove("c9")

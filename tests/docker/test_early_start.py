@@ -48,13 +48,13 @@ DRIVER = textwrap.dedent("""
         SyncDockerAPI(plan.url).create(plan.config(ctx, plan.env_spec(ctx).base),
                                        name=container_name(run.id))
         ctx = None
-    elif action == "die-none":  # a supervisor that died before doing anything
+    elif action.startswith("die-none"):  # a supervisor that died before doing anything
         ctx = None
     else:
         ctx = prestart.begin(project, run.id)
     report = {"run_id": run.id, "asyncio_loaded": "asyncio" in sys.modules, "warmed": warmed,
               "early": type(ctx.early).__name__ if ctx is not None else None}
-    if action == "cancel":
+    if action == "cancel" or action.endswith("-canceled"):
         store.request_cancel(run.id)
     if action.startswith("die"):  # ... before recording the container's id
         if action == "die-started":
@@ -166,12 +166,13 @@ def test_supervisor_dead_after_start_before_recording_is_reattached_by_label(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("action", "reason"), [
-    ("die-created", "died before its container started; the container was removed"),
-    ("die-none", "has no container: its supervisor died before creating one"),
+@pytest.mark.parametrize(("action", "status", "reason"), [
+    ("die-created", "failed", "died before its container started; the container was removed"),
+    ("die-none", "failed", "has no container: its supervisor died before creating one"),
+    ("die-none-canceled", "canceled", "has no container"),  # a cancel is what the user gets
 ])
 def test_supervisor_dead_before_the_container_started_leaves_nothing(
-        dproject: Project, action: str, reason: str) -> None:
+        dproject: Project, action: str, status: str, reason: str) -> None:
     dproject.write("hello.py", HELLO)
     report = drive(dproject, "docker", action)
     run_id = str(report["run_id"])
@@ -180,6 +181,6 @@ def test_supervisor_dead_before_the_container_started_leaves_nothing(
     while data["status"] not in ("failed", "completed") and time.monotonic() < deadline:
         time.sleep(0.2)
         data = record(dproject, run_id)
-    assert data["status"] == "failed"
+    assert data["status"] == status
     assert reason in str(data["error"])
     assert labelled("org.labdeck.run", run_id) == []

@@ -136,6 +136,10 @@ def test_download_copies_outputs(hello: Project, tmp_path: Path) -> None:
     assert (dest / "sub" / "extra.txt").read_text() == "extra"
     default = hello.cli("history", "download", run_id, check=True)
     assert (hello.root / "outputs" / run_id / "model.txt").is_file(), default.stdout
+    own = hello.root / ".labdeck" / "runs" / run_id / "outputs"
+    same = hello.cli("runs", "download", run_id, "-d", str(own))
+    assert same.returncode == 2 and "the run's own outputs folder" in same.stderr
+    assert (own / "model.txt").read_text() == "model"  # not emptied
 
 
 def test_compare_puts_metrics_side_by_side(hello: Project) -> None:

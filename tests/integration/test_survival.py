@@ -153,3 +153,54 @@ def test_terminal_status_never_changes(tmp_path: Path) -> None:
     again = store.get(rec.id)
     assert again.status is RunStatus.COMPLETED and again.exit_code == 0
     store.close()
+
+
+CANCEL_AT_ONCE = """
+import json, sys, time
+from pathlib import Path
+from backends.engine import Engine
+from backends.project import Project
+engine = Engine(Project(Path(sys.argv[1])), fork_supervisors=True)  # single-threaded: early fork
+record = engine.submit("local", "sleepy.py", [])
+engine.cancel(record.id)  # SIGTERM at once: the supervisor is still loading its modules
+deadline = time.monotonic() + 30
+while not record.status.is_terminal() and time.monotonic() < deadline:
+    time.sleep(0.05)
+    record = engine.store.get(record.id, with_metrics=False)
+print(json.dumps({"status": record.status.value, "error": record.error}))
+"""
+
+
+def test_a_cancel_sent_while_the_supervisor_starts_is_not_lost(project: Project) -> None:
+    """The early-forked supervisor ignores SIGTERM until its handler exists (it may be starting
+    a container by then); the cancel's store flag still stops the run."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    project.write("sleepy.py", "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    for _ in range(3):  # each try lands at a different point of the supervisor's start
+        res = subprocess.run([sys.executable, "-c", CANCEL_AT_ONCE, str(project.root)],
+                             capture_output=True, text=True, cwd=REPO, env=cli_env(), timeout=60)
+        assert res.returncode == 0, res.stderr
+        outcome = json.loads(res.stdout.strip().splitlines()[-1])
+        assert outcome["status"] == "canceled", outcome
+
+
+def test_the_supervisor_to_be_outlives_a_sigterm() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    code = ("import os, signal, time\n"
+            "from backends.zygote import early_fork\n"
+            "pending = early_fork()\n"
+            "os.kill(pending.pid, signal.SIGTERM)\n"
+            "time.sleep(0.3)\n"
+            "print(os.waitpid(pending.pid, os.WNOHANG) == (0, 0))\n"
+            "pending.abort()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=cli_env(), timeout=30, check=True)
+    assert res.stdout.strip() == "True"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,20 @@ def test_labdeckignore_can_bring_back_what_gitignore_hides(tmp_path: Path) -> No
     _tree(tmp_path, {".gitignore": "data/\n", ".labdeckignore": "!data/\n", "data/x.csv": "1",
                      "a.py": "x"})
     assert "data/x.csv" in [e.rel for e in snapshot.list_files(tmp_path)]
+
+
+def test_copy_file_keeps_bytes_mode_and_times_and_refuses_itself(tmp_path: Path) -> None:
+    from backends.snapshot import copy_file
+
+    src = tmp_path / "run.sh"
+    src.write_bytes(b"#!/bin/sh\necho hi\n" * 10_000)
+    src.chmod(0o751)
+    os.utime(src, ns=(1_600_000_000_123_456_789, 1_600_000_000_987_654_321))
+    dst = tmp_path / "copy.sh"
+    copy_file(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    assert (dst.stat().st_mode & 0o777) == 0o751
+    assert dst.stat().st_mtime_ns == 1_600_000_000_987_654_321
+    with pytest.raises(OSError, match="same file"):
+        copy_file(src, src)
+    assert src.read_bytes() == dst.read_bytes()  # not emptied
