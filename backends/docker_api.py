@@ -23,73 +23,14 @@ from typing import Any
 from .docker_http import (
     HEADER_LIMIT,
     APIError,
-    add_header,
-    body_kind,
-    chunk_size,
+    Response,
     encode_request,
     error_message,
-    is_end_of_head,
-    parse_status,
     parse_url,
+    read_response,
 )
 
 STDOUT, STDERR = 1, 2
-
-
-class Response:
-    """Status and headers of one response; the body is read through the client."""
-
-    def __init__(self, status: int, headers: dict[str, str], reader: asyncio.StreamReader):
-        self.status = status
-        self.headers = headers
-        self._reader = reader
-        self.complete = False  # the body has been read to its end (the connection is reusable)
-
-    @property
-    def keep_alive(self) -> bool:
-        return self.headers.get("connection", "").lower() != "close"
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, transfer encoding removed."""
-        reader = self._reader
-        kind = body_kind(self.status, self.headers)
-        if kind == "chunked":
-            while size := chunk_size(await reader.readline()):
-                data = await reader.readexactly(size)
-                await reader.readexactly(2)
-                yield data
-            while not is_end_of_head(await reader.readline()):
-                pass  # trailers
-        elif kind == "length":
-            left = int(self.headers["content-length"])
-            while left > 0:
-                data = await reader.read(min(left, 1 << 16))
-                if not data:
-                    raise ConnectionResetError("the Docker daemon closed the connection")
-                left -= len(data)
-                yield data
-        elif kind == "close":
-            self.headers["connection"] = "close"
-            while data := await reader.read(1 << 16):
-                yield data
-        self.complete = True
-
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
-
-    async def frames(self) -> AsyncIterator[tuple[int, bytes]]:
-        """The multiplexed log format: ``(stream, payload)``, stream 1 = stdout, 2 = stderr."""
-        buf = bytearray()
-        async for chunk in self.chunks():
-            buf += chunk
-            while len(buf) >= 8:
-                size = int.from_bytes(buf[4:8], "big")
-                if len(buf) < 8 + size:
-                    break
-                stream = buf[0]
-                payload = bytes(buf[8:8 + size])
-                del buf[:8 + size]
-                yield stream, payload
 
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -123,7 +64,7 @@ class DockerAPI:
         reader, writer = conn
         writer.write(request)
         await writer.drain()
-        return await _read_response(reader)
+        return await read_response(reader)
 
     async def _exchange(self, request: bytes) -> tuple[Response, Conn]:
         """Send on an idle connection (retried once on a fresh one if the daemon had closed it),
@@ -217,7 +158,7 @@ class DockerAPI:
         else:
             conn = await asyncio.open_connection(sock=sock, limit=HEADER_LIMIT)
         try:
-            response = await _read_response(conn[0])
+            response = await read_response(conn[0])
         except BaseException:
             conn[1].close()
             raise
@@ -252,14 +193,6 @@ class DockerAPI:
 
     async def get_archive(self, cid: str, path: str) -> bytes:
         return await self.call("GET", f"/containers/{cid}/archive", {"path": path})
-
-
-async def _read_response(reader: asyncio.StreamReader) -> Response:
-    status = parse_status(await reader.readline())
-    headers: dict[str, str] = {}
-    while not is_end_of_head(line := await reader.readline()):
-        add_header(headers, line)
-    return Response(status, headers, reader)
 
 
 __all__ = ["STDERR", "STDOUT", "APIError", "DockerAPI", "Response", "parse_url"]

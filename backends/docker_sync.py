@@ -13,16 +13,14 @@ import socket
 from collections.abc import Mapping
 
 from .docker_http import (
-    HEADER_LIMIT,
     APIError,
-    add_header,
-    body_kind,
-    chunk_size,
+    BlockingReader,
+    Response,
     encode_request,
     error_message,
-    is_end_of_head,
-    parse_status,
     parse_url,
+    read_response,
+    run_blocking,
 )
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
@@ -36,10 +34,10 @@ class SyncDockerAPI:
     def __init__(self, url: str):
         self.scheme, self.address, self.port = parse_url(url)
         self._sock: socket.socket | None = None
-        self._file: Any = None
+        self._reader: BlockingReader | None = None
 
-    def _connection(self) -> Any:
-        if self._sock is None:
+    def _connection(self) -> BlockingReader:
+        if self._sock is None or self._reader is None:
             if self.scheme == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(TIMEOUT_S)
@@ -50,15 +48,15 @@ class SyncDockerAPI:
                     raise
             else:
                 sock = socket.create_connection((self.address, self.port), TIMEOUT_S)
-            self._sock, self._file = sock, sock.makefile("rb")
-        return self._file
+            self._sock, self._reader = sock, BlockingReader(sock.makefile("rb"))
+        return self._reader
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._reader is not None:
+            self._reader.close()
         if self._sock is not None:
             self._sock.close()
-        self._sock = self._file = None
+        self._sock, self._reader = None, None
 
     def call(self, method: str, path: str, params: Mapping[str, Any] | None = None,
              body: Any = None) -> Any:
@@ -67,51 +65,24 @@ class SyncDockerAPI:
                                  json.dumps(body).encode() if body is not None else None)
         reused = self._sock is not None
         try:
-            status, reader = self._send(request)
+            response = self._exchange(request)
         except (ConnectionError, EOFError):
             if not reused:
                 raise
             self.close()  # the daemon closed the idle connection: once more on a new one
-            status, reader = self._send(request)
-        headers: dict[str, str] = {}
-        while not is_end_of_head(line := reader.readline(HEADER_LIMIT)):
-            add_header(headers, line)
-        payload = self._body(reader, status, headers)
-        if headers.get("connection", "").lower() == "close":
+            response = self._exchange(request)
+        payload = run_blocking(response.read())
+        if not response.keep_alive:
             self.close()
-        if status >= 400:
-            raise APIError(status, error_message(payload))
+        if response.status >= 400:
+            raise APIError(response.status, error_message(payload))
         return json.loads(payload) if payload.strip() else None
 
-    def _send(self, request: bytes) -> tuple[int, Any]:
+    def _exchange(self, request: bytes) -> Response:
         reader = self._connection()
         assert self._sock is not None
         self._sock.sendall(request)
-        return parse_status(reader.readline(HEADER_LIMIT)), reader
-
-    def _body(self, reader: Any, status: int, headers: dict[str, str]) -> bytes:
-        kind = body_kind(status, headers)
-        if kind == "chunked":
-            parts = []
-            while size := chunk_size(reader.readline(HEADER_LIMIT)):
-                parts.append(self._exactly(reader, size))
-                self._exactly(reader, 2)
-            while not is_end_of_head(reader.readline(HEADER_LIMIT)):
-                pass  # trailers
-            return b"".join(parts)
-        if kind == "length":
-            return self._exactly(reader, int(headers["content-length"]))
-        if kind == "close":
-            headers["connection"] = "close"
-            return bytes(reader.read())
-        return b""
-
-    @staticmethod
-    def _exactly(reader: Any, size: int) -> bytes:
-        data = reader.read(size)
-        if len(data) < size:
-            raise ConnectionResetError("the Docker daemon closed the connection")
-        return bytes(data)
+        return run_blocking(read_response(reader))
 
     # ------------------------------------------------------------------ the calls it makes
 
@@ -134,10 +105,10 @@ class SyncDockerAPI:
         """Send ``start`` and hand over the connection, its answer unread: the caller reads it
         later (``DockerAPI.finish``), once its event loop runs. This client is spent after."""
         self._connection()
-        sock, self._sock = self._sock, None
-        assert sock is not None
-        self._file.close()  # the socket stays open: makefile's file only drops its reference
-        self._file = None
+        sock, reader = self._sock, self._reader
+        assert sock is not None and reader is not None
+        self._sock, self._reader = None, None
+        reader.close()  # the socket stays open: makefile's file only drops its reference
         try:
             sock.sendall(encode_request("POST", f"/containers/{cid}/start"))
         except BaseException:
