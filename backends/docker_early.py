@@ -1,9 +1,10 @@
 """A docker run's first steps, taken before the supervisor loads asyncio.
 
-The supervisor-to-be is forked at the client's start and handed its run ~15 ms later; loading
-asyncio and the backend would then keep the daemon waiting ~40 ms more. Instead, through the
+The supervisor-to-be is forked at the client's start and handed its run a few ms later; loading
+asyncio and the backend then would keep the daemon waiting 30-40 ms more. Instead, through the
 blocking client (docker_sync.py), it checks the environment image is there, creates the
-container and sends its start, and loads asyncio while the daemon starts the container (~170 ms).
+container and sends its start, and loads asyncio while the daemon starts the container (~200 ms,
+bench/bench_docker_phases.py).
 The backend's ``prepare`` and ``start`` then take up what was begun (``ctx.early``). Before the
 run even arrives, ``warm`` connects to the daemon and finds the image (the CLI names the target
 when it forks the supervisor-to-be).

@@ -1,9 +1,10 @@
 """A blocking Engine API client for the first calls of a run, made before asyncio is loaded.
 
-A fresh supervisor spends ~45 ms importing asyncio; the daemon then spends ~170 ms starting the
-container. With this client the supervisor looks up the image, creates the container and sends
-its start first, and loads asyncio while the daemon works (docker_early.py); the event loop then
-reads the start's answer (``DockerAPI.finish``). Plain sockets, one kept-alive connection.
+A fresh supervisor spends 30-40 ms importing asyncio and the backend; the daemon then spends
+~200 ms starting the container (bench/bench_docker_phases.py). With this client the supervisor
+looks up the image, creates the container and sends its start first, and loads asyncio while the
+daemon works (docker_early.py); the event loop then reads the start's answer
+(``DockerAPI.finish``). Plain sockets, one kept-alive connection.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What a fresh supervisor does before it loads asyncio: load its run and let the backend begin.
 
-Loading asyncio takes a new supervisor ~40 ms. A backend listed in ``registry.EARLY`` may begin
-the run first with blocking calls (the docker backend creates and starts the container) so that
-the import overlaps the work the run waits on anyway; its ``prepare``/``start`` take up what it
-began from ``ctx.early``. This module and those hooks load no asyncio.
+Loading asyncio and the backend takes a new supervisor 30-40 ms. A backend listed in
+``registry.EARLY`` may begin the run first with blocking calls (the docker backend creates and
+starts the container) so that the import overlaps the work the run waits on anyway; its
+``prepare``/``start`` take up what it began from ``ctx.early``. This module and those hooks
+load no asyncio.
 """
 
 from __future__ import annotations

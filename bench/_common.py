@@ -3,13 +3,58 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+DOCKER_IMAGE = "labdeck/python-base:bookworm"
+
+
+def labdeck_cli() -> str:
+    return shutil.which("labdeck") or str(Path(sys.executable).parent / "labdeck")
+
+
+def byte_compile() -> bool:
+    """Byte-compile labdeck as an installed package has it (this checkout may run with
+    PYTHONDONTWRITEBYTECODE=1, which recompiles it on every start: ~50 ms); False when
+    LABDECK_BENCH_AS_IS=1 asks to measure the checkout as it is."""
+    if os.environ.get("LABDECK_BENCH_AS_IS"):
+        return False
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "backends"),
+                    str(REPO / "tui")], check=True, capture_output=True)
+    return True
+
+
+@contextmanager
+def docker_project() -> Iterator[Path]:
+    """A throwaway project with a prepared docker target (no dependencies) and noop.py; every
+    container labdeck made for it is removed at the end."""
+    if subprocess.run(["docker", "image", "inspect", DOCKER_IMAGE],
+                      capture_output=True).returncode:
+        raise SystemExit(f"{DOCKER_IMAGE} missing: run scripts/build-base-image.sh")
+    root = Path(tempfile.mkdtemp(prefix="labdeck-bench-"))
+    try:
+        (root / "aml_config").mkdir()
+        (root / "aml_config" / "docker.compute").write_text(
+            f'type: docker\nbaseDockerImage: "{DOCKER_IMAGE}"\n')
+        (root / "noop.py").write_text("pass\n")
+        subprocess.run([labdeck_cli(), "prepare", "-c", "docker"], cwd=root, check=True,
+                       capture_output=True)
+        yield root
+    finally:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
+                              f"label=org.labdeck.project={root}"],
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def timed(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:

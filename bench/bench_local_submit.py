@@ -6,32 +6,26 @@ Goal (issue 2): at most 150 ms median overhead. Usage: python bench/bench_local_
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO, median, ms, report, side_by_side
+from _common import byte_compile, labdeck_cli, median, ms, report, side_by_side
 
 GOAL_S = 0.150
 
 
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    # Timed as installed: from byte code (as `make bench` does). Where PYTHONDONTWRITEBYTECODE is
-    # set, a source tree would otherwise compile every module again on each start (~50 ms).
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(REPO / "backends"), str(REPO / "tui")],
-        check=True,
-    )
+    compiled = byte_compile()
     root = Path(tempfile.mkdtemp(prefix="labdeck-bench-"))
     try:
         (root / "aml_config").mkdir()
         (root / "aml_config" / "local.compute").write_text('type: "local"\n')
         (root / "noop.py").write_text("pass\n")
-        labdeck = shutil.which("labdeck") or str(Path(sys.executable).parent / "labdeck")
         bare, tool = side_by_side(
-            [sys.executable, "noop.py"], [labdeck, "submit", "-c", "local", "noop.py"], root, rounds
+            [sys.executable, "noop.py"], [labdeck_cli(), "submit", "-c", "local", "noop.py"], root,
+            rounds,
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -39,7 +33,8 @@ def main() -> int:
     report(
         "local submit overhead",
         [
-            f"rounds: {rounds} each, alternating",
+            f"rounds: {rounds} each, alternating; labdeck "
+            + ("byte-compiled (as installed)" if compiled else "as checked out"),
             f"python noop.py:                  median {ms(median(bare))}",
             f"labdeck submit -c local noop.py: median {ms(median(tool))}",
             f"overhead: {ms(overhead)} (goal <= {ms(GOAL_S)}); "
