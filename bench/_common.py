@@ -18,7 +18,9 @@ DOCKER_IMAGE = "labdeck/python-base:bookworm"
 
 
 def labdeck_cli() -> str:
-    return shutil.which("labdeck") or str(Path(sys.executable).parent / "labdeck")
+    """This checkout's console script (the venv running the bench), not another on PATH."""
+    beside = Path(sys.executable).parent / "labdeck"
+    return str(beside) if beside.exists() else shutil.which("labdeck") or "labdeck"
 
 
 def byte_compile() -> bool:

@@ -4,7 +4,7 @@ For `docker run --rm IMAGE python -c pass`, the same with `--init`, and `labdeck
 noop.py`, alternating, it records when (from the command's launch) the daemon reports the
 container created, started, dead and destroyed (`docker events`), and when the command returned;
 and it times labdeck's own create call alone. Medians per phase. Usage:
-    python bench/bench_docker_phases.py [ROUNDS]      (default 10)
+    python bench/bench_docker_phases.py [ROUNDS]      (default 15)
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ from _common import DOCKER_IMAGE, REPO, byte_compile, docker_project, labdeck_cl
 EVENTS = ("create", "start", "die", "destroy")
 
 
-class EventLog:
-    """`docker events` for containers, as (unix time, action) in arrival order."""
+BENCH_LABEL = "org.labdeck.bench=phases"  # on the baselines' containers; labdeck's carry theirs
+LABEL_PROJECT = "org.labdeck.project"
 
-    def __init__(self) -> None:
+
+class EventLog:
+    """`docker events` of this bench's containers (the daemon may run others meanwhile), as
+    (unix time, action) in arrival order."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = str(project)
         self.seen: list[tuple[float, str]] = []
         self.proc = subprocess.Popen(
             ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"],
@@ -36,7 +42,10 @@ class EventLog:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             event = json.loads(line)
-            self.seen.append((event["timeNano"] / 1e9, event["Action"]))
+            labels = event.get("Actor", {}).get("Attributes", {})
+            key, _, value = BENCH_LABEL.partition("=")
+            if labels.get(key) == value or labels.get(LABEL_PROJECT) == self.project:
+                self.seen.append((event["timeNano"] / 1e9, event["Action"]))
 
     def phases(self, command: list[str], cwd: Path) -> dict[str, float]:
         """ms from the launch to each event of the one container the command made, and to its
@@ -57,11 +66,13 @@ class EventLog:
 
 
 def create_call_ms(rounds: int) -> float:
-    """labdeck's POST /containers/create alone (the blocking client), then removed."""
+    """A bare POST /containers/create (image and command only) through labdeck's blocking
+    client, then removed: the daemon's share of the create."""
     sys.path.insert(0, str(REPO))
+    from backends.docker_client import docker_url
     from backends.docker_sync import SyncDockerAPI
 
-    api = SyncDockerAPI("unix:///var/run/docker.sock")
+    api = SyncDockerAPI(docker_url())
     times = []
     for _ in range(rounds):
         begin = time.perf_counter()
@@ -73,24 +84,24 @@ def create_call_ms(rounds: int) -> float:
 
 
 def main() -> int:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     byte_compile()
+    run = ["docker", "run", "--rm", "--label", BENCH_LABEL]
     commands = {
-        "docker run --rm": ["docker", "run", "--rm", DOCKER_IMAGE, "python", "-c", "pass"],
-        "docker run --rm --init": ["docker", "run", "--rm", "--init", DOCKER_IMAGE, "python",
-                                   "-c", "pass"],
+        "docker run --rm": [*run, DOCKER_IMAGE, "python", "-c", "pass"],
+        "docker run --rm --init": [*run, "--init", DOCKER_IMAGE, "python", "-c", "pass"],
         "labdeck submit": [labdeck_cli(), "submit", "-c", "docker", "noop.py"],
     }
-    events = EventLog()
-    try:
-        with docker_project() as root:
+    with docker_project() as root:
+        events = EventLog(root)
+        try:
             got: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
             for _ in range(rounds):
                 for name, command in commands.items():
                     got[name].append(events.phases(command, root))
-            create_ms = create_call_ms(rounds)
-    finally:
-        events.close()
+        finally:
+            events.close()
+        create_ms = create_call_ms(rounds)
     lines = [f"rounds: {rounds} each, alternating; ms from the command's launch (medians)",
              f"{'':24} {'created':>8} {'started':>8} {'died':>8} {'destroyed':>10} {'returned':>9}"]
     for name, runs in got.items():
@@ -100,7 +111,7 @@ def main() -> int:
                      f"{at('destroy'):10.1f} {at('end'):9.1f}")
         lines.append(f"{'':24} created->started {at('start') - at('create'):.1f}, "
                      f"died->destroyed {at('destroy') - at('die'):.1f}")
-    lines.append(f"labdeck's create call alone: {create_ms:.1f} ms")
+    lines.append(f"a bare create call alone: {create_ms:.1f} ms")
     report("docker submit phases", lines)
     return 0
 

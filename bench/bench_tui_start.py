@@ -1,7 +1,8 @@
 """Dashboard start to first paint with 1,000 runs in the store (goal: under 1 s).
 
-Measures, headless, from constructing the app to the first screen refresh with the runs table
-filled; baseline: the same store read by ``engine.runs()`` alone. Prints medians and the ratio.
+Measures, headless and in-process (the interpreter's start and the textual import are not
+counted), from constructing the app to the first screen refresh with the runs table filled;
+baseline: the same store read by ``engine.runs()`` alone. Prints medians and the ratio.
 """
 
 from __future__ import annotations

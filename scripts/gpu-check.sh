@@ -30,9 +30,10 @@ step "labdeck target show local (the inventory from nvidia-smi)"
 labdeck target show local
 
 step "labdeck submit -c local gpu_train.py 20"
-run_id=$(labdeck submit -c local -a gpu_train.py 20)
-labdeck runs logs "$run_id" -f
-status=$?
+# A plain submit streams the log and exits with the run's status; its first line is the id.
+labdeck submit -c local gpu_train.py 20 | tee "$work/submit.out"
+status=${PIPESTATUS[0]}
+run_id=$(head -n 1 "$work/submit.out")
 labdeck runs show "$run_id"
 ls -l ".labdeck/runs/$run_id/outputs"
 
