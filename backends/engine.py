@@ -51,6 +51,7 @@ class Engine:
         self.fork_supervisors = fork_supervisors
         self._store: RunStore | None = None
         self._done_fds: dict[str, int] = {}
+        self._done_lock = threading.Lock()  # the dashboard starts runs from several threads
         self._zygote: socket.socket | None = None
         self._zygote_lock = threading.Lock()
         # Within submit: the supervisor forked before the run existed (zygote.early_fork).
@@ -203,20 +204,22 @@ class Engine:
         )
 
     def _spawn_supervisor(self, run_id: str, reattach: bool = False) -> int:
-        """Start the run's detached supervisor: forked from this process when it is safe (a
-        single-threaded client such as the CLI: no interpreter start, no re-imports), else a
-        fresh interpreter."""
+        """Start the run's detached supervisor: the one ``submit`` forked ahead (zygote.early_fork)
+        while it lives, else forked from this process when that is safe (single-threaded), else
+        through the zygote (threaded clients), else a fresh interpreter."""
         run_dir = self.project.run_dir(run_id)
-        pending, self.pending = self.pending, None
-        if pending is not None and not reattach:
-            pid = pending.start(
-                str(self.project.root), run_id, reattach, str(run_dir / "supervisor.log")
-            )
-            done_r = pending.done_r
-            gc.freeze()  # as in _fork_supervisor: the collector skips it, at exit above all
-        else:
-            if pending is not None:
-                pending.abort()
+        pending, self.pending = self.pending, None  # set by submit only: never a reattach
+        pid: int | None = None
+        if pending is not None:
+            try:
+                pid = pending.start(
+                    str(self.project.root), run_id, reattach, str(run_dir / "supervisor.log")
+                )
+                done_r = pending.done_r
+                gc.freeze()  # as in _fork_supervisor: the collector skips it, at exit above all
+            except OSError:
+                pid = None  # it died before it got the run: start one the other way
+        if pid is None:
             done_r, done_w = os.pipe()  # closes when the supervisor exits: "run ended"
             forked: int | None = None
             if self.fork_supervisors and threading.active_count() == 1:
@@ -228,10 +231,9 @@ class Engine:
             pid = forked
             os.close(done_w)
         self._sweep_done_fds()
-        old = self._done_fds.pop(run_id, None)
-        if old is not None:
-            os.close(old)
-        self._done_fds[run_id] = done_r
+        self.forget_done_fd(run_id)
+        with self._done_lock:
+            self._done_fds[run_id] = done_r
         self.store.update(run_id, supervisor_pid=pid, supervisor_start=procutil.start_ticks(pid))
         return pid
 
@@ -316,8 +318,9 @@ class Engine:
                 socket.send_fds(sock, [request], [done_w])
                 reply = sock.recv(256).decode()
             except OSError:
-                self._zygote = None  # gone: this and later runs use a fresh interpreter
-                return None
+                sock.close()
+                self._zygote = None  # gone: this run uses a fresh interpreter, the next a
+                return None  # new zygote
         return int(reply) if reply.isdigit() else None
 
     def _sweep_done_fds(self) -> None:
@@ -325,17 +328,19 @@ class Engine:
         a watch loop) starts runs without end and must not run out of file descriptors."""
         import select
 
-        if not self._done_fds:
-            return
-        poller = select.poll()  # not select(): no FD_SETSIZE limit
-        for fd in self._done_fds.values():
-            poller.register(fd, select.POLLIN)
-        ended = {fd for fd, _event in poller.poll(0)}  # EOF/HUP: the writer is gone
-        for run_id in [r for r, fd in self._done_fds.items() if fd in ended]:
-            self.forget_done_fd(run_id)
+        with self._done_lock:
+            if not self._done_fds:
+                return
+            poller = select.poll()  # not select(): no FD_SETSIZE limit
+            for fd in self._done_fds.values():
+                poller.register(fd, select.POLLIN)
+            ended = {fd for fd, _event in poller.poll(0)}  # EOF/HUP: the writer is gone
+            for run_id in [r for r, fd in self._done_fds.items() if fd in ended]:
+                os.close(self._done_fds.pop(run_id))
 
     def forget_done_fd(self, run_id: str) -> None:
-        fd = self._done_fds.pop(run_id, None)
+        with self._done_lock:
+            fd = self._done_fds.pop(run_id, None)
         if fd is not None:
             os.close(fd)
 

@@ -48,7 +48,10 @@ class PendingSupervisor:
             lines = f"early {early}\n" if early else ""
             lines += f"preload {module}\n" if module else ""
             if lines:
-                os.write(self._go_w, lines.encode())
+                try:
+                    os.write(self._go_w, lines.encode())
+                except OSError:
+                    pass  # it died: start() says so, and the client starts another supervisor
 
     def start(self, root: str, run_id: str, reattach: bool, log_path: str) -> int:
         """Hand the run over; from now on it is the run's detached supervisor."""
@@ -56,9 +59,11 @@ class PendingSupervisor:
         message = json.dumps([root, run_id, reattach, log_path]).encode() + b"\n"
         try:
             os.write(self._go_w, message)  # far below PIPE_BUF: one atomic write
-        finally:
-            os.close(self._go_w)
-            self._go_w = None
+        except OSError:
+            self.abort()  # it died before its run (EPIPE): reaped; the caller starts another
+            raise
+        os.close(self._go_w)
+        self._go_w = None
         return self.pid
 
     def abort(self) -> None:

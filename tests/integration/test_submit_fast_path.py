@@ -3,7 +3,10 @@ errors and exit statuses as through click, and no process left when submit fails
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,31 @@ def test_plain_submit_and_click_submit_agree(project: Project) -> None:
         assert result.returncode == 3
         assert "out" in result.stdout
         assert "failed (exit code 3)" in result.stderr
+
+
+DEAD_AHEAD = """
+import json, os, signal, sys, time
+from pathlib import Path
+from backends.engine import Engine
+from backends.project import Project
+from backends.zygote import early_fork
+engine = Engine(Project(Path(sys.argv[1])), fork_supervisors=True)
+engine.pending = early_fork()  # the supervisor-to-be, as the CLI forks it...
+os.kill(engine.pending.pid, signal.SIGKILL)  # ...dies before it gets its run
+time.sleep(0.2)
+record = engine.submit("local", "noop.py", [])
+while not record.status.is_terminal():
+    time.sleep(0.05)
+    record = engine.store.get(record.id, with_metrics=False)
+print(json.dumps({"status": record.status.value}))
+"""
+
+
+def test_a_supervisor_forked_ahead_that_died_is_replaced(project: Project) -> None:
+    from tests.conftest import REPO, cli_env
+
+    project.write("noop.py", "print('ran')\n")
+    res = subprocess.run([sys.executable, "-c", DEAD_AHEAD, str(project.root)],
+                         capture_output=True, text=True, cwd=REPO, env=cli_env(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"status": "completed"}
