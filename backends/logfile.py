@@ -114,24 +114,44 @@ class ResumePoint:
     count_at_last: dict[str, int]
 
 
-def resume_point(path: Path, tail_bytes: int = 1 << 20) -> ResumePoint:
+def resume_point(path: Path, block: int = 1 << 20) -> ResumePoint:
+    """Each stream's last timestamp in the log and how many lines carry it. Read backwards a
+    block at a time, only as far as needed: until every stream's run of last-timestamp lines
+    is behind us, or the start of the file (a stream not seen by then has nothing to skip)."""
     last: dict[str, str] = {}
     count: dict[str, int] = {}
+    settled: set[str] = set()
     try:
-        size = path.stat().st_size
+        fh = open(path, "rb")
     except FileNotFoundError:
         return ResumePoint({}, {})
-    lines, _ = read_from(path, max(0, size - tail_bytes), tail_bytes)
-    for line in lines:
-        entry = LogEntry.parse(line)
-        # A metric record stands where its marker line was on stdout: it counts as that line,
-        # so a resent marker is skipped too (and its metric never recorded twice).
-        stream = "out" if entry.stream == "met" else entry.stream
-        if stream not in ("out", "err") or not entry.ts:
-            continue
-        if last.get(stream) == entry.ts:
-            count[stream] += 1
-        else:
-            last[stream] = entry.ts
-            count[stream] = 1
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        head = b""  # the first, maybe partial, line of the block read last
+        tail_done = False
+        while end > 0 and len(settled) < 2:
+            start = max(0, end - block)
+            fh.seek(start)
+            lines = (fh.read(end - start) + head).split(b"\n")
+            end = start
+            if not tail_done:  # what follows the last newline was never a whole line
+                if len(lines) == 1 and start > 0:
+                    head = lines[0]  # no newline yet: read further back
+                    continue
+                lines.pop()
+                tail_done = True
+            head = lines.pop(0) if start > 0 else b""
+            for raw in reversed(lines):
+                entry = LogEntry.parse(raw.decode("utf-8", errors="replace"))
+                # A metric record stands where its marker line was on stdout: it counts as that
+                # line, so a resent marker is skipped too (and its metric never recorded twice).
+                stream = "out" if entry.stream == "met" else entry.stream
+                if stream not in ("out", "err") or not entry.ts or stream in settled:
+                    continue
+                if stream not in last:
+                    last[stream], count[stream] = entry.ts, 1
+                elif entry.ts == last[stream]:
+                    count[stream] += 1
+                else:
+                    settled.add(stream)
     return ResumePoint(last, count)

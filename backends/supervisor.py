@@ -139,7 +139,10 @@ class Supervisor:
         pump = asyncio.create_task(self._pump(handle))
         watcher = asyncio.create_task(self._watch_cancel(backend, handle))
         code = await handle.wait()
-        await pump
+        try:
+            await pump
+        except Exception as err:  # the run ended all the same: keep its outputs and its status
+            self.note(f"the log stream broke ({err}); lines after it may be missing")
         watcher.cancel()
         canceled = self.cancel_event.is_set()
         outputs = await handle.collect_outputs(self.run_dir / "outputs")
