@@ -6,10 +6,11 @@ keys raise ConfigError naming file and line.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ._records import dataclass, field
-from .errors import ConfigError
+from .errors import ConfigError, TargetError
 from .yamlfile import MappingFile, load_mapping
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
@@ -197,6 +198,23 @@ class Compute:
     @property
     def is_remote(self) -> bool:
         return self.type in REMOTE_TYPES
+
+    @property
+    def share_dir(self) -> Path | None:
+        """``nativeSharedDirectory`` on this machine: Workbench's folder shared by all runs of
+        the target; None when the compute sets it empty."""
+        raw = self.native_shared_directory
+        return Path(os.path.expanduser(raw)).resolve() if raw else None
+
+    def make_share_dir(self) -> None:
+        share = self.share_dir
+        if share is None:
+            return
+        try:
+            share.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TargetError(f"cannot create nativeSharedDirectory {share}: "
+                              f"{err.strerror or err}") from err
 
 
 def builtin_local() -> Compute:

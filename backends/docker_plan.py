@@ -41,14 +41,10 @@ class ContainerPlan:
     def env_spec_of(self, project: Project, target: Target) -> EnvSpec:
         return spec_for(project.root, project.name, self.compute.base_docker_image, target.conda)
 
-    def share_dir(self) -> Path | None:
-        raw = self.compute.native_shared_directory
-        return Path(os.path.expanduser(raw)).resolve() if raw else None
-
     def container_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
         env["PYTHONPATH"] = SHIM
-        if self.share_dir() is not None:
+        if self.compute.share_dir is not None:
             env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE
         return env
 
@@ -78,7 +74,7 @@ class ContainerPlan:
 
     def binds(self, ctx: RunContext) -> list[str]:
         binds = []
-        share = self.share_dir()
+        share = self.compute.share_dir
         if share is not None:
             binds.append(f"{share}:{SHARE}")
         if self.compute.shared_volumes or self.mounts():
@@ -115,9 +111,7 @@ class ContainerPlan:
         """What must exist on this machine before the container starts."""
         if self.mounts() and not self.compute.shared_volumes:
             (ctx.workdir / "outputs").mkdir(exist_ok=True)
-        share = self.share_dir()
-        if share is not None:
-            share.mkdir(parents=True, exist_ok=True)
+        self.compute.make_share_dir()
 
     def outputs(self, ctx: RunContext) -> tuple[str, Path] | None:
         """Where outputs/ is read back from: ``("move", path)`` when the snapshot is mounted (the

@@ -44,9 +44,9 @@ class LocalBackend(Backend):
 
     def run_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
-        share = self.compute.native_shared_directory
-        if share:  # Workbench's folder shared by all runs of the target
-            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = os.path.expanduser(share)
+        share = self.compute.share_dir
+        if share is not None:  # Workbench's folder shared by all runs of the target
+            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = str(share)
         inherited = os.environ.get("PYTHONPATH")
         env["PYTHONPATH"] = str(SHIM_DIR) + (os.pathsep + inherited if inherited else "")
         return env
@@ -79,9 +79,7 @@ class LocalBackend(Backend):
         # cancel finds them; only local runs have descendants here.
         procutil.become_subreaper()
         full_env = {**os.environ, **self.run_env(ctx)}
-        share = full_env.get("AZUREML_NATIVE_SHARE_DIRECTORY")
-        if share:
-            os.makedirs(share, exist_ok=True)
+        self.compute.make_share_dir()
         try:
             proc = await asyncio.create_subprocess_exec(
                 env.ref,

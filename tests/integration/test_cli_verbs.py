@@ -289,6 +289,16 @@ def test_native_shared_directory_is_shared_by_runs(project: Project, tmp_path: P
     assert "seen 1" in project.cli("submit", "-c", "local", "share.py", check=True).stdout
 
 
+def test_a_shared_directory_that_cannot_be_made_is_one_line(project: Project) -> None:
+    project.write("aml_config/local.compute",
+                  'type: "local"\nnativeSharedDirectory: "/proc/labdeck-no-such"\n')
+    project.write("hello.py", "print('never')\n")
+    res = project.cli("submit", "-c", "local", "hello.py")
+    assert res.returncode == 1
+    assert "cannot create nativeSharedDirectory /proc/labdeck-no-such" in res.stderr
+    assert "internal error" not in res.stderr and "never" not in res.stdout
+
+
 def test_target_show_local_lists_this_machines_gpus(project: Project, tmp_path: Path) -> None:
     smi = stand_in_nvidia_smi(tmp_path)
     shown = project.cli("target", "show", "local", env={"LABDECK_NVIDIA_SMI": str(smi)},
