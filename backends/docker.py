@@ -28,13 +28,15 @@ from .docker_client import (
     api_message,
     docker_errors,
     docker_url,
+    is_connection_error,
     is_not_found,
     open_docker,
     ping,
+    refused,
 )
 from .docker_early import EarlyStart
 from .docker_env import EnvSpec
-from .docker_image import cached_env, ensure_image, lean_base_image_id
+from .docker_image import build_env, cached_env, lean_base_image_id
 from .docker_plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name
 from .docker_run import DockerRunHandle, remove_container
 from .errors import PrepareError, TargetError
@@ -94,17 +96,27 @@ class DockerBackend(Backend):
             with docker_errors(self.url):
                 try:
                     base_id = await lean_base_image_id(api, spec.base)
-                    if self.compute.gpus is not None:
+                    cached = await cached_env(api, spec, base_id, force)
+                    build = cached is None and (explicit or
+                                                ctx.target.runconfig.prepare_environment)
+                    # A daemon that cannot serve GPUs fails now, not after a long build (or
+                    # when asked to prepare); a run of a ready environment learns it at start.
+                    if self.compute.gpus is not None and (build or explicit):
                         await self._gpu_preflight(api, base_id)
-                    cached = None if force else await cached_env(api, spec, base_id)
                 except APIError as err:
-                    raise TargetError("the Docker daemon refused the request: "
-                                      f"{api_message(err)}") from err
+                    raise refused(err) from err
         if cached is not None:
             return cached
-        if explicit or ctx.target.runconfig.prepare_environment:
+        if build:
             async with open_docker(self.url) as docker:
-                return await ensure_image(docker, spec, ctx.progress, force)
+                try:
+                    return await build_env(docker, spec, base_id, ctx.progress)
+                except (TargetError, PrepareError):
+                    raise
+                except Exception as err:  # aiodocker's DockerError: one line, the daemon's
+                    if is_connection_error(err) or getattr(err, "status", None) is None:
+                        raise
+                    raise refused(err) from err
         raise PrepareError(f"the environment of {self.compute.name!r} is not prepared: run "
                            f"'labdeck prepare -c {self.compute.name}' (or set PrepareEnvironment: "
                            "true in the runconfig)")
@@ -226,7 +238,10 @@ class DockerBackend(Backend):
                 if not is_not_found(err):
                     raise TargetError(f"cannot look up container {durable_ref[:12]}: "
                                       f"{api_message(err)}") from err
-        found = await api.containers([f"{LABEL_RUN}={run_id}"])
+        try:
+            found = await api.containers([f"{LABEL_RUN}={run_id}"])
+        except APIError as err:
+            raise refused(err) from err
         if found:
             return found[0]
         if not durable_ref:

@@ -128,6 +128,11 @@ async def open_docker(url: str | None = None) -> AsyncIterator[Any]:
         await client.close()
 
 
+def refused(err: BaseException) -> TargetError:
+    """A daemon that answered with an error the caller has no better words for."""
+    return TargetError(f"the Docker daemon refused the request: {api_message(err)}")
+
+
 async def ping(docker: Any, url: str | None = None) -> dict[str, Any]:
     """The daemon's version record; the first call on a client, so it reports unreachability."""
     try:
@@ -135,5 +140,5 @@ async def ping(docker: Any, url: str | None = None) -> dict[str, Any]:
     except Exception as err:
         if is_connection_error(err):
             raise unreachable(docker_url(url), err) from err
-        raise TargetError(f"the Docker daemon refused the request: {api_message(err)}") from err
+        raise refused(err) from err
     return version

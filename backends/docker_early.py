@@ -9,9 +9,10 @@ The backend's ``prepare`` and ``start`` then take up what was begun (``ctx.early
 run even arrives, ``warm`` connects to the daemon and finds the image (the CLI names the target
 when it forks the supervisor-to-be).
 
-Only the common case is begun early: a local daemon (the snapshot is mounted), no GPU request
-(whose preflight is async), an environment that needs no build. Anything else, or any failure
-here, begins nothing: the usual path then does the whole start and reports what went wrong.
+Only the common case is begun early: a local daemon (the snapshot is mounted) and an environment
+that needs no build. Anything else, or any failure here, begins nothing: the usual path then does
+the whole start and reports what went wrong. (A daemon that cannot serve a GPU request says so
+in the start's answer, which the backend reads and words like any other start error.)
 """
 
 from __future__ import annotations
@@ -84,18 +85,20 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         return None
     api = ready.api if ready is not None else SyncDockerAPI(plan.url)
     cid = None
+    creating = False
     try:
         image = ready.image if ready is not None else _image(api, plan.env_spec(ctx))
         if image is None:
             return None  # to be built (or reported missing) by prepare
         plan.prepare_folders(ctx)
-        name = container_name(ctx.run_id)
-        cid = api.create(plan.config(ctx, image), name=name)
+        creating = True
+        cid = api.create(plan.config(ctx, image), name=container_name(ctx.run_id))
         return EarlyStart(plan.url, EnvRef(image, cached=True), cid, api.send_start(cid))
     except BaseException:
-        # Created (or maybe created: the answer may be what failed), not started: remove it,
-        # so the usual path can create its own under the same name.
-        _remove(plan.url, cid or container_name(ctx.run_id))
+        if creating:
+            # Created (or maybe: the answer may be what failed), not started: remove it, so
+            # the usual path can create its own under the same name.
+            _remove(plan.url, cid or container_name(ctx.run_id))
         raise
     finally:
         api.close()
@@ -114,7 +117,7 @@ def _remove(url: str, ref: str) -> None:
 
 
 def _eligible(plan: ContainerPlan) -> bool:
-    return plan.compute.gpus is None and plan.mounts()
+    return plan.mounts()  # the snapshot is mounted: nothing to copy in before the start
 
 
 def _image(api: SyncDockerAPI, spec: EnvSpec) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .base import EnvRef
 from .docker_api import DockerAPI
-from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_not_found
+from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_connection_error
 from .docker_env import EnvSpec, missing_base
 from .errors import PrepareError
 
@@ -47,50 +47,30 @@ class BaseFacts:
     conda: str  # path of micromamba/mamba/conda, or "" when none
 
 
-async def base_image_id(docker: Any, base: str) -> str:
-    try:
-        info = await docker.images.inspect(base)
-    except Exception as err:
-        if is_not_found(err):
-            raise missing_base(base) from err
-        raise
-    return str(info["Id"])
-
-
 async def lean_base_image_id(api: DockerAPI, base: str) -> str:
-    """``base_image_id`` through the run path's lean client."""
+    """The base image's id (an input of the environment's tag)."""
     info = await api.image(base)
     if info is None:
         raise missing_base(base)
     return str(info["Id"])
 
 
-async def cached_env(api: DockerAPI, spec: EnvSpec, base_id: str) -> EnvRef | None:
-    """The environment when nothing needs building (no dependencies, or its tag exists), through
-    the lean client; None when ``ensure_image`` must build it."""
+async def cached_env(api: DockerAPI, spec: EnvSpec, base_id: str,
+                     force: bool = False) -> EnvRef | None:
+    """The environment when nothing needs building (no dependencies, or its tag exists, unless
+    ``force``); None when ``build_env`` must build it."""
     tag = spec.env_tag(base_id)
     if tag is None:
         return EnvRef(spec.base, cached=True)  # nothing to install: the base image is the env
-    if await api.image(tag) is not None:
+    if not force and await api.image(tag) is not None:
         return EnvRef(tag, cached=True)
     return None
 
 
-async def ensure_image(docker: Any, spec: EnvSpec, progress: Progress,
-                       force: bool = False) -> EnvRef:
-    """The environment image's tag, built when no image with that tag exists (or ``force``)."""
-    base_id = await base_image_id(docker, spec.base)
-    if not spec.pip and not spec.conda:
-        return EnvRef(spec.base, cached=True)  # nothing to install: the base image is the env
+async def build_env(docker: Any, spec: EnvSpec, base_id: str, progress: Progress) -> EnvRef:
+    """Build the environment image (``cached_env`` found none to reuse) and tag it."""
     digest = spec.digest(base_id)
     tag = spec.tag(digest)
-    if not force:
-        try:
-            await docker.images.inspect(tag)
-            return EnvRef(tag, cached=True)
-        except Exception as err:
-            if not is_not_found(err):
-                raise
     progress(f"building {tag} from {spec.base} ({_summary(spec)})")
     facts = await probe_base(docker, base_id) if (spec.conda or spec.offline) else None
     if spec.conda and facts is not None and not facts.conda:
@@ -260,15 +240,19 @@ async def probe_base(docker: Any, base_id: str) -> BaseFacts:
     """Run the base image once to learn its Python, platform and conda (cache misses only)."""
     config = {"Image": base_id, "Cmd": ["python3", "-c", PROBE],
               "Labels": {LABEL_ENV: "probe"}, "HostConfig": {"NetworkMode": "none"}}
-    container = await docker.containers.create(config=config)
+    container = None
     try:
+        container = await docker.containers.create(config=config)
         await container.start()
         result = await container.wait()
         out = "".join(await container.log(stdout=True, stderr=True)).strip()
     except Exception as err:
+        if is_connection_error(err):
+            raise  # the daemon is gone: docker_errors says so
         raise PrepareError(f"cannot run python3 in the base image: {api_message(err)}") from err
     finally:
-        await container.delete(force=True)
+        if container is not None:
+            await container.delete(force=True)
     fields = out.split()
     if result.get("StatusCode") != 0 or len(fields) != 5:
         raise PrepareError(f"the base image has no working python3 (probe said {out[:200]!r})")
