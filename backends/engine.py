@@ -356,8 +356,8 @@ class Engine:
     def last(self) -> RunRecord:
         return self.reconcile(self.store.last())
 
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        records = self.store.list_runs(limit)
+    def runs(self, limit: int | None = None, with_metrics: bool = True) -> list[RunRecord]:
+        records = self.store.list_runs(limit, with_metrics)
         return [self.reconcile(r) if not r.status.is_terminal() else r for r in records]
 
     def reconcile(self, record: RunRecord) -> RunRecord:

@@ -345,6 +345,22 @@ class RunStore:
         ).fetchall()
         return _fold(rows).get(run_id, {})
 
+    def last_metrics(self) -> dict[str, dict[str, tuple[Any, bool]]]:
+        """Per run, each metric's last value and whether it is a series: what a table of runs
+        shows, without decoding every value of every series (thousands per run)."""
+        rows = self._db.execute(
+            "SELECT m.run_id, m.name, m.value, c.n, c.series FROM metrics AS m JOIN"
+            " (SELECT run_id, name, MAX(seq) AS seq, COUNT(*) AS n, MAX(series) AS series"
+            "  FROM metrics GROUP BY run_id, name) AS c"
+            " ON m.run_id = c.run_id AND m.name = c.name AND m.seq = c.seq"
+            " ORDER BY m.run_id, m.name"
+        ).fetchall()
+        out: dict[str, dict[str, tuple[Any, bool]]] = {}
+        for row in rows:
+            out.setdefault(row["run_id"], {})[row["name"]] = (
+                json.loads(row["value"]), bool(row["series"]) or row["n"] > 1)
+        return out
+
     def _all_metrics(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute(
             "SELECT run_id, name, value, series FROM metrics ORDER BY run_id, name, seq"

@@ -128,7 +128,7 @@ class LabdeckApp(App[None]):
             return
         self.log_panel.show(self.engine.log_path(record.id),
                             f"{record.id} {record.status.value}")
-        self.details.show(record)
+        self.details.show(self.engine.store.get(record.id))  # the panel's rows hold no metrics
 
     def on_run_selected(self, message: RunSelected) -> None:
         self.show_run(message.run_id)

@@ -112,6 +112,10 @@ def test_series_and_scalars_fold(tmp_path: Path) -> None:
         "name": "tree",
     }
     assert store.list_runs()[0].metrics == store.get(rec.id).metrics
+    # What a table of runs shows: the last value of each, and which are series.
+    assert store.last_metrics() == {rec.id: {
+        "acc": (0.5, False), "curve": (3, True), "loss": (0.5, True), "name": ("tree", False)}}
+    assert store.list_runs(with_metrics=False)[0].metrics == {}
     store.close()
 
 

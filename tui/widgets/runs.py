@@ -47,11 +47,12 @@ def short_id(record: RunRecord) -> str:
     return record.id[len(prefix):] if record.id.startswith(prefix) else record.id
 
 
-def metrics_summary(metrics: dict[str, Any], limit: int = 3) -> str:
-    scalars = [(k, v) for k, v in metrics.items() if not isinstance(v, list)]
-    series = [(k, v) for k, v in metrics.items() if isinstance(v, list)]
+def metrics_summary(last: dict[str, tuple[Any, bool]], limit: int = 3) -> str:
+    """Scalars as name=value, then series as name~last value (``store.last_metrics``)."""
+    scalars = [(k, v) for k, (v, series) in last.items() if not series]
+    series = [(k, v) for k, (v, series) in last.items() if series]
     parts = [f"{k}={metric_value(v)}" for k, v in scalars[:limit]]
-    parts += [f"{k}~{metric_value(v[-1]) if v else '-'}" for k, v in series[:limit - len(parts)]]
+    parts += [f"{k}~{metric_value(v)}" for k, v in series[:limit - len(parts)]]
     return " ".join(parts)
 
 
@@ -59,9 +60,6 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _facts(record: RunRecord) -> tuple[Any, ...]:
-    return (record.status, record.ended, record.exit_code, record.outputs, record.error,
-            repr(record.metrics))
 
 
 class RunsPanel(Vertical):
@@ -76,7 +74,8 @@ class RunsPanel(Vertical):
         super().__init__(id=id)
         self.engine = engine
         self.poll = poll
-        self.records: list[RunRecord] = []
+        self.records: list[RunRecord] = []  # without their metrics: see ``last``
+        self.last: dict[str, dict[str, tuple[Any, bool]]] = {}  # run -> metric -> last value
         self.marked: list[str] = []
         self.sort_key = "created"
         self.filter_text = ""
@@ -106,12 +105,22 @@ class RunsPanel(Vertical):
     def reload(self) -> None:
         """Re-read the store and redraw."""
         self._version = self.engine.store.data_version()
-        before = self.record(self.selected_id)
-        self.records = self.engine.runs()
+        selected = self.selected_id
+        before = self._facts(selected)
+        self.records = self.engine.runs(with_metrics=False)
+        self.last = self.engine.store.last_metrics()
         self.redraw()
-        after = self.record(self.selected_id)
-        if after is not None and (before is None or _facts(before) != _facts(after)):
-            self.post_message(RunSelected(after.id))  # the selected run moved on: redraw it
+        after = self._facts(selected)
+        if after is not None and before != after:
+            self.post_message(RunSelected(selected))  # the selected run moved on: redraw it
+
+    def _facts(self, run_id: str | None) -> tuple[Any, ...] | None:
+        """What the details of a run show that can change; None for no such run."""
+        record = self.record(run_id)
+        if record is None:
+            return None
+        return (record.status, record.ended, record.exit_code, record.outputs, record.error,
+                self.last.get(record.id))
 
     def tick(self) -> None:
         version = self.engine.store.data_version()
@@ -147,10 +156,10 @@ class RunsPanel(Vertical):
         key = SORTS.get(self.sort_key, SORTS["created"])
         return sorted(records, key=key, reverse=self.sort_key in ("created", "time"))
 
-    @staticmethod
-    def _haystack(record: RunRecord) -> str:
+    def _haystack(self, record: RunRecord) -> str:
         return " ".join([record.id, record.script or "", record.target, record.status.value,
-                         " ".join(record.args), metrics_summary(record.metrics, 99)]).lower()
+                         " ".join(record.args),
+                         metrics_summary(self.last.get(record.id, {}), 99)]).lower()
 
     def _cells(self, record: RunRecord) -> list[Any]:
         mark = "● " if record.id in self.marked else ""
@@ -161,7 +170,7 @@ class RunsPanel(Vertical):
             record.target,
             Text(record.status.value, style=STATUS_STYLES.get(record.status, "")),
             duration(record.duration),
-            metrics_summary(record.metrics),
+            metrics_summary(self.last.get(record.id, {})),
         ]
 
     def redraw(self) -> None:
