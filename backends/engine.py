@@ -350,8 +350,8 @@ class Engine:
 
     # ---------------------------------------------------------------- read back
 
-    def get(self, run_id: str) -> RunRecord:
-        return self.reconcile(self.store.find(run_id))
+    def get(self, run_id: str, with_metrics: bool = True) -> RunRecord:
+        return self.reconcile(self.store.find(run_id, with_metrics))
 
     def last(self) -> RunRecord:
         return self.reconcile(self.store.last())

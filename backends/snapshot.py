@@ -110,12 +110,18 @@ def content_hash(root: Path, files: list[FileEntry]) -> str:
     """sha256 over (path, exec bit, file sha256) of every file that travels."""
     outer = sha256()
     for entry in files:
-        inner = sha256()
-        with open(root / entry.rel, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{entry.rel}\0{int(entry.executable)}\0{inner.hexdigest()}\n".encode())
+        digest = file_sha256(root / entry.rel)
+        outer.update(f"{entry.rel}\0{int(entry.executable)}\0{digest}\n".encode())
     return outer.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes (OSError when it cannot be read)."""
+    digest = sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_size(files: list[FileEntry], limit: int = DEFAULT_LIMIT_BYTES) -> None:

@@ -260,17 +260,17 @@ class RunStore:
             record.metrics = self.metrics(run_id)
         return record
 
-    def find(self, prefix: str) -> RunRecord:
+    def find(self, prefix: str, with_metrics: bool = True) -> RunRecord:
         """A run by id, or by a unique suffix/prefix as people type them."""
         row = self._db.execute("SELECT id FROM runs WHERE id=?", (prefix,)).fetchone()
         if row is not None:
-            return self.get(prefix)
+            return self.get(prefix, with_metrics)
         rows = self._db.execute(
             "SELECT id FROM runs WHERE id LIKE ? OR id LIKE ? ORDER BY created DESC LIMIT 2",
             (f"{prefix}%", f"%{prefix}"),
         ).fetchall()
         if len(rows) == 1:
-            return self.get(rows[0]["id"])
+            return self.get(rows[0]["id"], with_metrics)
         if len(rows) > 1:
             raise RunNotFound(f"run id {prefix!r} is ambiguous")
         raise RunNotFound(f"no run {prefix!r} in this project")

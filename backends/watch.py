@@ -10,7 +10,6 @@ CLI (``tui/watch_cli.py``) and the dashboard both drive a ``Watcher``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import UsageError
-from .snapshot import IGNORE_FILES, IgnoreRules
+from .snapshot import IGNORE_FILES, IgnoreRules, file_sha256
 from .store import RunRecord
 
 DEBOUNCE_MS = 50  # watchfiles waits this long for a burst to settle (its default is 1600 ms)
@@ -50,7 +49,7 @@ class EngineLike(Protocol):
 
     def cancel(self, run_id: str) -> RunRecord: ...
 
-    def get(self, run_id: str) -> RunRecord: ...
+    def get(self, run_id: str, with_metrics: bool = True) -> RunRecord: ...
 
     def warm_up(self) -> None: ...
 
@@ -72,13 +71,10 @@ def file_digest(path: Path) -> str | None:
     """sha256 of a file's bytes and exec bit; None when it is gone or unreadable."""
     try:
         st = path.stat()
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        digest = file_sha256(path)
     except OSError:
         return None
-    return f"{digest.hexdigest()}:{int(bool(st.st_mode & 0o100))}"
+    return f"{digest}:{int(bool(st.st_mode & 0o100))}"
 
 
 class ChangeDetector:
@@ -151,7 +147,7 @@ class Watcher:
         self.on_event = on_event
         self.in_flight: list[str] = list(in_flight or [])  # runs this watcher is responsible for
         self.pending: WatchEvent | None = None  # a queued resubmission
-        self.detector = ChangeDetector(root)
+        self._detector: ChangeDetector | None = None  # hashes every file: made in run()
 
     # ---------------------------------------------------------------- the decision
 
@@ -200,7 +196,7 @@ class Watcher:
         alive = []
         for run_id in self.in_flight:
             try:
-                if not self.engine.get(run_id).status.is_terminal():
+                if not self.engine.get(run_id, with_metrics=False).status.is_terminal():
                     alive.append(run_id)
             except Exception:  # a run deleted from the store is not in flight any more
                 continue
@@ -209,16 +205,25 @@ class Watcher:
 
     # ---------------------------------------------------------------- the loop
 
+    @property
+    def detector(self) -> ChangeDetector:
+        if self._detector is None:
+            self._detector = ChangeDetector(self.root)
+        return self._detector
+
     def _filter(self, _change: Any, path: str) -> bool:
         return self.detector.relative(path) is not None
 
     async def run(self, stop_event: asyncio.Event | None = None,
                   ready: Callable[[], None] | None = None) -> None:
-        """Watch until ``stop_event`` is set (or the task is cancelled)."""
+        """Watch until ``stop_event`` is set (or the task is cancelled). What blocks (hashing
+        files, submitting and canceling runs, reading the store) runs in a thread: the loop may
+        be the dashboard's own."""
         from watchfiles import awatch
 
         stop = stop_event or asyncio.Event()
-        self.engine.warm_up()
+        await asyncio.to_thread(lambda: self.detector)  # the first look at every file
+        await asyncio.to_thread(self.engine.warm_up)
         queue_task = asyncio.create_task(self._queue_loop(stop))
         try:
             watcher = awatch(self.root, watch_filter=self._filter, debounce=DEBOUNCE_MS,
@@ -227,16 +232,17 @@ class Watcher:
                 ready()
             async for changes in watcher:
                 event_time = time.monotonic()
-                files = self.detector.changed({path for _change, path in changes})
+                paths = {path for _change, path in changes}
+                files = await asyncio.to_thread(self.detector.changed, paths)
                 if files:
-                    self.on_change(files, event_time)
+                    await asyncio.to_thread(self.on_change, files, event_time)
         finally:
             queue_task.cancel()
 
     async def _queue_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if self.pending is not None:
-                self.poll_queue()
+                await asyncio.to_thread(self.poll_queue)
             await asyncio.sleep(QUEUE_POLL_S)
 
 

@@ -98,7 +98,7 @@ class FakeEngine:
         self.status[run_id] = RunStatus.CANCELED
         return self.get(run_id)
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str, with_metrics: bool = True) -> RunRecord:
         return RunRecord(run_id, "p", "local", "local", self.status[run_id], 0.0)
 
 
