@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none): how any failure is
+    shown in a notification, a table cell or a watch event."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 class LabdeckError(Exception):
     """Base of every error labdeck reports to a person. ``exit_code`` is the CLI's status."""
 

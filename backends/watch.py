@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import UsageError
+from .errors import UsageError, one_line
 from .snapshot import IGNORE_FILES, IgnoreRules, file_sha256
 from .store import RunRecord
 
@@ -168,7 +168,7 @@ class Watcher:
                     self.engine.cancel(run_id)
                     event.canceled.append(run_id)
                 except Exception as err:  # one failed cancel must not stop the resubmission
-                    event.error = _one_line(err)
+                    event.error = one_line(err)
         return self._submit(event)
 
     def poll_queue(self) -> WatchEvent | None:
@@ -183,7 +183,7 @@ class Watcher:
         try:
             record = self.engine.submit(self.target, self.script, self.args, trigger=event.files)
         except Exception as err:  # reported to the user as one line; watching goes on
-            event.error = _one_line(err)
+            event.error = one_line(err)
             self.on_event(event)
             return event
         event.submit_time = time.monotonic()
@@ -246,6 +246,4 @@ class Watcher:
             await asyncio.sleep(QUEUE_POLL_S)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+

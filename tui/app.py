@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from backends.errors import one_line
 from backends.snapshot import list_files
 from backends.store import RunRecord
 from backends.watch import Watcher, WatchEvent
@@ -37,11 +38,6 @@ from .widgets.log_panel import LogPanel
 from .widgets.run_details import RunDetails
 from .widgets.runs import RunsPanel
 from .widgets.targets import TargetsPanel
-
-
-def one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 class LabdeckApp(App[None]):

@@ -79,6 +79,8 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
     except (OSError, tomllib.TOMLDecodeError) as err:
         return {}, [f"{path}: {err}"]
     table = data.get("keymap", data)
+    if not isinstance(table, dict):
+        return {}, [f"{path}: 'keymap' must be a table of binding id = \"keys\""]
     remaps: dict[str, str] = {}
     problems: list[str] = []
     ids = known_ids()

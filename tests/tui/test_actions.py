@@ -25,6 +25,7 @@ from tui.screens.compare import CompareScreen
 from tui.screens.full_log import FullLogScreen
 from tui.screens.help import HelpScreen
 from tui.screens.submit import SubmitScreen
+from tui.widgets.targets import TargetsPanel
 
 from .helpers import of_type, settle, until
 
@@ -300,6 +301,27 @@ async def test_keymap_file_remaps_a_binding(engine: Engine, tmp_path: Path) -> N
                    for n in app._notifications)
         await pilot.press("x")
         assert isinstance(app.screen, SubmitScreen)
+
+
+async def test_a_keymap_that_is_not_a_table_is_one_line(engine: Engine, tmp_path: Path) -> None:
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text('keymap = "x"\n')
+    app = app_for(engine, keymap_file=keymap)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert any("'keymap' must be a table" in n.message for n in app._notifications)
+
+
+async def test_a_broken_target_config_keeps_its_row_state(engine: Engine,
+                                                          deck_project: Any) -> None:
+    (deck_project.root / "aml_config" / "broken.compute").write_text("type: [unclosed\n")
+    app = app_for(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.query_one(TargetsPanel).refresh_targets()
+        await settle(pilot)
+        row = app.query_one(TargetsPanel).get_row("broken")
+        assert str(row[2]) == "✗ config"
 
 
 async def test_runs_filter_and_sort(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from backends.errors import one_line
 from backends.store import RunRecord
 
 from ..render import duration, metric_value, when
@@ -91,8 +92,7 @@ class RunDetails(VerticalScroll):
             text = self.engine.explain(record.runconfig or record.target, record.script,
                                        list(record.args)).render()
         except Exception as err:  # shown in place: the run may predate a config change
-            lines = str(err).strip().splitlines()
-            text = f"cannot explain: {lines[0] if lines else type(err).__name__}"
+            text = f"cannot explain: {one_line(err)}"
         self.app.call_from_thread(self._explained, record.id, text)
 
     def _explained(self, run_id: str, text: str) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from backends.base import TargetInfo
+from backends.errors import one_line
 
 from ..messages import TargetSelected
 
@@ -25,11 +26,6 @@ def gpu_text(info: TargetInfo) -> str:
                     for g in info.gpus)
 
 
-def one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 class TargetsPanel(DataTable[Any]):
     DEFAULT_CSS = """
     TargetsPanel { height: auto; max-height: 6; }
@@ -42,6 +38,7 @@ class TargetsPanel(DataTable[Any]):
         self.initial = selected
         self.poll = poll
         self.names: list[str] = []
+        self.broken: set[str] = set()  # their config does not load: nothing to describe
 
     def on_mount(self) -> None:
         for col in COLUMNS:
@@ -52,6 +49,7 @@ class TargetsPanel(DataTable[Any]):
                 kind = self.engine.project.resolve(name).compute.type
             except Exception as err:  # a broken config file shows on its row
                 self.add_row(name, "?", Text("✗ config", style="red"), one_line(err), key=name)
+                self.broken.add(name)
                 continue
             self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
         if self.initial in self.names:
@@ -65,7 +63,8 @@ class TargetsPanel(DataTable[Any]):
                         name="describe-targets", exit_on_error=False)
 
     async def _describe_all(self) -> None:
-        await asyncio.gather(*(self._describe(name) for name in self.names))
+        await asyncio.gather(*(self._describe(name) for name in self.names
+                               if name not in self.broken))
 
     async def _describe(self, name: str) -> None:
         try:
@@ -78,19 +77,12 @@ class TargetsPanel(DataTable[Any]):
         if name not in self.names:
             return
         state = Text("● ready", style="green") if info.reachable else Text("✗ down", style="red")
-        detail = info.detail if info.reachable else f"{info.detail}"
         gpus = gpu_text(info)
         try:
             self.update_cell(name, "state", state)
-            self.update_cell(name, "detail", f"{detail} {gpus}".strip(), update_width=True)
+            self.update_cell(name, "detail", f"{info.detail} {gpus}".strip(), update_width=True)
         except (RowDoesNotExist, CellDoesNotExist):  # the row vanished; nothing to show
             return
-
-    @property
-    def selected_name(self) -> str | None:
-        if not self.names or self.cursor_row < 0 or self.cursor_row >= len(self.names):
-            return None
-        return self.names[self.cursor_row]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
