@@ -58,7 +58,8 @@ class DockerBackend(Backend):
 
     def explain(self, ctx: RunContext) -> Explanation:
         spec = self.plan.env_spec(ctx)
-        image = f"{spec.repository}:<inputs-hash>"
+        # The base image is the environment when there is nothing to install.
+        image = f"{spec.repository}:<inputs-hash>" if spec.pip or spec.conda else spec.base
         cmd = ["docker", "run", "--rm", "--init", "-w", WORKDIR]
         for key, value in self.plan.labels(ctx).items():
             cmd += ["--label", f"{key}={value}"]

@@ -400,29 +400,8 @@ def experiment() -> None:
     """Workbench spelling: experiment submit|prepare|cancel."""
 
 
-@experiment.command("submit", context_settings=SCRIPT_ARGS)
-@submit_options
-@click.pass_obj
-def experiment_submit(
-    obj: Ctx,
-    target: str,
-    run_async: bool,
-    explain: bool,
-    script: str | None,
-    script_args: tuple[str, ...],
-) -> None:
-    """Same as 'labdeck submit'."""
-    do_submit(obj, target, run_async, explain, script, list(script_args))
-
-
-@experiment.command("prepare")
-@click.option("-c", "--target", "target", default="local", show_default=True)
-@click.option("--force", is_flag=True)
-@click.option("--offline", is_flag=True, help="docker: send locally downloaded wheels.")
-@click.pass_obj
-def experiment_prepare(obj: Ctx, target: str, force: bool, offline: bool) -> None:
-    """Same as 'labdeck prepare'."""
-    do_prepare(obj, target, force, offline)
+experiment.add_command(submit, "submit")
+experiment.add_command(prepare, "prepare")
 
 
 @experiment.command("cancel")
