@@ -7,7 +7,6 @@ import asyncio
 import calendar
 import codecs
 import io
-import re
 import shutil
 import tarfile
 import time
@@ -22,16 +21,22 @@ from .docker_plan import WORKDIR
 from .errors import TargetError
 from .logfile import ResumePoint, format_ts
 
-# "2024-05-01T12:34:56.123456789Z " (RFC3339Nano, as the logs endpoint prefixes each message)
-TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z ")
+_last_second: tuple[str, int] = ("", 0)  # most lines share their second with the one before
 
 
-def docker_ts(whole: str, fraction: str | None) -> float:
-    """Seconds since the epoch, truncated to microseconds (what the log file keeps), so that a
-    line's recorded timestamp never sorts after its real one: ``since`` then resends it."""
-    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
-    micros = int((fraction or "0")[:6].ljust(6, "0"))
-    return seconds + micros / 1_000_000
+def docker_ts(stamp: str) -> float | None:
+    """``"2024-05-01T12:34:56.123456789Z "`` (RFC3339Nano, as the logs endpoint prefixes each
+    message) as seconds since the epoch, truncated to microseconds (what the log file keeps),
+    so that a line's recorded timestamp never sorts after its real one: ``since`` then resends
+    it. None for no stamp."""
+    global _last_second
+    whole, dot, rest = stamp.rstrip().rstrip("Z").partition(".")
+    if len(whole) != 19:
+        return None
+    if whole != _last_second[0]:  # strptime costs more than all the rest of a line
+        _last_second = (whole, calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")))
+    micros = int(rest[:6].ljust(6, "0")) if dot and rest.isdigit() else 0
+    return _last_second[1] + micros / 1_000_000
 
 
 def since_param(log_ts: str) -> str:
@@ -50,10 +55,9 @@ class LineAssembler:
         self.pending = ""
         self.pending_ts: float | None = None
 
-    def feed(self, frame: str) -> list[LogLine]:
-        match = TS_RE.match(frame)
-        ts = docker_ts(match.group(1), match.group(2)) if match else None
-        body = frame[match.end():] if match else frame
+    def feed(self, stamp: str, body: str) -> list[LogLine]:
+        """One message: its timestamp prefix (``split_ts``; "" when none) and its text."""
+        ts = docker_ts(stamp) if stamp else None
         if self.pending_ts is None:
             self.pending_ts = ts
         self.pending += body
@@ -150,7 +154,7 @@ class DockerRunHandle(RunHandle):
                         name = "err" if kind == STDERR else "out"
                         stamp, body = split_ts(payload)
                         text = decoders[name].decode(body)
-                        for line in assemblers[name].feed(stamp + text):
+                        for line in assemblers[name].feed(stamp, text):
                             if dedupe[name].keep(line):
                                 await queue.put(line)
             for name, assembler in assemblers.items():
