@@ -178,6 +178,9 @@ class Backend(ABC):
         """Start the run; returns once it is started (its output comes through the handle)."""
 
     async def reattach(self, ctx: RunContext, durable_ref: str, resume: ResumePoint) -> RunHandle:
+        """Take up a run whose supervisor died (backends declaring REATTACH). ``durable_ref`` is
+        what ``start`` returned, or "" when the supervisor died before recording it: find the
+        run by its id then (docker: by label). Resume its output after ``resume``."""
         raise CapabilityError(f"target type {self.compute.type!r} cannot reattach to a run")
 
     async def describe(self) -> TargetInfo:

@@ -48,7 +48,7 @@ def begin(project: Project, run_id: str) -> RunContext | None:
     begun: a backend without an early path, or any failure (the supervisor then starts the run
     the usual way, and reports that failure properly). The run was recorded a moment ago by the
     client that handed it over; a cancel that came since is seen by the supervisor, which then
-    abandons what was begun (``Backend.abandon``)."""
+    discards what was begun (``EarlyWork.discard``)."""
     try:
         ctx = run_context(project, run_id)
         hook = registry.early_hook(ctx.compute.type)

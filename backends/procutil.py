@@ -74,14 +74,6 @@ def start_ticks(pid: int) -> int | None:
     return int(stat[stat.rfind(")") + 2 :].split()[19])
 
 
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def signal_tree(pgid: int | None, pids: list[int], sig: signal.Signals) -> None:
     if pgid is not None:
         try:

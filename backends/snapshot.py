@@ -176,19 +176,24 @@ def copy_files(root: Path, files: list[FileEntry], dest: Path) -> None:
 def copy_file(src: Path, dst: Path) -> None:
     """``shutil.copy2`` of a regular file without importing shutil (~2 ms of every submit: it
     loads the bz2 and lzma modules): the bytes through the kernel, mode and times kept."""
-    if os.path.exists(dst) and os.path.samefile(src, dst):
-        raise OSError(f"{src} and {dst} are the same file")  # opening dst would empty it
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+    with open(src, "rb") as fin:
         st = os.fstat(fin.fileno())
-        offset = 0
-        try:
-            while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
-                offset += sent
-        except OSError:  # no sendfile between these files: plain reads and writes
-            fin.seek(offset)
-            while block := fin.read(1 << 20):
-                fout.write(block)
-        os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
+        # Opened without O_TRUNC (nor O_APPEND: sendfile refuses it), so that a dst that is
+        # src is found before anything is emptied.
+        with open(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666), "wb") as fout:
+            there = os.fstat(fout.fileno())
+            if (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino):
+                raise OSError(f"{src} and {dst} are the same file")
+            fout.truncate(0)
+            offset = 0
+            try:
+                while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
+                    offset += sent
+            except OSError:  # no sendfile between these files: plain reads and writes
+                fin.seek(offset)
+                while block := fin.read(1 << 20):
+                    fout.write(block)
+            os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 

@@ -95,6 +95,13 @@ class Supervisor:
         except Exception as err:
             self.note(f"cleanup: {err}")
 
+    async def _canceled(self, ctx: RunContext, why: str) -> None:
+        """End a run that never started: nothing begun left behind, the reason in its log
+        before the terminal status (a client stops reading the log at that status)."""
+        await self._discard_early(ctx)
+        self.note(why)
+        self.store.set_status(self.run_id, RunStatus.CANCELED, error=why)
+
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
         if self.reattach and Capability.REATTACH in backend.capabilities:
@@ -106,13 +113,10 @@ class Supervisor:
                 if not record.cancel_requested:
                     raise
                 # Asked to stop, and there is nothing running to stop: that is a cancel.
-                self.note(f"canceled; {err}")
-                self.store.set_status(self.run_id, RunStatus.CANCELED, error=f"canceled; {err}")
+                await self._canceled(ctx, f"canceled; {err}")
                 return None
         if record.cancel_requested or record.status.is_terminal():
-            await self._discard_early(ctx)
-            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
-            self.note("canceled before start")
+            await self._canceled(ctx, "canceled before start")
             return None
         self.store.set_status(self.run_id, RunStatus.PREPARING)
         prepare = asyncio.create_task(backend.prepare(ctx))
@@ -120,15 +124,12 @@ class Supervisor:
         await asyncio.wait({prepare, cancel}, return_when=asyncio.FIRST_COMPLETED)
         if not prepare.done():
             prepare.cancel()
-            await self._discard_early(ctx)
-            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled while preparing")
-            self.note("canceled while preparing")
+            await self._canceled(ctx, "canceled while preparing")
             return None
         cancel.cancel()
         env = prepare.result()
         if self.cancel_event.is_set() or self._cancel_requested():
-            await self._discard_early(ctx)
-            self.store.set_status(self.run_id, RunStatus.CANCELED, error="canceled before start")
+            await self._canceled(ctx, "canceled before start")
             return None
         handle = await backend.start(ctx, env)
         self.store.update(self.run_id, durable_ref=handle.durable_ref)
