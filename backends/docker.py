@@ -1,7 +1,7 @@
 """The docker target (``type: docker``, older ``localdocker``): each run is a labelled container
-of the prepared environment image, with the run's snapshot copied in (or the project mounted with
-``sharedVolumes``), driven through the Docker Engine API. Also the base of the remote docker
-target, which reaches another daemon through ``url`` (an SSH-forwarded socket)."""
+of the prepared environment image, with the run's snapshot mounted (a daemon on this machine) or
+copied in (or the project mounted with ``sharedVolumes``), driven through the Docker Engine API
+of the daemon at ``DOCKER_HOST`` or the local socket."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from .docker_http import (
     read_response,
 )
 
-STDOUT, STDERR = 1, 2
+STDERR = 2  # the log frames' stream byte (1 is stdout)
 
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -195,4 +195,4 @@ class DockerAPI:
         return await self.call("GET", f"/containers/{cid}/archive", {"path": path})
 
 
-__all__ = ["STDERR", "STDOUT", "APIError", "DockerAPI", "Response", "parse_url"]
+__all__ = ["STDERR", "APIError", "DockerAPI", "Response", "parse_url"]

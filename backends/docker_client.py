@@ -1,9 +1,9 @@
 """Opening the Docker Engine API, and turning its failures into one-line TargetErrors.
 
-The backend is parameterised by the daemon's URL (``DOCKER_HOST`` or the local socket); the remote
-docker target reuses this over an SSH-forwarded unix socket. aiodocker (and aiohttp under it) is
-imported only here, lazily, and only for image builds and ``target show``: a run's path uses the
-lean client of docker_api.py (aiodocker's import alone cost ~0.4 s of each run's start).
+The backend is parameterised by the daemon's URL (``DOCKER_HOST`` or the local socket). aiodocker
+(and aiohttp under it) is used for image builds and ``target show`` only, imported lazily (here,
+and for its error type in docker_image.py): a run's path uses the lean client of docker_api.py
+(aiodocker's import alone cost ~0.4 s of each run's start).
 """
 
 from __future__ import annotations

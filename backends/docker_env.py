@@ -57,10 +57,9 @@ class EnvSpec:
                        self.channels, offline=True)
 
 
-def spec_for(project_root: object, project_name: str, base: str, conda: CondaDeps | None,
-             offline: bool | None = None) -> EnvSpec:
-    if offline is None:
-        offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
+def spec_for(project_root: object, project_name: str, base: str,
+             conda: CondaDeps | None) -> EnvSpec:
+    offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
     return EnvSpec(
         project=str(project_root), project_name=project_name, base=base,
         pip=conda.pip_packages if conda else (),

@@ -105,7 +105,7 @@ def _summary(spec: EnvSpec) -> str:
     return "; ".join(parts) or "no dependencies"
 
 
-def dockerfile(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None) -> str:
+def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
     lines = [f"FROM {base_id}"]
     lines += [f"ARG {name}" for name in PIP_BUILD_ARGS if os.environ.get(name)]
     lines.append("COPY labdeck-env/ /labdeck/env/")
@@ -129,7 +129,7 @@ def build_context(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | N
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, digest, facts).encode())
+        _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, facts).encode())
         requirements = "".join(f"{p}\n" for p in spec.pip).encode()
         _add_bytes(tar, "labdeck-env/requirements.txt", requirements)
         if wheels.is_dir():

@@ -148,7 +148,8 @@ class LabdeckApp(App[None]):
     def action_submit(self) -> None:
         record = self.selected_record()
         screen = SubmitScreen(self.project_scripts(), self.engine.project.compute_names(),
-                              self.target, record.script if record else None)
+                              self.target, record.script if record else None,
+                              list(record.args) if record else None)
         self.push_screen(screen, self._submit_chosen)
 
     def _submit_chosen(self, request: SubmitRequest | None) -> None:

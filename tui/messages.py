@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual.message import Message
 
@@ -22,8 +22,7 @@ class RunSelected(Message):
 
 @dataclass
 class RunSubmitted(Message):
-    record: RunRecord
-    trigger: list[str] = field(default_factory=list)
+    record: RunRecord  # its trigger says whether watch mode submitted it
 
 
 @dataclass
