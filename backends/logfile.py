@@ -96,6 +96,30 @@ def read_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[list[s
     return data.decode("utf-8", errors="replace").splitlines(), offset + len(data)
 
 
+def last_lines(path: Path, count: int) -> tuple[list[str], int]:
+    """The last ``count`` complete lines and the byte offset after them, read backwards from
+    the end a block at a time (a long log is not read whole). A partial last line waits."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return [], 0
+    with fh:
+        pos = fh.seek(0, os.SEEK_END)
+        buf = b""
+        while pos > 0 and buf.count(b"\n") <= count:
+            step = min(1 << 20, pos)
+            pos -= step
+            fh.seek(pos)
+            buf = fh.read(step) + buf
+    end_in_buf = buf.rfind(b"\n")
+    if end_in_buf < 0:
+        return [], 0
+    lines = buf[: end_in_buf + 1].decode("utf-8", errors="replace").split("\n")[:-1]
+    if pos > 0:
+        lines = lines[1:]  # the first one may be cut
+    return (lines[-count:] if count else []), pos + end_in_buf + 1
+
+
 def iter_entries(path: Path) -> Iterator[LogEntry]:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from backends.engine import Engine
-from backends.logfile import LogEntry, read_from
+from backends.logfile import LogEntry, last_lines, read_from
 from backends.store import RunRecord
 
 POLL_S = 0.01
@@ -37,9 +37,8 @@ def follow(
     path = engine.log_path(run_id)
     offset = 0
     if tail is not None:
-        size = path.stat().st_size if path.exists() else 0
-        lines, offset = read_from(path, 0, size + 1)
-        for line in lines[-tail:] if tail else []:
+        lines, offset = last_lines(path, tail)
+        for line in lines:
             emit(LogEntry.parse(line), timestamps)
     delay = POLL_S
     last_reconcile = time.monotonic()

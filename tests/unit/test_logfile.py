@@ -29,3 +29,17 @@ def test_resume_point_of_no_log_or_only_a_partial_line(tmp_path: Path) -> None:
     partial = tmp_path / "partial"
     partial.write_text("2026-01-01T00:00:03.000000Z out not finished")
     assert resume_point(partial, block=10).last_ts == {}
+
+
+def test_last_lines_reads_back_from_the_end_only(tmp_path: Path) -> None:
+    from backends.logfile import last_lines
+
+    log = tmp_path / "log"
+    body = "".join(f"2026-01-01T00:00:00.000000Z out line {i} {'x' * 200}\n"
+                   for i in range(20_000))  # ~4.5 MB: several blocks
+    log.write_text(body + "2026-01-01T00:00:01.000000Z out partial")
+    lines, end = last_lines(log, 2)
+    assert [ln.split()[3] for ln in lines] == ["19998", "19999"]
+    assert end == len(body.encode())  # the partial last line waits
+    assert last_lines(log, 0) == ([], end)
+    assert last_lines(tmp_path / "none", 5) == ([], 0)

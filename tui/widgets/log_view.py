@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from backends.logfile import STREAMS
+from backends.logfile import STREAMS, last_lines
 
 from ..keymap import LOG_BINDINGS
 
@@ -79,29 +79,8 @@ def count_lines(path: Path, end: int) -> int:
 
 def tail_lines(path: Path, count: int) -> tuple[list[str], int, int]:
     """The last ``count`` complete lines, the byte offset after them and the file's line count."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        return [], 0, 0
-    with open(path, "rb") as fh:
-        fh.seek(0)
-        # only complete lines count; a partial last line waits for the next tick
-        pos = size
-        buf = b""
-        while pos > 0 and buf.count(b"\n") <= count:
-            step = min(1 << 20, pos)
-            pos -= step
-            fh.seek(pos)
-            buf = fh.read(step) + buf
-    end_in_buf = buf.rfind(b"\n")
-    if end_in_buf < 0:
-        return [], 0, 0
-    end = pos + end_in_buf + 1
-    lines = buf[: end_in_buf + 1].decode("utf-8", errors="replace").split("\n")[:-1]
-    if pos > 0:
-        lines = lines[1:]  # the first one may be cut
-    lines = lines[-count:] if count else []
-    return lines, end, count_lines(path, end)
+    lines, end = last_lines(path, count)
+    return lines, end, count_lines(path, end) if end else 0
 
 
 def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> ScanResult:
