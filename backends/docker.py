@@ -31,7 +31,6 @@ from .docker_client import (
     is_connection_error,
     is_not_found,
     open_docker,
-    ping,
     refused,
 )
 from .docker_early import EarlyStart
@@ -252,9 +251,13 @@ class DockerBackend(Backend):
                           "removed outside labdeck, so the run's end was not recorded")
 
     async def describe(self) -> TargetInfo:
-        async with open_docker(self.url) as docker:
-            version = await ping(docker, self.url)
-            info = await docker.system.info()
+        async with DockerAPI(self.url) as api:  # the lean client: no aiohttp import for this
+            with docker_errors(self.url):
+                try:
+                    version = await api.version()
+                    info: dict[str, Any] = await api.json("GET", "/info")
+                except APIError as err:
+                    raise refused(err) from err
         runtimes = sorted((info.get("Runtimes") or {}).keys())
         detail = (f"docker {version.get('Version', '?')} (API {version.get('ApiVersion', '?')}) "
                   f"at {self.url}; runtimes: {', '.join(runtimes) or '-'}")

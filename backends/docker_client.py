@@ -1,9 +1,9 @@
 """Opening the Docker Engine API, and turning its failures into one-line TargetErrors.
 
 The backend is parameterised by the daemon's URL (``DOCKER_HOST`` or the local socket). aiodocker
-(and aiohttp under it) is used for image builds and ``target show`` only, imported lazily (here,
-and for its error type in docker_image.py): a run's path uses the lean client of docker_api.py
-(aiodocker's import alone cost ~0.4 s of each run's start).
+(and aiohttp under it) is used for image builds only, imported lazily (here, and for its error
+type in docker_image.py): runs and ``target show`` use the lean client of docker_api.py
+(aiodocker's import alone cost ~0.4 s).
 """
 
 from __future__ import annotations
@@ -131,14 +131,3 @@ async def open_docker(url: str | None = None) -> AsyncIterator[Any]:
 def refused(err: BaseException) -> TargetError:
     """A daemon that answered with an error the caller has no better words for."""
     return TargetError(f"the Docker daemon refused the request: {api_message(err)}")
-
-
-async def ping(docker: Any, url: str | None = None) -> dict[str, Any]:
-    """The daemon's version record; the first call on a client, so it reports unreachability."""
-    try:
-        version: dict[str, Any] = await docker.version()
-    except Exception as err:
-        if is_connection_error(err):
-            raise unreachable(docker_url(url), err) from err
-        raise refused(err) from err
-    return version
