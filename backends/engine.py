@@ -55,7 +55,7 @@ class Engine:
         self._zygote: socket.socket | None = None
         self._zygote_lock = threading.Lock()
         # Within submit: the supervisor forked before the run existed (zygote.early_fork).
-        self.pending: PendingSupervisor | None = None
+        self._pending: PendingSupervisor | None = None  # during submit: its supervisor-to-be
 
     @property
     def store(self) -> RunStore:
@@ -113,17 +113,21 @@ class Engine:
         script: str | None,
         args: list[str],
         trigger: list[str] | None = None,
+        *,
+        target: Target | None = None,
+        pending: PendingSupervisor | None = None,
     ) -> RunRecord:
+        """Record the run and hand it to its supervisor. ``target``: ``target_name`` already
+        resolved; ``pending``: a supervisor the caller forked ahead (the CLI does it first)."""
         # The supervisor-to-be loads its modules on the other CPU while this one plans and
-        # records the run (zygote.early_fork; the CLI may have forked it sooner still); any
-        # error before the hand-off ends it unused.
-        self.pending = self.pending or self._fork_ahead()
+        # records the run (zygote.early_fork); any error before the hand-off ends it unused.
+        self._pending = pending or self._fork_ahead()
         try:
-            return self._submit(target_name, script, args, trigger)
+            return self._submit(target_name, script, args, trigger, target)
         finally:
-            if self.pending is not None:  # not handed a run: end it, nothing outlives us
-                self.pending.abort()
-                self.pending = None
+            if self._pending is not None:  # not handed a run: end it, nothing outlives us
+                self._pending.abort()
+                self._pending = None
 
     def _fork_ahead(self) -> PendingSupervisor | None:
         if not self.fork_supervisors or self._store is not None:
@@ -135,13 +139,18 @@ class Engine:
         return early_fork()
 
     def _submit(
-        self, target_name: str, script: str | None, args: list[str], trigger: list[str] | None
+        self,
+        target_name: str,
+        script: str | None,
+        args: list[str],
+        trigger: list[str] | None,
+        target: Target | None,
     ) -> RunRecord:
-        target = self.project.resolve(target_name)
+        target = target or self.project.resolve(target_name)
         kind = target.compute.type
         registry.check(kind)  # unknown types fail before a record
-        if self.pending is not None:  # as soon as the backend is known
-            self.pending.preload(registry.module_of(kind), registry.early_module_of(kind))
+        if self._pending is not None:  # as soon as the backend is known
+            self._pending.preload(registry.module_of(kind), registry.early_module_of(kind))
         sub = self.plan(target_name, script, args, target=target)
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
@@ -208,7 +217,7 @@ class Engine:
         while it lives, else forked from this process when that is safe (single-threaded), else
         through the zygote (threaded clients), else a fresh interpreter."""
         run_dir = self.project.run_dir(run_id)
-        pending, self.pending = self.pending, None  # set by submit only: never a reattach
+        pending, self._pending = self._pending, None  # set by submit only: never a reattach
         pid: int | None = None
         if pending is not None:
             try:

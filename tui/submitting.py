@@ -64,9 +64,10 @@ def do_submit(
         from .watch_cli import watch_and_submit
 
         sys.exit(watch_and_submit(engine, target, script, args, policy))
-    show_warnings(engine.project.resolve(target))
-    engine.pending = obj.pending
-    record = engine.submit(target, script, args)
+    resolved = engine.project.resolve(target)
+    show_warnings(resolved)
+    record = engine.submit(target, script, args, target=resolved, pending=obj.pending)
+    obj.pending = None  # handed over, or ended by submit
     echo(f"run {record.id} submitted to {record.target}", err=True)
     echo(record.id)
     if run_async:

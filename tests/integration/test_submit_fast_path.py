@@ -92,10 +92,10 @@ from backends.engine import Engine
 from backends.project import Project
 from backends.zygote import early_fork
 engine = Engine(Project(Path(sys.argv[1])), fork_supervisors=True)
-engine.pending = early_fork()  # the supervisor-to-be, as the CLI forks it...
-os.kill(engine.pending.pid, signal.SIGKILL)  # ...dies before it gets its run
+pending = early_fork()  # the supervisor-to-be, as the CLI forks it...
+os.kill(pending.pid, signal.SIGKILL)  # ...dies before it gets its run
 time.sleep(0.2)
-record = engine.submit("local", "noop.py", [])
+record = engine.submit("local", "noop.py", [], pending=pending)
 while not record.status.is_terminal():
     time.sleep(0.05)
     record = engine.store.get(record.id, with_metrics=False)
