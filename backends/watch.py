@@ -66,6 +66,18 @@ class WatchEvent:
     event_time: float = 0.0  # time.monotonic() when watchfiles reported the change
     submit_time: float = 0.0  # time.monotonic() when the new run was recorded
 
+    def describe(self) -> str:
+        """One line for a person: what changed and what the watcher did about it."""
+        files = ", ".join(self.files)
+        if self.error:
+            return f"{files} changed; resubmit failed: {self.error}"
+        if self.run is None:
+            return f"{files} changed; queued after run {self.queued_after}"
+        text = f"{files} changed -> run {self.run.id} submitted to {self.run.target}"
+        if self.canceled:
+            text += f" (canceled {', '.join(self.canceled)})"
+        return text
+
 
 def file_digest(path: Path) -> str | None:
     """sha256 of a file's bytes and exec bit; None when it is gone or unreadable."""

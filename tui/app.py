@@ -277,16 +277,10 @@ class LabdeckApp(App[None]):
 
     def on_watch_triggered(self, message: WatchTriggered) -> None:
         event = message.event
-        files = ", ".join(event.files)
-        if event.error:
-            self.notify(f"{files} changed; resubmit failed: {event.error}", severity="error")
-        elif event.run is None:
-            self.notify(f"{files} changed; queued after {event.queued_after}")
-        else:
+        if event.run is not None:
             self.runs_panel.reload()
             self.runs_panel.select(event.run.id)
-            canceled = f", canceled {', '.join(event.canceled)}" if event.canceled else ""
-            self.notify(f"{files} changed → run {event.run.id}{canceled}")
+        self.notify(event.describe(), severity="error" if event.error else "information")
 
     # ------------------------------------------------------------------ views
 

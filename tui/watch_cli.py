@@ -22,18 +22,6 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def describe_event(event: WatchEvent) -> str:
-    files = ", ".join(event.files)
-    if event.error:
-        return f"{files} changed; resubmit failed: {event.error}"
-    if event.run is None:
-        return f"{files} changed; queued after run {event.queued_after}"
-    text = f"{files} changed -> run {event.run.id} submitted to {event.run.target}"
-    if event.canceled:
-        text += f" (canceled {', '.join(event.canceled)})"
-    return text
-
-
 class _Tails:
     """Streams the log of every run the watcher started, from its first byte."""
 
@@ -71,7 +59,7 @@ async def _watch(engine: Any, target: str, script: str | None, args: list[str],
     tails.add(first.id)
 
     def on_event(event: WatchEvent) -> None:
-        _say(describe_event(event))
+        _say(event.describe())
         if event.run is not None:
             tails.add(event.run.id)
 

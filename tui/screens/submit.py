@@ -10,9 +10,11 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from backends.watch import Policy
+
 from ..messages import SubmitRequest
 
-POLICIES = ("cancel", "queue", "parallel")
+POLICIES = tuple(p.value for p in Policy)
 
 
 class SubmitScreen(ModalScreen[SubmitRequest | None]):
