@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from backends.errors import one_line
+from backends.errors import LabdeckError, one_line
 from backends.snapshot import list_files
 from backends.store import RunRecord
 from backends.watch import Watcher, WatchEvent
@@ -285,22 +285,15 @@ class LabdeckApp(App[None]):
     # ------------------------------------------------------------------ views
 
     def action_compare(self) -> None:
-        panel = self.runs_panel
-        ids = list(panel.marked)
-        if len(ids) < 2:
-            shown = panel._shown
-            current = panel.selected_id
-            if current is None or current not in shown:
-                self.notify("mark two runs with space to compare", severity="warning")
-                return
-            index = shown.index(current)
-            other = shown[index + 1] if index + 1 < len(shown) else (
-                shown[index - 1] if index > 0 else None)
-            if other is None:
-                self.notify("only one run: nothing to compare", severity="warning")
-                return
-            ids = [current, other]
-        records = [self.engine.get(run_id) for run_id in ids]
+        ids, problem = self.runs_panel.compare_pair()
+        if problem:
+            self.notify(problem, severity="warning")
+            return
+        try:
+            records = [self.engine.get(run_id) for run_id in ids]  # with their metrics
+        except LabdeckError as err:  # deleted meanwhile
+            self.notify(one_line(err), severity="error")
+            return
         self.push_screen(CompareScreen(records))
 
     def action_open_log(self) -> None:

@@ -132,6 +132,20 @@ class RunsPanel(Vertical):
                 self._last_tick = now
                 self.reload()  # reconciles runs in flight and moves their durations
 
+    def compare_pair(self) -> tuple[list[str], str]:
+        """The runs to compare: the marked ones, else the selected run and the row below it
+        (above it on the last row); or a reason why there are none."""
+        if len(self.marked) >= 2:
+            return list(self.marked), ""
+        current = self.selected_id
+        if current is None or current not in self._shown:
+            return [], "mark two runs with space to compare"
+        index = self._shown.index(current)
+        if len(self._shown) < 2:
+            return [], "only one run: nothing to compare"
+        other = self._shown[index + 1] if index + 1 < len(self._shown) else self._shown[index - 1]
+        return [current, other], ""
+
     def record(self, run_id: str | None) -> RunRecord | None:
         return next((r for r in self.records if r.id == run_id), None)
 
