@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from backends.logfile import LogEntry
 from backends.store import RunRecord
@@ -90,22 +90,32 @@ def run_details(rec: RunRecord) -> str:
     return "\n".join(lines)
 
 
-def compare(records: Sequence[RunRecord]) -> str:
+def compare_rows(
+    records: Sequence[RunRecord],
+    metric_cell: Callable[[Any], Any] = metric_value,
+    metric_name: Callable[[str], Any] = str,
+) -> list[list[Any]]:
+    """Runs side by side, a row per fact and per metric (every metric any of them logged);
+    the dashboard draws metric cells and names its own way."""
     names: list[str] = []
     for rec in records:
         names += [n for n in rec.metrics if n not in names]
-    headers = ["", *[r.id for r in records]]
-    rows = [
+    rows: list[list[Any]] = [
         ["status", *[r.status.value for r in records]],
+        ["script", *[r.script or "-" for r in records]],
         ["target", *[r.target for r in records]],
         ["args", *[" ".join(r.args) or "-" for r in records]],
         ["duration", *[duration(r.duration) for r in records]],
     ]
     for name in names:
-        rows.append(
-            [name, *[metric_value(r.metrics[name]) if name in r.metrics else "-" for r in records]]
-        )
-    return table(headers, rows)
+        rows.append([metric_name(name), *[metric_cell(r.metrics[name]) if name in r.metrics
+                                          else "-" for r in records]])
+    return rows
+
+
+def compare(records: Sequence[RunRecord]) -> str:
+    return table(["", *[r.id for r in records]], [[str(c) for c in row]
+                                                  for row in compare_rows(records)])
 
 
 def as_json(value: Any) -> str:

@@ -13,33 +13,19 @@ from textual.widgets import DataTable, Label
 
 from backends.store import RunRecord
 
-from ..render import duration, metric_value
+from ..render import compare_rows as render_rows
+from ..render import metric_value
 from ..widgets.chart import sparkline
 
 
+def _metric_cell(value: Any) -> str:
+    if isinstance(value, list):  # a series: its shape and its last value
+        return f"{sparkline(value, 12)} {metric_value(value[-1]) if value else ''}"
+    return metric_value(value)
+
+
 def compare_rows(records: list[RunRecord]) -> list[list[Any]]:
-    names: list[str] = []
-    for rec in records:
-        names += [n for n in rec.metrics if n not in names]
-    rows: list[list[Any]] = [
-        ["status", *[r.status.value for r in records]],
-        ["script", *[r.script or "-" for r in records]],
-        ["target", *[r.target for r in records]],
-        ["args", *[" ".join(r.args) or "-" for r in records]],
-        ["duration", *[duration(r.duration) for r in records]],
-    ]
-    for name in names:
-        cells: list[Any] = [Text(name, style="bold")]
-        for rec in records:
-            value = rec.metrics.get(name)
-            if value is None:
-                cells.append("-")
-            elif isinstance(value, list):
-                cells.append(f"{sparkline(value, 12)} {metric_value(value[-1]) if value else ''}")
-            else:
-                cells.append(metric_value(value))
-        rows.append(cells)
-    return rows
+    return render_rows(records, _metric_cell, lambda name: Text(name, style="bold"))
 
 
 class CompareScreen(ModalScreen[None]):
