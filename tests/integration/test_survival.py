@@ -92,11 +92,14 @@ def test_cancel_kills_children_grandchildren_and_daemons(project: Project) -> No
     while not ((workdir / "pids.txt").is_file() and (workdir / "daemon.pid").is_file()):
         assert time.monotonic() < deadline, "spawner never started its children"
         time.sleep(0.05)
-    time.sleep(0.2)
     pids = [int(p) for p in (workdir / "pids.txt").read_text().split()]
     daemon = int((workdir / "daemon.pid").read_text())
     script_pid = _durable_pid(project, run_id)
-    grandchildren = [g for p in pids for g in procutil.descendants(p)]
+    grandchildren: list[int] = []
+    while not grandchildren:  # the second child starts its own child: wait for it, not a guess
+        assert time.monotonic() < deadline, "the grandchild never started"
+        grandchildren = [g for p in pids for g in procutil.descendants(p)]
+        time.sleep(0.05)
     family = [script_pid, daemon, *pids, *grandchildren]
     assert all(procutil.alive(p) for p in family), family
     start = time.monotonic()

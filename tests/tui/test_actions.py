@@ -351,14 +351,13 @@ async def test_runs_appear_when_another_process_writes(engine: Engine,
                     "the new run shows")
 
 
-async def test_command_palette_offers_actions_and_submits(engine: Engine) -> None:
+async def test_command_palette_offers_actions_and_submit_shortcuts(engine: Engine) -> None:
     from tui.commands import LabdeckCommands
 
     app = app_for(engine)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         provider = LabdeckCommands(app.screen)
-        texts = [str(hit.text) for hit in []]
         texts = [t for t, _cb, _h in provider._commands()]
         assert "Submit (s)" in texts and "Cancel (c)" in texts and "Log (l)" in texts
         assert "Submit hello.py on local" in texts
