@@ -19,6 +19,7 @@ from . import procutil, registry, snapshot
 from ._records import dataclass
 from .base import Capability, EnvRef, Explanation, RunContext, TargetInfo
 from .errors import RunNotFound, TargetError, UsageError
+from .outputenv import RUN_OUTPUT_ENV
 from .project import Project, Target
 from .runspec import RunSpec
 from .status import RunStatus
@@ -89,7 +90,7 @@ class Engine:
             "LABDECK_RUN_ID": run_id,
             "AZUREML_RUN_ID": run_id,
             "LABDECK_TARGET": target.compute.name,
-            "PYTHONUNBUFFERED": "1",
+            **RUN_OUTPUT_ENV,
         }
         shared = target.compute.shared_volumes
         run_dir = self.project.run_dir(run_id)

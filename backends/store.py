@@ -345,6 +345,26 @@ class RunStore:
         ).fetchall()
         return _fold(rows).get(run_id, {})
 
+    def metrics_tail(self, run_id: str, limit: int) -> dict[str, Any]:
+        """A run's metrics with each series cut to its last ``limit`` values: what a chart
+        draws, read in bounded work however long the series has grown."""
+        rows = self._db.execute(
+            "SELECT run_id, name, value, series FROM ("
+            " SELECT run_id, name, value, series, seq, ROW_NUMBER() OVER"
+            "  (PARTITION BY name ORDER BY seq DESC) AS back FROM metrics WHERE run_id=?)"
+            " WHERE back <= ? ORDER BY name, seq",
+            (run_id, max(1, limit)),
+        ).fetchall()
+        counts = dict(self._db.execute(
+            "SELECT name, COUNT(*) FROM metrics WHERE run_id=? GROUP BY name", (run_id,)
+        ).fetchall())
+        folded = _fold(rows).get(run_id, {})
+        # A name logged more often than it is shown is a series even if one value is kept.
+        return {
+            name: [value] if counts.get(name, 0) > 1 and not isinstance(value, list) else value
+            for name, value in folded.items()
+        }
+
     def last_metrics(self) -> dict[str, dict[str, tuple[Any, bool]]]:
         """Per run, each metric's last value and whether it is a series: what a table of runs
         shows, without decoding every value of every series (thousands per run)."""
