@@ -13,7 +13,8 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -144,7 +145,14 @@ class ChangeDetector:
 
 
 class Watcher:
-    """Resubmits ``script args`` on ``target`` each time the project's content changes."""
+    """Resubmits ``script args`` on ``target`` each time the project's content changes.
+
+    One owner for the watcher's state (``in_flight``, ``pending``): the event loop. A change is
+    folded into ``pending`` there, and ``decide`` applies the policy to it, one decision at a
+    time; threads only do the blocking calls (hashing, reading statuses, cancel, submit) and
+    return their results. So a save that arrives while the queue is starting its run waits for
+    that run's id and is queued after it, instead of starting a second run alongside.
+    """
 
     def __init__(self, engine: EngineLike, root: Path, target: str, script: str | None,
                  args: list[str], policy: Policy | str = Policy.CANCEL,
@@ -156,64 +164,80 @@ class Watcher:
         self.script = script
         self.args = list(args)
         self.policy = Policy.parse(policy)
-        self.on_event = on_event
+        self.on_event = on_event  # called on the event loop
         self.in_flight: list[str] = list(in_flight or [])  # runs this watcher is responsible for
-        self.pending: WatchEvent | None = None  # a queued resubmission
+        self.pending: WatchEvent | None = None  # the resubmission to make (or queued)
+        self._unreported = False  # ``pending`` took a change that was not reported yet
+        self._deciding = asyncio.Lock()  # one decision at a time, even across its awaits
+        self._wake = asyncio.Event()  # a change arrived: decide now, not at the next poll
         self._detector: ChangeDetector | None = None  # hashes every file: made in run()
 
     # ---------------------------------------------------------------- the decision
 
-    def on_change(self, files: list[str], event_time: float | None = None) -> WatchEvent:
-        """Apply the policy to a set of changed files (already filtered and hashed)."""
-        event = WatchEvent(files, event_time=event_time or time.monotonic())
-        active = self._active()
-        if self.policy is Policy.QUEUE and active:
-            if self.pending is not None:  # fold further changes into the queued resubmission
-                event.files = sorted({*self.pending.files, *files})
-            event.queued_after = active[-1]
-            self.pending = event
-            self.on_event(event)
-            return event
-        if self.policy is Policy.CANCEL:
-            for run_id in active:
-                try:
-                    self.engine.cancel(run_id)
-                    event.canceled.append(run_id)
-                except Exception as err:  # one failed cancel must not stop the resubmission
-                    event.error = one_line(err)
-        return self._submit(event)
+    def notice(self, files: list[str], event_time: float | None = None) -> None:
+        """Fold changed files (already filtered and hashed) into the pending resubmission."""
+        when = event_time or time.monotonic()
+        if self.pending is None:
+            self.pending = WatchEvent(sorted(files), event_time=when)
+        else:
+            self.pending.files = sorted({*self.pending.files, *files})
+            self.pending.event_time = when
+        self._unreported = True
+        self._wake.set()
 
-    def poll_queue(self) -> WatchEvent | None:
-        """Start the queued resubmission once the run it waits for has ended."""
-        if self.pending is None or self._active():
-            return None
-        event, self.pending = self.pending, None
-        event.queued_after = None
-        return self._submit(event)
+    async def decide(self) -> WatchEvent | None:
+        """Apply the policy to the pending resubmission: start it (canceling the runs in flight
+        under ``cancel``), or report it queued while a run is in flight under ``queue``.
+        Returns what was reported, None when there was nothing to report."""
+        async with self._deciding:
+            if self.pending is None:
+                return None
+            alive = await asyncio.to_thread(self._alive, list(self.in_flight))
+            self.in_flight = [run_id for run_id in self.in_flight if run_id in alive]
+            event = self.pending
+            if self.policy is Policy.QUEUE and alive:
+                if not self._unreported:
+                    return None
+                self._unreported = False
+                event.queued_after = alive[-1]
+                return self._report(replace(event, files=list(event.files)))
+            self.pending, self._unreported = None, False
+            event.queued_after = None
+            if self.policy is Policy.CANCEL:
+                for run_id in alive:
+                    try:
+                        await asyncio.to_thread(self.engine.cancel, run_id)
+                        event.canceled.append(run_id)
+                    except Exception as err:  # one failed cancel must not stop the resubmission
+                        event.error = one_line(err)
+            return await self._submit(event)
 
-    def _submit(self, event: WatchEvent) -> WatchEvent:
+    async def _submit(self, event: WatchEvent) -> WatchEvent:
         try:
-            record = self.engine.submit(self.target, self.script, self.args, trigger=event.files)
+            record = await asyncio.to_thread(self.engine.submit, self.target, self.script,
+                                             self.args, event.files)
         except Exception as err:  # reported to the user as one line; watching goes on
             event.error = one_line(err)
-            self.on_event(event)
-            return event
+            return self._report(event)
         event.submit_time = time.monotonic()
         event.run = record
         self.in_flight.append(record.id)
+        return self._report(event)
+
+    def _report(self, event: WatchEvent) -> WatchEvent:
         self.on_event(event)
         return event
 
-    def _active(self) -> list[str]:
+    def _alive(self, run_ids: list[str]) -> list[str]:
+        """Blocking (a thread's job): which of ``run_ids`` have not reached a terminal status."""
         alive = []
-        for run_id in self.in_flight:
+        for run_id in run_ids:
             try:
                 if not self.engine.get(run_id, with_metrics=False).status.is_terminal():
                     alive.append(run_id)
             except Exception:  # a run deleted from the store is not in flight any more
                 continue
-        self.in_flight = alive
-        return list(alive)
+        return alive
 
     # ---------------------------------------------------------------- the loop
 
@@ -236,7 +260,13 @@ class Watcher:
         stop = stop_event or asyncio.Event()
         await asyncio.to_thread(lambda: self.detector)  # the first look at every file
         await asyncio.to_thread(self.engine.warm_up)
-        queue_task = asyncio.create_task(self._queue_loop(stop))
+        decider = asyncio.create_task(self._decide_loop())
+
+        def decider_ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                stop.set()  # a decision failed (a broken on_event): stop, and raise it below
+
+        decider.add_done_callback(decider_ended)
         try:
             watcher = awatch(self.root, watch_filter=self._filter, debounce=DEBOUNCE_MS,
                              step=STEP_MS, stop_event=stop)
@@ -247,15 +277,19 @@ class Watcher:
                 paths = {path for _change, path in changes}
                 files = await asyncio.to_thread(self.detector.changed, paths)
                 if files:
-                    await asyncio.to_thread(self.on_change, files, event_time)
+                    self.notice(files, event_time)
         finally:
-            queue_task.cancel()
+            decider.cancel()
+            with suppress(asyncio.CancelledError):
+                await decider
 
-    async def _queue_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if self.pending is not None:
-                await asyncio.to_thread(self.poll_queue)
-            await asyncio.sleep(QUEUE_POLL_S)
-
-
-
+    async def _decide_loop(self) -> None:
+        """The decisions, one at a time: at each change, and every ``QUEUE_POLL_S`` while a
+        resubmission is queued (to see the run it waits for end)."""
+        while True:
+            if not self._wake.is_set():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(),
+                                           QUEUE_POLL_S if self.pending is not None else None)
+            self._wake.clear()
+            await self.decide()

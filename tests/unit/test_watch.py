@@ -110,40 +110,70 @@ def make(tmp_path: Path, policy: str) -> tuple[FakeEngine, Watcher, list[WatchEv
     return engine, watcher, events
 
 
-def test_cancel_policy_cancels_the_run_in_flight_then_resubmits(tmp_path: Path) -> None:
+async def change(watcher: Watcher, *files: str) -> WatchEvent | None:
+    watcher.notice(list(files))
+    return await watcher.decide()
+
+
+async def test_cancel_policy_cancels_the_run_in_flight_then_resubmits(tmp_path: Path) -> None:
     engine, watcher, events = make(tmp_path, "cancel")
-    event = watcher.on_change(["train.py"])
+    event = await change(watcher, "train.py")
     assert engine.cancels == ["run0"]
     assert engine.submits == [("local", "train.py", ["--a", "1"], ["train.py"])]
-    assert event.canceled == ["run0"] and event.run is not None and events == [event]
+    assert event is not None and event.canceled == ["run0"] and event.run is not None
+    assert events == [event] and watcher.pending is None
 
 
-def test_queue_policy_waits_for_the_run_in_flight(tmp_path: Path) -> None:
-    engine, watcher, _events = make(tmp_path, "queue")
-    first = watcher.on_change(["train.py"])
-    second = watcher.on_change(["util.py"])
+async def test_queue_policy_waits_for_the_run_in_flight(tmp_path: Path) -> None:
+    engine, watcher, events = make(tmp_path, "queue")
+    first = await change(watcher, "train.py")
+    second = await change(watcher, "util.py")
     assert engine.submits == [] and engine.cancels == []
-    assert first.queued_after == "run0" and second.files == ["train.py", "util.py"]
-    assert watcher.poll_queue() is None  # still running
+    assert first is not None and first.queued_after == "run0" and first.files == ["train.py"]
+    assert second is not None and second.files == ["train.py", "util.py"]
+    assert await watcher.decide() is None  # still running, and already reported
     engine.status["run0"] = RunStatus.COMPLETED
-    started = watcher.poll_queue()
-    assert started is not None and started.run is not None
+    started = await watcher.decide()
+    assert started is not None and started.run is not None and started.queued_after is None
     assert engine.submits[0][3] == ["train.py", "util.py"]
-    assert watcher.poll_queue() is None
+    assert await watcher.decide() is None
+    assert first.files == ["train.py"] and first.run is None  # what was reported stays put
+    assert events == [first, second, started]
 
 
-def test_parallel_policy_runs_alongside(tmp_path: Path) -> None:
+async def test_a_change_after_the_awaited_run_ended_starts_at_once(tmp_path: Path) -> None:
+    engine, watcher, _events = make(tmp_path, "queue")
+    engine.status["run0"] = RunStatus.FAILED
+    event = await change(watcher, "train.py")
+    assert event is not None and event.run is not None and len(engine.submits) == 1
+    assert watcher.in_flight == [event.run.id]
+
+
+async def test_parallel_policy_runs_alongside(tmp_path: Path) -> None:
     engine, watcher, _events = make(tmp_path, "parallel")
-    watcher.on_change(["train.py"])
+    await change(watcher, "train.py")
     assert engine.cancels == [] and len(engine.submits) == 1
     assert watcher.in_flight == ["run0", "run1"]
 
 
-def test_a_failed_submit_is_reported_and_watching_goes_on(tmp_path: Path) -> None:
+async def test_a_failed_submit_is_reported_and_watching_goes_on(tmp_path: Path) -> None:
     engine, watcher, events = make(tmp_path, "parallel")
     engine.fail_submit = True
-    event = watcher.on_change(["train.py"])
-    assert event.error == "unknown target 'nope'" and event.run is None and events == [event]
+    event = await change(watcher, "train.py")
+    assert event is not None and event.error == "unknown target 'nope'" and event.run is None
+    assert events == [event] and watcher.pending is None
+
+
+async def test_decisions_take_turns(tmp_path: Path) -> None:
+    """A change that arrives while a decision reads the statuses joins that decision; the
+    decision asked for with it waits its turn and finds nothing left to do: one run."""
+    engine, watcher, events = make(tmp_path, "queue")
+    engine.status["run0"] = RunStatus.COMPLETED
+    watcher.notice(["train.py"])
+    first, second = await asyncio.gather(watcher.decide(), change(watcher, "util.py"))
+    assert len(engine.submits) == 1 and second is None
+    assert first is not None and first.run is not None and first.files == ["train.py", "util.py"]
+    assert events == [first]
 
 
 def test_unknown_policy_is_a_usage_error() -> None:
