@@ -81,6 +81,18 @@ class RunContext:
 
 
 @dataclass(frozen=True)
+class PrepareOptions:
+    """How a prepare was asked for. ``explicit``: a person asked (``labdeck prepare``), so a
+    missing environment is built whatever the runconfig's PrepareEnvironment says; ``force``:
+    rebuild even when cached; ``offline``: the target cannot reach package indexes, so what
+    it needs is downloaded here and sent along."""
+
+    explicit: bool = False
+    force: bool = False
+    offline: bool = False
+
+
+@dataclass(frozen=True)
 class EnvRef:
     """What prepare produced: an interpreter path, an image tag..."""
 
@@ -153,24 +165,42 @@ class RunHandle(ABC):
 
 
 class Backend(ABC):
+    """A target family. ``capabilities`` is what the type can do at most; ``capabilities_for``
+    says what it can do for one compute (Spark cluster mode has no live driver output), and
+    that is what is recorded with each run and enforced where a capability is used."""
+
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
-    kind: ClassVar[str] = ""
 
     def __init__(self, compute: Compute):
         self.compute = compute
 
+    @classmethod
+    def capabilities_for(cls, compute: Compute) -> frozenset[Capability]:
+        return cls.capabilities
+
+    @property
+    def declared(self) -> frozenset[Capability]:
+        """This backend's capabilities for its compute."""
+        return self.capabilities_for(self.compute)
+
     def require(self, capability: Capability) -> None:
-        if capability not in self.capabilities:
+        if capability not in self.declared:
             raise CapabilityError(
                 f"target {self.compute.name!r} ({self.compute.type}) cannot {capability.value}"
             )
+
+    @classmethod
+    def abandon(cls, durable_ref: str) -> None:
+        """Stop what is left of a run whose supervisor died, for backends that cannot reattach
+        (the local one kills the run's process group). ``durable_ref`` is what ``start``'s
+        handle carried, "" when it was never recorded. Blocking, and quick."""
 
     @abstractmethod
     def explain(self, ctx: RunContext) -> Explanation:
         """The commands ``start`` would issue, without issuing them."""
 
     @abstractmethod
-    async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+    async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
         """Build or find the run environment; cached until its inputs change."""
 
     @abstractmethod

@@ -457,15 +457,20 @@ class CondaDeps:
     pip_packages: tuple[str, ...]
 
     @property
-    def python_version(self) -> str | None:
-        for spec in self.conda_packages:
-            if spec.startswith("python=") or spec.startswith("python=="):
-                return spec.split("=")[-1]
-        return None
+    def installable_conda_packages(self) -> tuple[str, ...]:
+        """The conda section less the interpreter and pip themselves (the image has both),
+        told apart by the parsed package name: ``python-dateutil`` is a package to install,
+        ``python=3.5.2`` a pin."""
+        return tuple(p for p in self.conda_packages if conda_name(p) not in {"python", "pip"})
 
-    @property
-    def non_python_conda_packages(self) -> tuple[str, ...]:
-        return tuple(p for p in self.conda_packages if not p.startswith("python"))
+
+def conda_name(spec: str) -> str:
+    """The package name of a conda match spec: ``conda-forge::numpy>=1.2`` -> ``numpy``."""
+    import re  # dependency files only: not on the submit path
+
+    spec = spec.strip().rpartition("::")[2]
+    match = re.match(r"[A-Za-z0-9_.\-]+", spec)
+    return match.group(0).lower() if match else spec.lower()
 
 
 def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:

@@ -8,7 +8,6 @@ the build (docker_image.py) so a run's start can find its image without loading 
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from ._records import dataclass
@@ -17,7 +16,6 @@ from .config import CondaDeps
 from .errors import PrepareError
 
 RECIPE_VERSION = "1"
-OFFLINE_ENV = "LABDECK_DOCKER_OFFLINE"
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,11 @@ class EnvSpec:
 
 def spec_for(project_root: object, project_name: str, base: str,
              conda: CondaDeps | None) -> EnvSpec:
-    offline = os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
     return EnvSpec(
         project=str(project_root), project_name=project_name, base=base,
         pip=conda.pip_packages if conda else (),
-        conda=tuple(p for p in conda.non_python_conda_packages if p != "pip") if conda else (),
-        channels=conda.channels if conda else (), offline=offline,
+        conda=conda.installable_conda_packages if conda else (),
+        channels=conda.channels if conda else (),
     )
 
 

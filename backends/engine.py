@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -17,8 +18,8 @@ from pathlib import Path
 
 from . import procutil, registry, snapshot
 from ._records import dataclass
-from .base import Capability, EnvRef, Explanation, RunContext, TargetInfo
-from .errors import RunNotFound, TargetError, UsageError
+from .base import Capability, EnvRef, Explanation, PrepareOptions, RunContext, TargetInfo
+from .errors import CapabilityError, RunNotFound, StorageError, TargetError, UsageError
 from .outputenv import RUN_OUTPUT_ENV
 from .project import Project, Target
 from .runspec import RunSpec
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from .zygote import PendingSupervisor
 
+_CAPABILITY_VALUES = {c.value for c in Capability}
 LOST_GRACE_S = 30.0  # a queued run may wait this long for its supervisor to register
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +53,7 @@ class Engine:
         self.project = project
         self.fork_supervisors = fork_supervisors
         self._store: RunStore | None = None
+        self._store_lock = threading.Lock()
         self._done_fds: dict[str, int] = {}
         self._done_lock = threading.Lock()  # the dashboard starts runs from several threads
         self._zygote: socket.socket | None = None
@@ -60,15 +63,20 @@ class Engine:
 
     @property
     def store(self) -> RunStore:
-        if self._store is None:
-            self.project.ensure_state()
-            self._store = RunStore(self.project.db_path)
-        return self._store
+        """Built once (each thread then gets its own connection from it)."""
+        store = self._store
+        if store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self.project.ensure_state()
+                    self._store = RunStore(self.project.db_path)
+                store = self._store
+        return store
 
     def close(self) -> None:
+        """Close the store's connections (it reconnects on next use): before a fork, at exit."""
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            self._store.disconnect()
 
     # ---------------------------------------------------------------- submit
 
@@ -132,7 +140,7 @@ class Engine:
 
     def _fork_ahead(self) -> PendingSupervisor | None:
         if not self.fork_supervisors or self._store is not None:
-            return None  # no SQLite connection may cross a fork
+            return None  # no SQLite connection may cross a fork (and a store once made has one)
         if threading.active_count() != 1 or os.environ.get("LABDECK_EARLY_FORK") == "0":
             return None
         from .zygote import early_fork
@@ -156,34 +164,65 @@ class Engine:
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         digest = snapshot.content_hash(self.project.root, sub.files)
-        record = self.store.create(
-            self.project.name,
-            sub.target.compute.name,
-            sub.target.compute.type,
-            runconfig=target_name,
-            script=sub.script,
-            args=sub.args,
-            env={},
-            trigger=trigger,
-        )
-        run_dir = self.project.run_dir(record.id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        sub.spec.run_id = record.id
-        sub.spec.trigger = trigger or []
-        for key in ("LABDECK_RUN_ID", "AZUREML_RUN_ID"):
-            sub.spec.env[key] = record.id
-        if sub.spec.snapshot:
-            sub.spec.workdir = str(run_dir / "snapshot")
-            snapshot.copy_files(self.project.root, sub.files, run_dir / "snapshot")
-        sub.spec.save(run_dir)
-        self.store.update(
-            record.id,
-            env=sub.spec.env,
-            snapshot=digest,
-            commit=snapshot.git_commit(self.project.root),
-        )
-        self._spawn_supervisor(record.id)
-        return self.store.get(record.id)
+        commit = snapshot.git_commit(self.project.root)
+        run_id, created = self._reserve_run_dir()
+        run_dir = self.project.run_dir(run_id)
+        # The run's folder is complete (snapshot, run.json) before the run is recorded: a full
+        # disk, a permission error or Ctrl-C leaves no record, and no half-made folder.
+        try:
+            sub.spec.run_id = run_id
+            sub.spec.trigger = trigger or []
+            for key in ("LABDECK_RUN_ID", "AZUREML_RUN_ID"):
+                sub.spec.env[key] = run_id
+            if sub.spec.snapshot:
+                sub.spec.workdir = str(run_dir / "snapshot")
+                snapshot.copy_files(self.project.root, sub.files, run_dir / "snapshot")
+            sub.spec.save(run_dir)
+            self.store.create(
+                self.project.name,
+                sub.target.compute.name,
+                sub.target.compute.type,
+                runconfig=target_name,
+                script=sub.script,
+                args=sub.args,
+                env=sub.spec.env,
+                trigger=trigger,
+                run_id=run_id,
+                created=created,
+                snapshot=digest,
+                git_commit=commit,
+            )
+        except BaseException as err:
+            _remove_tree(run_dir)
+            if isinstance(err, OSError):
+                raise StorageError(_os_error_line(err, run_dir)) from err
+            if isinstance(err, sqlite3.OperationalError):
+                raise StorageError(f"{self.project.db_path}: {err}") from err
+            raise
+        self._spawn_supervisor(run_id)
+        return self.store.get(run_id)
+
+    def _reserve_run_dir(self) -> tuple[str, float]:
+        """A new run id whose folder this process created: ``mkdir`` without exist_ok is the
+        claim, so two clients submitting in the same millisecond never share an id."""
+        now = time.time()
+        ms = int(now * 1000)
+        runs = self.project.runs_dir
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(_os_error_line(err, runs)) from err
+        while True:
+            run_id = f"{self.project.name}_{ms}"
+            if not self.store.exists(run_id):
+                try:
+                    self.project.run_dir(run_id).mkdir()
+                    return run_id, ms / 1000
+                except FileExistsError:
+                    pass
+                except OSError as err:
+                    raise StorageError(_os_error_line(err, self.project.run_dir(run_id))) from err
+            ms += 1
 
     def _script_path(self, script: str) -> str:
         """The script relative to the project root; it must exist inside the project."""
@@ -213,7 +252,9 @@ class Engine:
             sub.spec.env,
         )
 
-    def _spawn_supervisor(self, run_id: str, reattach: bool = False) -> int:
+    def _spawn_supervisor(
+        self, run_id: str, reattach: bool = False, claim: tuple[int, int | None] | None = None
+    ) -> int:
         """Start the run's detached supervisor: the one ``submit`` forked ahead (zygote.early_fork)
         while it lives, else forked from this process when that is safe (single-threaded), else
         through the zygote (threaded clients), else a fresh interpreter."""
@@ -244,7 +285,11 @@ class Engine:
         self.forget_done_fd(run_id)
         with self._done_lock:
             self._done_fds[run_id] = done_r
-        self.store.update(run_id, supervisor_pid=pid, supervisor_start=procutil.start_ticks(pid))
+        ours = (pid, procutil.start_ticks(pid))
+        if claim is None:
+            self.store.update(run_id, supervisor_pid=ours[0], supervisor_start=ours[1])
+        else:  # hand our claim to the supervisor we started (see reconcile)
+            self.store.claim_supervisor(run_id, claim, ours)
         return pid
 
     def _exec_supervisor(self, run_id: str, reattach: bool, run_dir: Path, done_w: int) -> int:
@@ -360,36 +405,63 @@ class Engine:
 
     # ---------------------------------------------------------------- read back
 
+    # Reads are read-only: a supervisor that died is noticed by reconcile/recover, which a
+    # client calls as an explicit step (the CLI before its read verbs, the dashboard in its
+    # refresh worker, `runs logs -f` while it follows).
+
     def get(self, run_id: str, with_metrics: bool = True) -> RunRecord:
-        return self.reconcile(self.store.find(run_id, with_metrics))
+        return self.store.find(run_id, with_metrics)
 
     def last(self) -> RunRecord:
-        return self.reconcile(self.store.last())
+        return self.store.last()
 
     def runs(self, limit: int | None = None, with_metrics: bool = True) -> list[RunRecord]:
-        records = self.store.list_runs(limit, with_metrics)
-        return [self.reconcile(r) if not r.status.is_terminal() else r for r in records]
+        return self.store.list_runs(limit, with_metrics)
 
-    def reconcile(self, record: RunRecord) -> RunRecord:
-        """A non-terminal run whose supervisor is gone gets a new one (reattach) or is failed."""
+    def recover(self) -> list[str]:
+        """Reconcile every run in flight; the ids of those this client took over."""
+        taken = []
+        for record in self.store.active():
+            after = self.reconcile(record, with_metrics=False)
+            if after.supervisor_pid != record.supervisor_pid or after.status != record.status:
+                taken.append(record.id)
+        return taken
+
+    def reconcile(self, record: RunRecord, with_metrics: bool = True) -> RunRecord:
+        """A non-terminal run whose supervisor is gone gets a new one (reattach) or is failed.
+        Of clients that notice at once, one wins the claim in SQL (store.claim_supervisor):
+        there is never more than one supervisor per run."""
         if record.status.is_terminal() or self._supervisor_alive(record):
             return record
         starting = record.supervisor_pid is None and record.duration is None
         if starting and time.time() - record.created < LOST_GRACE_S:
             return record
-        backend_cls = registry.backend_class(record.target_type)
+        me = (os.getpid(), procutil.start_ticks(os.getpid()))
+        seen = (record.supervisor_pid, record.supervisor_start)
+        if not self.store.claim_supervisor(record.id, seen, me):
+            return self.store.get(record.id, with_metrics)  # another client took it over
         # A backend that can reattach finds its run even when the supervisor died before
         # recording where it went (docker: by the run's label).
-        if Capability.REATTACH in backend_cls.capabilities:
-            self._spawn_supervisor(record.id, reattach=True)
-            return self.store.get(record.id)
-        self._kill_orphans(record)
+        if Capability.REATTACH in self.run_capabilities(record):
+            self._spawn_supervisor(record.id, reattach=True, claim=me)
+            return self.store.get(record.id, with_metrics)
+        backend_cls = registry.backend_class(record.target_type)
+        backend_cls.abandon(record.durable_ref or "")
         self.store.set_status(
             record.id,
             RunStatus.FAILED,
             error=f"supervisor (pid {record.supervisor_pid}) died; run lost",
         )
-        return self.store.get(record.id)
+        return self.store.get(record.id, with_metrics)
+
+    def run_capabilities(self, record: RunRecord) -> frozenset[Capability]:
+        """What the run's backend declared for its compute (the supervisor records it as it
+        starts); the type's whole set before that."""
+        if record.capabilities:
+            return frozenset(
+                Capability(c) for c in record.capabilities if c in _CAPABILITY_VALUES
+            )
+        return registry.backend_class(record.target_type).capabilities
 
     def _supervisor_alive(self, record: RunRecord) -> bool:
         pid = record.supervisor_pid
@@ -400,23 +472,18 @@ class Engine:
             record.supervisor_start is None or procutil.start_ticks(pid) == record.supervisor_start
         )
 
-    def _kill_orphans(self, record: RunRecord) -> None:
-        if record.durable_ref and record.durable_ref.startswith("pid:"):
-            pgid = int(record.durable_ref[4:])
-            procutil.signal_tree(pgid, [], signal.SIGKILL)
-
     def log_path(self, run_id: str) -> Path:
         return self.project.run_dir(run_id) / "log"
 
     # ---------------------------------------------------------------- actions
 
     def cancel(self, run_id: str) -> RunRecord:
-        record = self.get(run_id)
+        record = self.reconcile(self.store.find(run_id, with_metrics=False))
         if record.status.is_terminal():
             return record
-        backend_cls = registry.backend_class(record.target_type)
-        if Capability.CANCEL not in backend_cls.capabilities:
-            raise UsageError(f"target type {record.target_type!r} cannot cancel runs")
+        if Capability.CANCEL not in self.run_capabilities(record):
+            raise CapabilityError(f"run {record.id} on target {record.target!r} "
+                                  f"({record.target_type}) cannot be canceled")
         self.store.request_cancel(record.id)
         if record.supervisor_pid and self._supervisor_alive(record):
             try:
@@ -432,6 +499,11 @@ class Engine:
             raise UsageError(f"run {record.id} has no outputs")
         if dest.resolve() == src.resolve():
             raise UsageError(f"{dest} is the run's own outputs folder: download elsewhere")
+        project_outputs = (self.project.root / "outputs").resolve()
+        if dest.resolve().is_relative_to(project_outputs):
+            # Runs see the project's outputs/ (sharedVolumes runs work in it): a download
+            # there would become a later run's output.
+            raise UsageError(f"{dest} is inside the project's outputs/ folder: download elsewhere")
         copied = []
         for rel in record.outputs:
             target = dest / rel
@@ -444,16 +516,22 @@ class Engine:
         return copied
 
     async def prepare(
-        self, target_name: str, force: bool = False, progress: Callable[[str], None] | None = None
+        self,
+        target_name: str,
+        options: PrepareOptions | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> EnvRef:
-        """Build (or find cached) the target's run environment, in the foreground."""
+        """Build (or find cached) the target's run environment, in the foreground: an explicit
+        prepare, which builds what is missing whatever the runconfig's PrepareEnvironment says."""
         target = self.project.resolve(target_name)
         ctx = RunContext(
             "prepare", self.project, target, self.project.state_dir, self.project.root, [], {}
         )
         if progress is not None:
             ctx.progress = progress
-        return await registry.create(target.compute).prepare(ctx, force)
+        backend = registry.create(target.compute)
+        base = options or PrepareOptions()
+        return await backend.prepare(ctx, PrepareOptions(True, base.force, base.offline))
 
     async def describe_target(self, name: str) -> TargetInfo:
         target = self.project.resolve(name)
@@ -470,6 +548,20 @@ def _child_env() -> dict[str, str]:
     inherited = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + inherited if inherited else "")
     return env
+
+
+def _os_error_line(err: OSError, fallback: Path) -> str:
+    """One line naming the path at fault: 'cannot write PATH: No space left on device'."""
+    path = err.filename if err.filename is not None else fallback
+    return f"cannot write {path}: {err.strerror or err}"
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a run folder that will not be recorded; what cannot be removed stays (a full
+    disk must not turn the real error into another one)."""
+    import shutil  # the failure path only: shutil costs every submit ~2 ms to import
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _snapshot_limit() -> int:

@@ -50,6 +50,10 @@ class RunNotFound(UsageError):
     """No run with that id in the store."""
 
 
+class StorageError(LabdeckError):
+    """labdeck could not write its own files (a run's folder, the store): disk full, permissions."""
+
+
 class TargetError(LabdeckError):
     """A target could not be reached or refused the work (daemon down, SSH refused...)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     supervisor_pid INTEGER,
     supervisor_start INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    trigger TEXT
+    trigger TEXT,
+    capabilities TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -85,6 +87,7 @@ class RunRecord:
     supervisor_start: int | None = None  # /proc start time: tells a reused pid apart
     cancel_requested: bool = False
     trigger: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)  # its backend's, for its compute
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __init__(  # written out: one per row read, and the generic one binds ~10x slower
@@ -111,6 +114,7 @@ class RunRecord:
         supervisor_start: int | None = None,
         cancel_requested: bool = False,
         trigger: list[str] | None = None,
+        capabilities: list[str] | None = None,
         metrics: dict[str, Any] | None = None,
     ):
         self.id = id
@@ -135,6 +139,7 @@ class RunRecord:
         self.supervisor_start = supervisor_start
         self.cancel_requested = cancel_requested
         self.trigger = [] if trigger is None else trigger
+        self.capabilities = [] if capabilities is None else capabilities
         self.metrics = {} if metrics is None else metrics
 
     @property
@@ -173,38 +178,78 @@ def _iso(ts: float | None) -> str | None:
 
 
 class RunStore:
+    """One store object per process and project; each thread gets its own SQLite connection
+    (WAL is made for that): one connection shared by threads interleaves their transactions
+    ("cannot start a transaction within a transaction") and can commit a run whose caller then
+    sees an error."""
+
     def __init__(self, db_path: Path):
         self.db_path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            db_path, timeout=30, isolation_level=None, check_same_thread=False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._generation = 0  # bumped by disconnect(): threads' old connections are stale
+        self._ready = False
+        self._db  # noqa: B018 -- connect now: a damaged file is reported where the store opens
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        local = self._local
+        if getattr(local, "generation", -1) != self._generation or local.conn is None:
+            local.conn = self._connect()
+            local.generation = self._generation
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.db_path, timeout=30, isolation_level=None, check_same_thread=False
         )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._conns.append(conn)
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+                self._migrate(conn)
+                self._ready = True
+        return conn
 
-    def _migrate(self) -> None:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         """Add columns that newer labdeck versions introduced to stores made by older ones."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        for column, decl in (("supervisor_start", "INTEGER"),):
+        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        for column, decl in (
+            ("supervisor_start", "INTEGER"),
+            ("capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+        ):
             if column not in have:
-                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
 
-    def close(self) -> None:
-        self._db.close()
+    def disconnect(self) -> None:
+        """Close every thread's connection (before a fork: SQLite must not cross one); the
+        store stays usable, each thread reconnecting on its next call."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+            self._generation += 1
+        for conn in conns:
+            conn.close()
+
+    close = disconnect
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def data_version(self) -> int:
         """Changes when another connection commits: a cheap 'did anything change?' poll."""
@@ -224,15 +269,23 @@ class RunStore:
         args: list[str],
         env: dict[str, str],
         trigger: list[str] | None = None,
+        run_id: str | None = None,
+        created: float | None = None,
+        snapshot: str | None = None,
+        git_commit: str | None = None,
     ) -> RunRecord:
-        ms = int(time.time() * 1000)
+        """Record a run: under ``run_id`` when the caller reserved one (Engine.submit prepares
+        the run's folder first, so only a run that can start is ever recorded)."""
+        ms = int((created if created is not None else time.time()) * 1000)
         with self._tx() as db:
-            while db.execute("SELECT 1 FROM runs WHERE id=?", (f"{project}_{ms}",)).fetchone():
-                ms += 1  # two submits in the same millisecond still get distinct ids
-            run_id = f"{project}_{ms}"
+            if run_id is None:
+                while db.execute("SELECT 1 FROM runs WHERE id=?", (f"{project}_{ms}",)).fetchone():
+                    ms += 1  # two submits in the same millisecond still get distinct ids
+                run_id = f"{project}_{ms}"
             db.execute(
                 "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
-                " status, created, trigger) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " status, created, trigger, snapshot, git_commit)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     project,
@@ -243,11 +296,16 @@ class RunStore:
                     json.dumps(args),
                     json.dumps(env),
                     RunStatus.QUEUED.value,
-                    ms / 1000,
+                    created if created is not None else ms / 1000,
                     json.dumps(trigger or []),
+                    snapshot,
+                    git_commit,
                 ),
             )
         return self.get(run_id)
+
+    def exists(self, run_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
 
     def get(self, run_id: str, with_metrics: bool = True) -> RunRecord:
         """One run; pollers that only watch its status pass ``with_metrics=False`` (a run can
@@ -265,9 +323,11 @@ class RunStore:
         row = self._db.execute("SELECT id FROM runs WHERE id=?", (prefix,)).fetchone()
         if row is not None:
             return self.get(prefix, with_metrics)
+        pattern = _like_literal(prefix)  # an id's '_' must match '_' only
         rows = self._db.execute(
-            "SELECT id FROM runs WHERE id LIKE ? OR id LIKE ? ORDER BY created DESC LIMIT 2",
-            (f"{prefix}%", f"%{prefix}"),
+            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
+            " ORDER BY created DESC LIMIT 2",
+            (f"{pattern}%", f"%{pattern}"),
         ).fetchall()
         if len(rows) == 1:
             return self.get(rows[0]["id"], with_metrics)
@@ -316,6 +376,22 @@ class RunStore:
         columns = _encode(fields)
         assigns = ", ".join(f"{k}=?" for k in columns)
         self._db.execute(f"UPDATE runs SET {assigns} WHERE id=?", (*columns.values(), run_id))
+
+    def claim_supervisor(
+        self,
+        run_id: str,
+        seen: tuple[int | None, int | None],
+        mine: tuple[int | None, int | None],
+    ) -> bool:
+        """Take over a run's supervision: write ``mine`` (pid, start ticks) only if the run still
+        names the supervisor ``seen`` (the one found dead) and is not terminal. Of clients racing
+        to replace one dead supervisor exactly one wins; the row count decides."""
+        cur = self._db.execute(
+            "UPDATE runs SET supervisor_pid=?, supervisor_start=? WHERE id=?"
+            f" AND status NOT IN {_TERMINAL_SQL} AND supervisor_pid IS ? AND supervisor_start IS ?",
+            (*mine, run_id, *seen),
+        )
+        return cur.rowcount == 1
 
     def request_cancel(self, run_id: str) -> None:
         self._db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
@@ -388,6 +464,11 @@ class RunStore:
         return _fold(rows)
 
 
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with ESCAPE '\\': its wildcards match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _fold(rows: list[sqlite3.Row]) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, list[Any]]] = {}
     series: set[tuple[str, str]] = set()
@@ -445,4 +526,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         supervisor_start=row["supervisor_start"],
         cancel_requested=bool(row["cancel_requested"]),
         trigger=json.loads(row["trigger"] or "[]"),
+        capabilities=json.loads(row["capabilities"] or "[]"),
     )

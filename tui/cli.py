@@ -113,13 +113,13 @@ def prepare(obj: Ctx, target: str, force: bool, offline: bool) -> None:
 
 def do_prepare(obj: Ctx, target: str, force: bool, offline: bool = False) -> None:
     import asyncio
-    import os
 
-    if offline:
-        os.environ["LABDECK_DOCKER_OFFLINE"] = "1"
+    from backends.base import PrepareOptions
+
     engine = obj.engine
     show_warnings(engine.project.resolve(target))
-    env = asyncio.run(engine.prepare(target, force, progress=lambda m: click.echo(m, err=True)))
+    options = PrepareOptions(explicit=True, force=force, offline=offline)
+    env = asyncio.run(engine.prepare(target, options, progress=lambda m: click.echo(m, err=True)))
     click.echo(f"prepared {target}: {env.ref}" + (" (cached)" if env.cached else ""))
 
 
@@ -279,13 +279,20 @@ def output_option(func: F) -> F:
 @click.pass_obj
 def runs_list(obj: Ctx, output: str, limit: int | None) -> None:
     """List runs, newest first."""
-    records = obj.engine.runs(limit)
+    records = recovered(obj).runs(limit)
     if output == "json":
         click.echo(_render().as_json([r.to_json() for r in records]))
     elif records:
         click.echo(_render().runs_table(records))
     else:
         click.echo("no runs yet", err=True)
+
+
+def recovered(obj: Ctx) -> Any:
+    """The engine, once the runs in flight whose supervisor died were taken over (a new
+    supervisor reattaches, or the run is failed): reads are read-only, this is the step."""
+    obj.engine.recover()
+    return obj.engine
 
 
 def show_record(record: Any, output: str) -> None:
@@ -300,7 +307,7 @@ def show_record(record: Any, output: str) -> None:
 @click.pass_obj
 def runs_show(obj: Ctx, run_id: str, output: str) -> None:
     """Show one run."""
-    show_record(obj.engine.get(run_id), output)
+    show_record(recovered(obj).get(run_id), output)
 
 
 @runs.command("last")
@@ -308,7 +315,7 @@ def runs_show(obj: Ctx, run_id: str, output: str) -> None:
 @click.pass_obj
 def runs_last(obj: Ctx, output: str) -> None:
     """Show the newest run."""
-    show_record(obj.engine.last(), output)
+    show_record(recovered(obj).last(), output)
 
 
 @runs.command("logs")
@@ -321,7 +328,7 @@ def runs_logs(obj: Ctx, run_id: str, follow_: bool, timestamps: bool, tail: int 
     """Print a run's log (stdout, stderr, metrics and labdeck's notes)."""
     from .follow import follow
 
-    record = obj.engine.get(run_id)
+    record = recovered(obj).get(run_id)
     try:
         follow(obj.engine, record.id, follow=follow_, timestamps=timestamps, tail=tail)
     except KeyboardInterrupt:
@@ -366,13 +373,13 @@ def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
     "dest",
     type=click.Path(path_type=Path),
     default=None,
-    help="Destination folder (default: ./outputs/RUN_ID).",
+    help="Destination folder (default: ./downloads/RUN_ID; never the project's outputs/).",
 )
 @click.pass_obj
 def runs_download(obj: Ctx, run_id: str, dest: Path | None) -> None:
     """Copy a run's outputs to a folder."""
-    record = obj.engine.get(run_id)
-    target_dir = dest if dest is not None else Path("outputs") / record.id
+    record = recovered(obj).get(run_id)
+    target_dir = dest if dest is not None else Path("downloads") / record.id
     for path in obj.engine.download(record.id, target_dir):
         click.echo(str(path))
 
@@ -385,7 +392,8 @@ def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
     """Metrics of several runs side by side."""
     if len(run_ids) < 2:
         raise click.UsageError("compare needs at least two runs")
-    records = [obj.engine.get(r) for r in run_ids]
+    engine = recovered(obj)
+    records = [engine.get(r) for r in run_ids]
     if output == "json":
         click.echo(_render().as_json([r.to_json() for r in records]))
     else:

@@ -135,7 +135,11 @@ def test_download_copies_outputs(hello: Project, tmp_path: Path) -> None:
     assert (dest / "model.txt").read_text() == "model"
     assert (dest / "sub" / "extra.txt").read_text() == "extra"
     default = hello.cli("history", "download", run_id, check=True)
-    assert (hello.root / "outputs" / run_id / "model.txt").is_file(), default.stdout
+    assert (hello.root / "downloads" / run_id / "model.txt").is_file(), default.stdout
+    # Never into the project's outputs/: a later run (sharedVolumes) would take it as its own.
+    inside = hello.cli("runs", "download", run_id, "-d", str(hello.root / "outputs" / "x"))
+    assert inside.returncode == 2 and "inside the project's outputs/" in inside.stderr
+    assert not (hello.root / "outputs" / "x").exists()
     own = hello.root / ".labdeck" / "runs" / run_id / "outputs"
     same = hello.cli("runs", "download", run_id, "-d", str(own))
     assert same.returncode == 2 and "the run's own outputs folder" in same.stderr
