@@ -17,6 +17,7 @@ from .base import (
     Capability,
     EnvRef,
     Explanation,
+    PrepareOptions,
     RunContext,
     RunHandle,
     TargetInfo,
@@ -48,7 +49,6 @@ class DockerBackend(Backend):
         Capability.PREPARE, Capability.CANCEL, Capability.REATTACH, Capability.GPU,
         Capability.LIVE_METRICS,
     })
-    kind = "docker"
 
     def __init__(self, compute: Compute, url: str | None = None):
         super().__init__(compute)
@@ -86,12 +86,15 @@ class DockerBackend(Backend):
 
     # ------------------------------------------------------------------ prepare, start, reattach
 
-    async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+    async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
         """Through the lean client (docker_api.py); aiodocker only when an image must be built."""
         if isinstance(ctx.early, EarlyStart):
             return ctx.early.env  # found before the event loop existed (docker_early.py)
         spec = self.plan.env_spec(ctx)
-        explicit = force or ctx.run_id == "prepare"
+        if options.offline:
+            spec = spec.offline_copy()
+        force = options.force
+        explicit = options.explicit or force
         async with DockerAPI(self.url) as api:
             with docker_errors(self.url):
                 try:

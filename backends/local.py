@@ -18,6 +18,7 @@ from .base import (
     EnvRef,
     Explanation,
     LogLine,
+    PrepareOptions,
     RunContext,
     RunHandle,
     TargetInfo,
@@ -32,7 +33,6 @@ class LocalBackend(Backend):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CANCEL, Capability.LIVE_METRICS}
     )
-    kind = "local"
 
     def interpreter(self) -> str:
         wanted = self.compute.python_location or sys.executable
@@ -60,8 +60,15 @@ class LocalBackend(Backend):
             notes=[f"local target {self.compute.name!r}: a process in its own session"],
         )
 
-    async def prepare(self, ctx: RunContext, force: bool = False) -> EnvRef:
+    async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
         return EnvRef(self.interpreter(), cached=True)
+
+    @classmethod
+    def abandon(cls, durable_ref: str) -> None:
+        """Kill the process group of a run whose supervisor died (it cannot be taken up)."""
+        kind, _, pgid = durable_ref.partition(":")
+        if kind == "pid" and pgid.isdigit():
+            procutil.signal_tree(int(pgid), [], signal.SIGKILL)
 
     async def describe(self) -> TargetInfo:
         # A local run sees this machine's GPUs, so the inventory belongs here too.
@@ -158,6 +165,10 @@ class LocalRunHandle(RunHandle):
         await asyncio.to_thread(self._stop_tree, 1.0)
 
     async def collect_outputs(self, dest: Path) -> list[str]:
+        from .outputs import collect_outputs_dir  # at the run's end only
+
+        # A snapshot's outputs/ is the run's alone: moved. The project's own (sharedVolumes)
+        # holds earlier runs' files too: only what this run created or changed is copied.
         return await asyncio.to_thread(
             collect_outputs_dir, self.workdir / "outputs", dest, not self.shared
         )
@@ -181,23 +192,3 @@ async def _pump(
             await queue.put(LogLine(name, pending.decode("utf-8", errors="replace")))
     finally:
         await queue.put(None)
-
-
-def collect_outputs_dir(src: Path, dest: Path, move: bool) -> list[str]:
-    """Move (snapshot runs) or copy (shared-volume runs) ``outputs/`` into the run's folder."""
-    if not src.is_dir():
-        return []
-    dest.mkdir(parents=True, exist_ok=True)
-    copied: list[str] = []
-    for path in sorted(src.rglob("*")):
-        if path.is_dir():
-            continue
-        rel = path.relative_to(src)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            os.replace(path, target)
-        else:
-            shutil.copy2(path, target)
-        copied.append(rel.as_posix())
-    return copied

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import metrics, prestart, registry
-from .base import Backend, Capability, RunContext, RunHandle
+from .base import Backend, Capability, PrepareOptions, RunContext, RunHandle
 from .errors import LabdeckError
 from .logfile import LogWriter, resume_point
 from .project import Project
@@ -52,6 +52,8 @@ class Supervisor:
             ctx = ctx or prestart.run_context(self.project, self.run_id)
             ctx.progress = lambda m: self.log.write("sys", m)
             backend = registry.create(ctx.compute)
+            # What this run can do (cancel, reattach...), for clients that never load backends.
+            self.store.update(self.run_id, capabilities=sorted(c.value for c in backend.declared))
             handle = await self._start(backend, ctx)
             if handle is None:
                 return 1
@@ -104,7 +106,7 @@ class Supervisor:
 
     async def _start(self, backend: Backend, ctx: RunContext) -> RunHandle | None:
         record = self.store.get(self.run_id)
-        if self.reattach and Capability.REATTACH in backend.capabilities:
+        if self.reattach and Capability.REATTACH in backend.declared:
             ref = record.durable_ref or ""
             self.note(f"supervisor restarted; reattaching to {ref or 'the run, by its label'}")
             try:
@@ -119,7 +121,7 @@ class Supervisor:
             await self._canceled(ctx, "canceled before start")
             return None
         self.store.set_status(self.run_id, RunStatus.PREPARING)
-        prepare = asyncio.create_task(backend.prepare(ctx))
+        prepare = asyncio.create_task(backend.prepare(ctx, PrepareOptions()))
         cancel = asyncio.create_task(self.cancel_event.wait())
         await asyncio.wait({prepare, cancel}, return_when=asyncio.FIRST_COMPLETED)
         if not prepare.done():
@@ -189,7 +191,7 @@ class Supervisor:
             except TimeoutError:
                 if self._cancel_requested():
                     self.cancel_event.set()
-        if Capability.CANCEL not in backend.capabilities:
+        if Capability.CANCEL not in backend.declared:
             self.note("this target cannot cancel a run; it goes on to its end")
             return
         self.note(f"cancel requested: SIGTERM, then SIGKILL after {CANCEL_GRACE:.0f}s")
