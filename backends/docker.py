@@ -6,10 +6,10 @@ of the daemon at ``DOCKER_HOST`` or the local socket."""
 from __future__ import annotations
 
 import asyncio
-import io
 import tarfile
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from . import gpu
 from .base import (
@@ -146,10 +146,14 @@ class DockerBackend(Backend):
         if early is not None:
             return await self._finish_early(ctx, early)
         self.plan.prepare_folders(ctx)
+        if self.compute.shared_volumes:  # the project's outputs/ before the run: not its own
+            from .outputs import take_baseline
+
+            await asyncio.to_thread(take_baseline, ctx.workdir / "outputs", ctx.outputs_dir)
         archive = None
         if not self.plan.mounts():
             workdir = None if self.compute.shared_volumes else ctx.workdir
-            archive = await asyncio.to_thread(_run_archive, workdir)
+            archive = partial(_run_archive, workdir)  # streamed as the upload goes
         api = DockerAPI(self.url)
         cid = None
         try:
@@ -285,11 +289,11 @@ def _deps(spec: EnvSpec) -> str:
     return " ".join(spec.pip + spec.conda)
 
 
-def _run_archive(workdir: Path | None) -> bytes:
+def _run_archive(workdir: Path | None, out: BinaryIO) -> None:
     """``labdeck/work/`` (the snapshot, plus an empty outputs/) and ``labdeck/shim/`` as one tar
-    for ``put_archive('/')``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+    for ``put_archive('/')``, written to ``out`` as a stream (a big snapshot file is read in
+    blocks as it is sent, never held whole)."""
+    with tarfile.open(fileobj=out, mode="w|") as tar:
         for folder in ("labdeck", "labdeck/work"):
             tar.addfile(_dir_info(folder))
         if workdir is not None:
@@ -303,7 +307,6 @@ def _run_archive(workdir: Path | None) -> bytes:
                 continue
             tar.add(path, arcname=f"labdeck/shim/{path.relative_to(SHIM_DIR).as_posix()}",
                     recursive=False)
-    return buf.getvalue()
 
 
 def _dir_info(name: str) -> tarfile.TarInfo:

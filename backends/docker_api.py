@@ -14,11 +14,12 @@ its own, since HTTP/1.1 without pipelining serves one request at a time.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
+from typing import Any, BinaryIO, TypeVar
 
 from .docker_http import (
     HEADER_LIMIT,
@@ -31,6 +32,11 @@ from .docker_http import (
 )
 
 STDERR = 2  # the log frames' stream byte (1 is stdout)
+EMPTY_BODY = b"Content-Length: 0\r\n\r\n"  # how encode_request ends a head with no body
+PIPE_CHUNK = 1 << 20  # the most bytes in flight between a body's thread and the event loop
+PIPE_DEPTH = 4  # chunks waiting to be sent, at most
+
+T = TypeVar("T")
 
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -187,12 +193,139 @@ class DockerAPI:
         result: dict[str, Any] = json.loads(payload)
         return result
 
-    async def put_archive(self, cid: str, path: str, tar: bytes) -> None:
-        await self.call("PUT", f"/containers/{cid}/archive", {"path": path}, data=tar,
-                        content_type="application/x-tar")
+    async def put_archive(self, cid: str, path: str, write: Callable[[BinaryIO], None]) -> None:
+        """Upload a tar that ``write`` produces into a file, in a thread, as it is produced:
+        a chunked body, so neither the tar nor its size is ever needed whole."""
+        request = encode_request("PUT", f"/containers/{cid}/archive", {"path": path}, b"",
+                                 "application/x-tar")
+        await self.send_streamed(request, write)
 
-    async def get_archive(self, cid: str, path: str) -> bytes:
-        return await self.call("GET", f"/containers/{cid}/archive", {"path": path})
+    async def get_archive(self, cid: str, path: str, read: Callable[[BinaryIO], T]) -> T:
+        """``read``'s result over the tar of ``path``, which it reads from a file, in a thread,
+        as the daemon sends it (never held whole)."""
+        async with self.stream("GET", f"/containers/{cid}/archive", {"path": path}) as response:
+            return await read_in_thread(response.chunks(), read)
+
+    async def send_streamed(self, request: bytes, write: Callable[[BinaryIO], None]) -> None:
+        """``request`` (a head with an empty body, "Content-Length: 0") sent with the body that
+        ``write`` produces in a thread, chunked; APIError for a status >= 400."""
+        assert request.endswith(EMPTY_BODY)
+        head = request[:-len(EMPTY_BODY)] + b"Transfer-Encoding: chunked\r\n\r\n"
+        conn = await self._connect()
+        reader, writer = conn
+        try:
+            writer.write(head)
+            async with aclosing(written_in_thread(write)) as chunks:
+                try:
+                    async for chunk in chunks:
+                        writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                        await writer.drain()
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                except ConnectionError:
+                    pass  # the daemon answered early (and closed): its answer says why
+            response = await read_response(reader)
+        except BaseException:
+            writer.close()
+            raise
+        await self._finish(response, conn)
+
+
+class _PullReader(io.RawIOBase):
+    """A file the thread reads, each read taking the next chunk from the event loop."""
+
+    def __init__(self, pull: Callable[[], bytes]):
+        self._pull = pull
+        self._pending = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending and not self._eof:
+            self._pending = memoryview(self._pull())
+            self._eof = not self._pending
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+async def read_in_thread(chunks: AsyncIterator[bytes], read: Callable[[BinaryIO], T]) -> T:
+    """``read(file)`` in a thread, the file's bytes being ``chunks`` as they arrive: about
+    PIPE_CHUNK at most is held at a time."""
+    loop = asyncio.get_running_loop()
+    done = False
+
+    async def next_chunk() -> bytes:
+        if done:  # the caller has gone: end the thread's reading
+            raise ConnectionAbortedError("the archive stream was abandoned")
+        data = bytearray()  # up to PIPE_CHUNK per crossing (the daemon sends ~32 KiB chunks)
+        while len(data) < PIPE_CHUNK and (chunk := await anext(chunks, b"")):
+            data += chunk
+        return bytes(data)
+
+    def pull() -> bytes:
+        return asyncio.run_coroutine_threadsafe(next_chunk(), loop).result()
+
+    try:
+        return await asyncio.to_thread(read, io.BufferedReader(_PullReader(pull), PIPE_CHUNK))
+    finally:
+        done = True
+
+
+class _PushWriter(io.RawIOBase):
+    """A file the thread writes, each write handed to the event loop (waiting while the
+    loop has ``PIPE_DEPTH`` chunks still to send)."""
+
+    def __init__(self, push: Callable[[bytes], None]):
+        self._push = push
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._push(bytes(data))
+        return len(data)
+
+
+async def written_in_thread(write: Callable[[BinaryIO], None]) -> AsyncGenerator[bytes, None]:
+    """The bytes ``write(file)`` writes in a thread, in chunks of about PIPE_CHUNK, as it
+    writes them; its exception, if it raises. Stopping early stops the writer."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(PIPE_DEPTH)
+    stopped = False
+
+    async def put(item: bytes | BaseException | None) -> None:
+        if stopped:
+            raise BrokenPipeError("the upload was abandoned")
+        await queue.put(item)
+
+    def push(item: bytes | BaseException | None) -> None:
+        asyncio.run_coroutine_threadsafe(put(item), loop).result()
+
+    def produce() -> None:
+        try:
+            with io.BufferedWriter(_PushWriter(push), PIPE_CHUNK) as file:
+                write(file)
+        except BaseException as err:  # handed over, to be raised where the bytes go
+            if not stopped:
+                push(err)
+            return
+        push(None)
+
+    producer = loop.run_in_executor(None, produce)
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped = True
+        while not queue.empty():  # a push waiting for room gets it, and then sees ``stopped``
+            queue.get_nowait()
+        await asyncio.shield(producer)
 
 
 __all__ = ["STDERR", "APIError", "DockerAPI", "Response", "parse_url"]

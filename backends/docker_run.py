@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import calendar
 import codecs
-import io
-import shutil
-import tarfile
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .base import LogLine, RunHandle
@@ -200,23 +197,23 @@ class DockerRunHandle(RunHandle):
         return True
 
     async def collect_outputs(self, dest: Path) -> list[str]:
-        if self.outputs is not None:
-            from .local import collect_outputs_dir
+        from .outputs import collect_outputs_dir, extract_tar  # at the run's end only
 
+        if self.outputs is not None:
             how, src = self.outputs
             if how == "move":  # renames only, and nothing else runs now: no thread needed
                 return collect_outputs_dir(src, dest, True)
             return await asyncio.to_thread(collect_outputs_dir, src, dest, False)
         try:
             with docker_errors(self.url):
-                data = await self.api.get_archive(self.durable_ref, f"{WORKDIR}/outputs")
+                # Read as the daemon sends it: a multi-GB checkpoint is never held in memory.
+                return await self.api.get_archive(self.durable_ref, f"{WORKDIR}/outputs",
+                                                  lambda stream: extract_tar(stream, dest))
         except APIError as err:
             if is_not_found(err):
                 return []
             raise TargetError(f"cannot copy outputs/ out of the container: "
                               f"{api_message(err)}") from err
-        tar = tarfile.open(fileobj=io.BytesIO(data))
-        return await asyncio.to_thread(extract_outputs, tar, dest)
 
     async def close(self) -> None:
         """Remove the container (it has ended, or the run is being given up)."""
@@ -243,24 +240,3 @@ def split_ts(payload: bytes) -> tuple[str, bytes]:
     if cut > 18 and payload[:4].isdigit():
         return payload[:cut + 2].decode("ascii", "replace"), payload[cut + 2:]
     return "", payload
-
-
-def extract_outputs(tar: tarfile.TarFile, dest: Path) -> list[str]:
-    """The regular files of the ``outputs/`` archive into ``dest``; never outside it."""
-    copied: list[str] = []
-    with tar:
-        for member in tar.getmembers():
-            parts = PurePosixPath(member.name).parts[1:]  # drop the leading "outputs"
-            if not member.isfile() or not parts or ".." in parts or parts[0] == "/":
-                continue
-            rel = PurePosixPath(*parts)
-            target = dest.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = tar.extractfile(member)
-            if source is None:
-                continue
-            with source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out)
-            target.chmod(member.mode & 0o777 | 0o600)
-            copied.append(rel.as_posix())
-    return sorted(copied)

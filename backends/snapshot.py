@@ -197,18 +197,6 @@ def copy_file(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def tar_bytes(root: Path, files: list[FileEntry], prefix: str = "") -> bytes:
-    """An uncompressed tar of the files (for ``docker cp``-style uploads and SSH streams)."""
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for entry in files:
-            tar.add(root / entry.rel, arcname=prefix + entry.rel, recursive=False)
-    return buf.getvalue()
-
-
 def git_commit(root: Path) -> str | None:
     """HEAD's commit when the project is in a git work tree (read from files: no subprocess)."""
     for folder in (root, *root.parents):
