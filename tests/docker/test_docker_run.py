@@ -224,3 +224,31 @@ def test_snapshot_mounted_or_copied_outputs_back_and_nothing_left(dproject: Proj
     run_dir = dproject.root / ".labdeck" / "runs" / run_id
     assert (run_dir / "outputs" / "sub" / "o.txt").read_text() == "INPUT\n"
     assert not (run_dir / "snapshot" / "outputs" / "sub" / "o.txt").exists()
+
+
+@pytest.mark.parametrize("mount", ["1", "0"])
+def test_shared_volume_runs_record_only_their_own_outputs(dproject: Project, mount: str) -> None:
+    """With sharedVolumes the run works in the project, whose outputs/ keeps earlier runs'
+    files: a run's outputs are what it wrote (begun early, or through the usual start)."""
+    dproject.write("aml_config/shared.compute", """
+        type: docker
+        baseDockerImage: "labdeck/python-base:bookworm"
+        sharedVolumes: true
+    """)
+    dproject.write("w.py", """
+        import os, sys
+        os.makedirs("outputs", exist_ok=True)
+        open(f"outputs/{sys.argv[1]}.txt", "w").write(sys.argv[1])
+    """)
+    env = {"LABDECK_DOCKER_MOUNT": mount}
+    ids = []
+    for name in ("first", "second"):
+        res = dproject.cli("submit", "-c", "shared", "w.py", name, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+        ids.append(run_id_of(res.stdout))
+    assert record(dproject, ids[0])["outputs"] == ["first.txt"]
+    assert record(dproject, ids[1])["outputs"] == ["second.txt"]
+    second = dproject.root / ".labdeck" / "runs" / ids[1] / "outputs"
+    assert sorted(p.name for p in second.iterdir()) == ["second.txt"]
+    assert sorted(p.name for p in (dproject.root / "outputs").iterdir()) == [
+        "first.txt", "second.txt"]
