@@ -123,8 +123,7 @@ def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_context(spec: EnvSpec, base_id: str, digest: str, facts: BaseFacts | None,
-                  wheels: Path) -> bytes:
+def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: Path) -> bytes:
     import gzip  # builds only
 
     raw = io.BytesIO()
@@ -167,7 +166,7 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
         if spec.offline and spec.pip:
             assert facts is not None
             await download_wheels(spec.pip, facts, wheels, progress)
-        context = build_context(spec, base_id, digest, facts, wheels)
+        context = build_context(spec, base_id, facts, wheels)
     await _build(docker, context, tag, spec, digest, progress)
 
 
