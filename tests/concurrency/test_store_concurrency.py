@@ -34,7 +34,9 @@ def _write_runs(db: Path, writer: str, store: RunStore | None = None) -> list[st
     return made
 
 
-def _process_writer(db: str, writer: str, out: multiprocessing.Queue[object]) -> None:
+def _process_writer(
+    db: str, writer: str, out: multiprocessing.Queue[tuple[str, list[str] | BaseException]]
+) -> None:
     try:
         out.put((writer, _write_runs(Path(db), writer)))
     except BaseException as err:
@@ -44,7 +46,7 @@ def _process_writer(db: str, writer: str, out: multiprocessing.Queue[object]) ->
 def test_threads_and_processes_write_one_store(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     shared = RunStore(db)  # one store object shared by the threads, as Engine.store is
-    results: dict[str, object] = {}
+    results: dict[str, list[str]] = {}
     errors: list[BaseException] = []
 
     def thread_writer(name: str) -> None:
@@ -54,7 +56,7 @@ def test_threads_and_processes_write_one_store(tmp_path: Path) -> None:
             errors.append(err)
 
     ctx = multiprocessing.get_context("spawn")  # no SQLite state crosses a fork
-    queue: multiprocessing.Queue[object] = ctx.Queue()
+    queue: multiprocessing.Queue[tuple[str, list[str] | BaseException]] = ctx.Queue()
     procs = [ctx.Process(target=_process_writer, args=(str(db), f"p{i}", queue))
              for i in range(PROCESSES)]
     for proc in procs:
@@ -65,16 +67,16 @@ def test_threads_and_processes_write_one_store(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=240)
     for _ in procs:
-        writer, made = queue.get(timeout=240)
-        if isinstance(made, BaseException):
-            errors.append(made)
+        writer, outcome = queue.get(timeout=240)
+        if isinstance(outcome, BaseException):
+            errors.append(outcome)
         else:
-            results[str(writer)] = made
+            results[writer] = outcome
     for proc in procs:
         proc.join(timeout=30)
 
     assert errors == []
-    every = [run_id for made in results.values() for run_id in made]  # type: ignore[attr-defined]
+    every = [run_id for made in results.values() for run_id in made]
     assert len(every) == (THREADS + PROCESSES) * PER_WRITER
     assert len(set(every)) == len(every)
     stored = RunStore(db).list_runs()
