@@ -13,14 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
-from tests.docker.conftest import (  # noqa: F401 -- fixtures
-    docker_ready,
-    dproject,
-    labelled,
-    record,
-    run_id_of,
-    wait_no_containers,
-)
+from tests.docker.conftest import labelled, record, run_id_of, wait_no_containers
 
 CLIENTS = 5
 
