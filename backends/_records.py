@@ -4,13 +4,15 @@
 (and importing it pulls ``inspect``, ``ast``, ``dis``, ``tokenize`` into a CLI that needs none of
 them): ~1.7 ms for a 17-field frozen class, 22 classes on one submit. This builds the same
 methods (``__init__`` with defaults and factories, ``__repr__``, ``__eq__``, ``__hash__`` per
-dataclasses' rules, frozen ``__setattr__``/``__delattr__``, ``__match_args__``) from one source
-string per class. Type checkers see the real ``dataclasses`` (same semantics, checked there).
+dataclasses' rules, frozen ``__setattr__``/``__delattr__``, ``__match_args__``) as closures,
+with no ``exec``. Type checkers see the real ``dataclasses`` (same semantics, checked there).
 
 Supported: ``@dataclass`` and ``@dataclass(frozen=True)`` on classes that define no ``__eq__``,
 ``__hash__``, ``__post_init__``, ``InitVar`` or ``ClassVar`` fields, and ``field(default=...)`` /
 ``field(default_factory=...)``. Not ``dataclasses.fields``/``asdict``/``replace``: use
-``record_fields`` / ``as_dict``.
+``record_fields`` / ``as_dict``. Fields come from the class's own annotations; lazy ones (Python
+3.14 without ``from __future__ import annotations``) are read through ``annotationlib``, and a class
+whose fields cannot be found is an error, never a record without fields.
 """
 
 from __future__ import annotations
@@ -50,10 +52,14 @@ else:
         qual = f"{cls.__qualname__}.__init__()"
         setter = object.__setattr__
 
+        # The interpreter's own words for a bad call (ceval.c: too_many_positional).
+        takes = f"from {count - len(defaults) + 1} to {count + 1}" if defaults else f"{count + 1}"
+
         def __init__(self, *args, **kwargs):
             if len(args) > count:
                 raise TypeError(
-                    f"{qual} takes {count + 1} positional arguments but {len(args) + 1} were given"
+                    f"{qual} takes {takes} positional argument{'s' if defaults or count else ''}"
+                    f" but {len(args) + 1} were given"
                 )
             if kwargs:
                 values = dict(zip(names, args, strict=False))
@@ -72,10 +78,12 @@ else:
             missing = [n for n in names if n not in values and n not in defaults]
             if missing:
                 quoted = [repr(n) for n in missing]
-                listed = (
+                listed = (  # as format_missing words it: 'a', 'a' and 'b', 'a', 'b', and 'c'
                     quoted[0]
                     if len(quoted) == 1
-                    else ", ".join(quoted[:-1]) + f" and {quoted[-1]}"
+                    else " and ".join(quoted)
+                    if len(quoted) == 2
+                    else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
                 )
                 plural = "s" if len(missing) > 1 else ""
                 raise TypeError(
@@ -134,6 +142,26 @@ else:
         __delattr__.__qualname__ = f"{cls.__qualname__}.__delattr__"
         return __setattr__, __delattr__
 
+    def _own_annotations(cls):
+        """The annotations written in ``cls``'s own body, as strings where the module has
+        ``from __future__ import annotations`` (eager, in the class dict, on every version).
+        Without it, Python 3.14 (PEP 649/749) keeps them lazy behind ``__annotate_func__``: read
+        through ``annotationlib`` as strings (nothing is evaluated), never taken as "no fields"."""
+        own = cls.__dict__
+        if "__annotations__" in own:
+            return own["__annotations__"]
+        if own.get("__annotate_func__") is None and own.get("__annotate__") is None:
+            return {}
+        try:
+            import annotationlib
+        except ImportError:
+            raise RuntimeError(
+                f"backends._records cannot find the fields of {cls.__qualname__}: its "
+                "annotations are lazy (__annotate__) and this Python has no annotationlib; "
+                f"add 'from __future__ import annotations' to {cls.__module__}"
+            ) from None
+        return annotationlib.get_annotations(cls, format=annotationlib.Format.STRING)
+
     def _process(cls, frozen):
         names = []
         for base in reversed(cls.__mro__[1:]):
@@ -141,7 +169,11 @@ else:
                 if name not in names:
                     names.append(name)
         defaults = dict(getattr(cls, "__record_defaults__", {}))
-        for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
+        annotations = _own_annotations(cls)
+        for name, value in cls.__dict__.items():
+            if isinstance(value, _Field) and name not in annotations:
+                raise TypeError(f"{name!r} is a field but has no type annotation")
+        for name, annotation in annotations.items():
             if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.Class")):
                 continue
             if name not in names:
