@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import codecs
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from .docker_api import STDERR, APIError, DockerAPI
 from .docker_client import api_message, docker_errors, is_not_found
 from .docker_plan import WORKDIR
 from .errors import TargetError
+from .linesplit import PROGRESS, LineSplitter
 from .logfile import ResumePoint, format_ts
 
 _last_second: tuple[str, int] = ("", 0)  # most lines share their second with the one before
@@ -44,33 +44,34 @@ def since_param(log_ts: str) -> str:
 
 
 class LineAssembler:
-    """Frames -> lines. A frame is one log message with its timestamp; a long line arrives as
-    several partial messages, and a frame may even hold several lines."""
+    """Frames -> lines (linesplit.LineSplitter), each with the timestamp of the frame it began
+    in. A frame is one log message; a long line arrives as several partial messages, and a frame
+    may hold several lines. Progress states are throttled by the frames' own timestamps, so a
+    stream resent on a reattach gives the same ones."""
 
     def __init__(self, stream: str):
         self.stream = stream
-        self.pending = ""
-        self.pending_ts: float | None = None
+        self.splitter = LineSplitter()
+        self.pending_ts: float | None = None  # when the unfinished line began
 
-    def feed(self, stamp: str, body: str) -> list[LogLine]:
-        """One message: its timestamp prefix (``split_ts``; "" when none) and its text."""
+    def feed(self, stamp: str, body: bytes) -> list[LogLine]:
+        """One message: its timestamp prefix (``split_ts``; "" when none) and its bytes."""
         ts = docker_ts(stamp) if stamp else None
-        if self.pending_ts is None:
-            self.pending_ts = ts
-        self.pending += body
+        began = self.pending_ts if self.splitter.pending() else ts
         lines = []
-        while "\n" in self.pending:
-            text, self.pending = self.pending.split("\n", 1)
-            lines.append(LogLine(self.stream, text, self.pending_ts))
-            self.pending_ts = ts if self.pending else None
+        for text in self.splitter.feed(body, time.monotonic() if ts is None else ts):
+            if text[:1] == PROGRESS:
+                lines.append(LogLine(self.stream, text, ts))
+            else:
+                lines.append(LogLine(self.stream, text, began))
+                began = ts
+        self.pending_ts = began if self.splitter.pending() else None
         return lines
 
     def flush(self) -> list[LogLine]:
-        if not self.pending:
-            return []
-        line = LogLine(self.stream, self.pending, self.pending_ts)
-        self.pending, self.pending_ts = "", None
-        return [line]
+        lines = [LogLine(self.stream, text, self.pending_ts) for text in self.splitter.flush()]
+        self.pending_ts = None
+        return lines
 
 
 class Deduper:
@@ -85,6 +86,8 @@ class Deduper:
         if self.last_ts is None or line.ts is None:
             return True
         stamp = format_ts(line.ts)
+        if line.text[:1] == PROGRESS:  # a passing state: not counted in the resume point
+            return stamp > self.last_ts
         if stamp < self.last_ts:
             return False
         if stamp == self.last_ts and self.to_skip > 0:
@@ -142,7 +145,6 @@ class DockerRunHandle(RunHandle):
             if all(name in resume.last_ts for name in dedupe):
                 params["since"] = since_param(min(resume.last_ts.values()))
         assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
-        decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in dedupe}
         try:
             with docker_errors(self.url):
                 async with self.api.stream("GET", f"/containers/{self.durable_ref}/logs",
@@ -150,8 +152,7 @@ class DockerRunHandle(RunHandle):
                     async for kind, payload in response.frames():
                         name = "err" if kind == STDERR else "out"
                         stamp, body = split_ts(payload)
-                        text = decoders[name].decode(body)
-                        for line in assemblers[name].feed(stamp, text):
+                        for line in assemblers[name].feed(stamp, body):
                             if dedupe[name].keep(line):
                                 await queue.put(line)
             for name, assembler in assemblers.items():

@@ -24,6 +24,7 @@ from .base import (
     TargetInfo,
 )
 from .errors import TargetError
+from .linesplit import LineSplitter
 from .metrics import SHIM_DIR
 
 READ_CHUNK = 1 << 16
@@ -177,18 +178,29 @@ class LocalRunHandle(RunHandle):
 async def _pump(
     stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogLine | None]
 ) -> None:
-    """Split a byte stream into lines; a partial line waits for the rest (or for EOF)."""
-    pending = b""
+    """Split a byte stream into lines (linesplit.py); a partial line waits for the rest (or for
+    EOF). A progress state held back by the splitter's throttle is given out once it is due,
+    even when the script goes quiet meanwhile."""
+    splitter = LineSplitter()
+    loop = asyncio.get_running_loop()
     try:
         while True:
-            chunk = await stream.read(READ_CHUNK)
+            due = splitter.due()
+            if due is None:
+                chunk = await stream.read(READ_CHUNK)
+            else:
+                try:  # StreamReader.read loses nothing when the timeout cancels it
+                    chunk = await asyncio.wait_for(stream.read(READ_CHUNK),
+                                                   max(0.0, due - loop.time()))
+                except TimeoutError:
+                    for text in splitter.tick(loop.time()):
+                        await queue.put(LogLine(name, text))
+                    continue
             if not chunk:
                 break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                await queue.put(LogLine(name, raw.decode("utf-8", errors="replace")))
-        if pending:
-            await queue.put(LogLine(name, pending.decode("utf-8", errors="replace")))
+            for text in splitter.feed(chunk, loop.time()):
+                await queue.put(LogLine(name, text))
+        for text in splitter.flush():
+            await queue.put(LogLine(name, text))
     finally:
         await queue.put(None)

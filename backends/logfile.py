@@ -2,6 +2,12 @@
 
 Streams: ``out`` and ``err`` (the script's), ``met`` (a metric it logged), ``sys`` (labdeck's own
 notes). The file is append-only and the single source every client tails by byte offset.
+
+Progress: ``out~`` / ``err~`` mark a *progress* entry, the latest state of a line the script keeps
+redrawing with ``\r`` (a progress bar; linesplit.py). A progress entry is superseded by the next
+entry of its stream (a ``met`` entry counts as ``out``: its marker was a stdout line): readers show
+it only until then, so the log reads as the bar's last state while a live view shows it moving.
+Logs written before progress entries existed simply have none.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ if TYPE_CHECKING:
 
 _setattr = object.__setattr__  # hand-written __init__ of hot frozen records
 STREAMS = ("out", "err", "met", "sys")
+PROGRESS_TAG = "~"  # ``out~``: a progress entry of ``out``
+_SUPERSEDES = {"out": "out", "err": "err", "met": "out"}  # whose progress an entry ends
+_SUPERSEDES_B = {k.encode(): v for k, v in _SUPERSEDES.items()}
+
+
+def supersedes(stream: str) -> str | None:
+    """The stream whose pending progress entry an entry of ``stream`` ends (None: none)."""
+    return _SUPERSEDES.get(stream)
 
 
 def format_ts(ts: float) -> str:
@@ -35,23 +49,28 @@ class LogEntry:
     ts: str
     stream: str
     text: str
+    progress: bool = False  # superseded by the next entry of its stream (see above)
 
-    def __init__(self, ts: str, stream: str, text: str):  # one per line read
+    def __init__(self, ts: str, stream: str, text: str, progress: bool = False):  # per line read
         _setattr(self, "ts", ts)
         _setattr(self, "stream", stream)
         _setattr(self, "text", text)
+        _setattr(self, "progress", progress)
 
     @classmethod
     def parse(cls, line: str) -> LogEntry:
         ts, _, rest = line.partition(" ")
         stream, _, text = rest.partition(" ")
-        if stream not in STREAMS:  # a line we did not write (should not happen): keep it visible
-            return cls("", "out", line)
+        if stream not in STREAMS:
+            if stream[-1:] == PROGRESS_TAG and stream[:-1] in STREAMS:
+                return cls(ts, stream[:-1], text, True)
+            return cls("", "out", line)  # a line we did not write: keep it visible
         return cls(ts, stream, text)
 
 
 class LogWriter:
-    """Appends tagged lines; each batch is flushed so tails see it at once."""
+    """Appends tagged lines; each batch is flushed so tails see it at once. A text starting with
+    ``\r`` (linesplit.PROGRESS) is a progress state: written as a progress entry."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +84,8 @@ class LogWriter:
         now = time.time()
         parts = []
         for stream, text, ts in entries:
+            if text[:1] == "\r":
+                stream += PROGRESS_TAG
             clean = text.replace("\r", "").replace("\n", " ")
             parts.append(f"{format_ts(ts if ts is not None else now)} {stream} {clean}\n")
         if parts:
@@ -92,32 +113,71 @@ def read_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[list[s
     end = chunk.rfind(b"\n")
     if end < 0:
         return [], offset
-    data = chunk[: end + 1]
-    return data.decode("utf-8", errors="replace").splitlines(), offset + len(data)
+    data = chunk[:end]
+    # split("\n"), not splitlines(): a \x0c or \x1e in a script's line is part of that line
+    return data.decode("utf-8", errors="replace").split("\n"), offset + end + 1
 
 
-def last_lines(path: Path, count: int) -> tuple[list[str], int]:
-    """The last ``count`` complete lines and the byte offset after them, read backwards from
-    the end a block at a time (a long log is not read whole). A partial last line waits."""
+def _stream_tag(raw: bytes) -> tuple[bytes, bool]:
+    """A raw log line's stream tag (``b"out"``) and whether it is a progress entry."""
+    tag = raw.split(b" ", 2)[1] if raw.count(b" ", 0, 40) else b""
+    if tag[-1:] == b"~":
+        return tag[:-1], True
+    return tag, False
+
+
+def last_lines(path: Path, count: int, block: int = 1 << 20) -> tuple[list[str], int]:
+    """The last ``count`` lines a reader shows (complete lines; progress entries already
+    superseded left out) and the byte offset after them, read backwards from the end a block at
+    a time (a long log is not read whole). A partial last line waits."""
+    lines, _back, end = last_lines_placed(path, count, block)
+    return lines, end
+
+
+def last_lines_placed(path: Path, count: int, block: int = 1 << 20
+                      ) -> tuple[list[str], list[int], int]:
+    """``last_lines`` and, per line, how many complete lines of the file follow it (a view that
+    numbers the file's lines places each one with it)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
-        return [], 0
+        return [], [], 0
+    kept: list[bytes] = []  # newest first
+    back: list[int] = []
+    seen = 0  # complete lines looked at, from the end
+    later: set[str] = set()  # streams with an entry after the lines still to look at
+    end: int | None = None  # the offset after the last complete line
     with fh:
         pos = fh.seek(0, os.SEEK_END)
-        buf = b""
-        while pos > 0 and buf.count(b"\n") <= count:
-            step = min(1 << 20, pos)
+        head = b""  # the first, maybe partial, line of the block read last
+        while pos > 0 and (end is None or len(kept) < count):
+            step = min(block, pos)
             pos -= step
             fh.seek(pos)
-            buf = fh.read(step) + buf
-    end_in_buf = buf.rfind(b"\n")
-    if end_in_buf < 0:
-        return [], 0
-    lines = buf[: end_in_buf + 1].decode("utf-8", errors="replace").split("\n")[:-1]
-    if pos > 0:
-        lines = lines[1:]  # the first one may be cut
-    return (lines[-count:] if count else []), pos + end_in_buf + 1
+            data = fh.read(step) + head
+            lines = data.split(b"\n")
+            if end is None:
+                if len(lines) == 1:  # no newline yet: read further back
+                    head = data
+                    continue
+                end = pos + len(data) - len(lines.pop())
+            head = lines.pop(0) if pos > 0 else b""
+            for raw in reversed(lines):
+                if len(kept) >= count:
+                    break
+                seen += 1
+                tag, progress = _stream_tag(raw)
+                stream = _SUPERSEDES_B.get(tag)
+                if progress and stream in later:
+                    continue  # superseded: a reader does not show it
+                if stream is not None:
+                    later.add(stream)
+                kept.append(raw)
+                back.append(seen - 1)
+    if end is None:
+        return [], [], 0
+    return ([raw.decode("utf-8", errors="replace") for raw in reversed(kept)], back[::-1],
+            end)
 
 
 def iter_entries(path: Path) -> Iterator[LogEntry]:
@@ -169,8 +229,11 @@ def resume_point(path: Path, block: int = 1 << 20) -> ResumePoint:
                 entry = LogEntry.parse(raw.decode("utf-8", errors="replace"))
                 # A metric record stands where its marker line was on stdout: it counts as that
                 # line, so a resent marker is skipped too (and its metric never recorded twice).
+                # A progress entry is a passing state, not a line: the lines resent after a
+                # reattach give their own (a source replays them the same, see linesplit).
                 stream = "out" if entry.stream == "met" else entry.stream
-                if stream not in ("out", "err") or not entry.ts or stream in settled:
+                if (entry.progress or stream not in ("out", "err") or not entry.ts
+                        or stream in settled):
                     continue
                 if stream not in last:
                     last[stream], count[stream] = entry.ts, 1

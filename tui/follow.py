@@ -1,15 +1,25 @@
-"""Tail a run's log file until the run ends (used by ``submit`` and ``runs logs -f``)."""
+"""Tail a run's log file until the run ends (used by ``submit`` and ``runs logs -f``).
+
+Progress entries (a bar the script redraws with ``\\r``, see backends/logfile.py) are shown in
+place on a terminal, below the lines, and are not printed as lines: the output keeps each bar's
+last state, where its line ended (or, for a line that never ended, at the end).
+"""
 
 from __future__ import annotations
 
+import os
 import select
 import sys
 import time
 from collections.abc import Callable
 
 from backends.engine import Engine
-from backends.logfile import LogEntry, last_lines, read_from
+from backends.logfile import LogEntry, last_lines, read_from, supersedes
 from backends.store import RunRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 POLL_S = 0.01
 POLL_MAX_S = 0.1
@@ -21,6 +31,85 @@ def print_entry(entry: LogEntry, timestamps: bool = False) -> None:
 
     stream = sys.stderr if entry.stream in ("err", "sys") else sys.stdout
     stream.write(log_line(entry, timestamps) + "\n")
+
+
+class LiveProgress:
+    """The latest progress entry drawn on the terminal's last row, erased before a line is
+    printed and drawn again after it (as a progress bar behaves in a terminal). Off when the
+    output is not a terminal: there only the bars' final states are printed, as lines."""
+
+    def __init__(self, timestamps: bool):
+        self.timestamps = timestamps
+        self.entry: LogEntry | None = None
+        self.drawn: TextIO | None = None
+
+    @staticmethod
+    def stream_of(entry: LogEntry) -> TextIO:
+        return sys.stderr if entry.stream == "err" else sys.stdout
+
+    def enabled(self, entry: LogEntry) -> bool:
+        return self.stream_of(entry).isatty()
+
+    def set(self, entry: LogEntry | None) -> None:
+        self.erase()
+        self.entry = entry
+        self.draw()
+
+    def erase(self) -> None:
+        if self.drawn is not None:
+            self.drawn.write("\r\x1b[K")
+            self.drawn.flush()
+            self.drawn = None
+
+    def draw(self) -> None:
+        from .render import log_line
+
+        if self.entry is None or not self.enabled(self.entry):
+            return
+        out = self.stream_of(self.entry)
+        try:  # (shutil's version would import shutil on every submit)
+            width = os.get_terminal_size(out.fileno()).columns - 1
+        except OSError:
+            width = 79
+        out.write("\r" + log_line(self.entry, self.timestamps)[:width] + "\x1b[K")
+        out.flush()
+        self.drawn = out
+
+
+class Printer:
+    """Entries -> ``emit``, progress entries held until superseded (logfile.py's rule)."""
+
+    def __init__(self, emit: Callable[[LogEntry, bool], None], timestamps: bool):
+        self.emit = emit
+        self.timestamps = timestamps
+        self.pending: dict[str, LogEntry] = {}  # per stream, its progress not yet superseded
+        self.live = LiveProgress(timestamps) if emit is print_entry else None
+
+    def lines(self, raws: list[str]) -> None:
+        if self.live is not None and raws:
+            self.live.erase()
+        for raw in raws:
+            entry = LogEntry.parse(raw)
+            base = supersedes(entry.stream)
+            if base is not None:
+                self.pending.pop(base, None)
+                if entry.progress:
+                    self.pending[base] = entry
+                    continue
+            self.emit(entry, self.timestamps)
+        if self.live is not None and raws:
+            newest = max(self.pending.values(), key=lambda e: e.ts, default=None)
+            self.live.entry = newest
+            sys.stdout.flush()
+            self.live.draw()
+
+    def end(self) -> None:
+        """The log is read to its end: a bar whose line never ended is printed as it was."""
+        if self.live is not None:
+            self.live.erase()
+        for entry in sorted(self.pending.values(), key=lambda e: e.ts):
+            self.emit(entry, self.timestamps)
+        self.pending.clear()
 
 
 def follow(
@@ -35,40 +124,41 @@ def follow(
     """Print the log from the start (or its last ``tail`` lines); with ``follow``, keep printing
     until the run is terminal and its log is fully read."""
     path = engine.log_path(run_id)
+    printer = Printer(emit, timestamps)
     offset = 0
     if tail is not None:
         lines, offset = last_lines(path, tail)
-        for line in lines:
-            emit(LogEntry.parse(line), timestamps)
+        printer.lines(lines)
     delay = POLL_S
     last_reconcile = time.monotonic()
     record = engine.store.get(run_id, with_metrics=False)
-    while True:
-        lines, offset = read_from(path, offset)
-        for line in lines:
-            emit(LogEntry.parse(line), timestamps)
-        if lines:
-            sys.stdout.flush()
-            delay = POLL_S
-            continue
-        if not follow:
-            return record
-        record = engine.store.get(run_id, with_metrics=False)
-        if record.status.is_terminal():
-            lines, offset = read_from(path, offset)  # the supervisor's last lines
-            for line in lines:
-                emit(LogEntry.parse(line), timestamps)
-            sys.stdout.flush()
-            return record
-        if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
-            record = engine.reconcile(record)
-            last_reconcile = time.monotonic()
-        done = engine.done_fd(run_id)
-        if done is not None:
-            # Wakes the moment our supervisor exits, instead of a poll later.
-            readable, _, _ = select.select([done], [], [], delay)
-            if readable:
-                engine.forget_done_fd(run_id)
-        else:
-            time.sleep(delay)
-        delay = min(delay * 1.5, POLL_MAX_S)
+    try:
+        while True:
+            lines, offset = read_from(path, offset)
+            printer.lines(lines)
+            if lines:
+                sys.stdout.flush()
+                delay = POLL_S
+                continue
+            if not follow:
+                return record
+            record = engine.store.get(run_id, with_metrics=False)
+            if record.status.is_terminal():
+                lines, offset = read_from(path, offset)  # the supervisor's last lines
+                printer.lines(lines)
+                return record
+            if time.monotonic() - last_reconcile > RECONCILE_EVERY_S:
+                record = engine.reconcile(record)
+                last_reconcile = time.monotonic()
+            done = engine.done_fd(run_id)
+            if done is not None:
+                # Wakes the moment our supervisor exits, instead of a poll later.
+                readable, _, _ = select.select([done], [], [], delay)
+                if readable:
+                    engine.forget_done_fd(run_id)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 1.5, POLL_MAX_S)
+    finally:
+        printer.end()
+        sys.stdout.flush()

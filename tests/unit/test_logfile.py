@@ -43,3 +43,49 @@ def test_last_lines_reads_back_from_the_end_only(tmp_path: Path) -> None:
     assert end == len(body.encode())  # the partial last line waits
     assert last_lines(log, 0) == ([], end)
     assert last_lines(tmp_path / "none", 5) == ([], 0)
+
+
+def test_progress_entries_are_written_tagged_and_superseded_for_readers(tmp_path: Path) -> None:
+    from backends.logfile import LogEntry, LogWriter, last_lines, last_lines_placed
+
+    log = tmp_path / "log"
+    writer = LogWriter(log)
+    writer.write_many([("out", "start", 1.0), ("err", "\r 10%", 2.0), ("out", "mid", 3.0),
+                       ("err", "\r 50%", 4.0), ("err", "100%", 5.0), ("out", "\rdl 1/3", 6.0),
+                       ("sys", "a note", 7.0), ("out", "\rdl 2/3", 8.0)])
+    writer.close()
+    raw = log.read_text().splitlines()
+    assert [ln.split(" ")[1] for ln in raw] == ["out", "err~", "out", "err~", "err", "out~",
+                                                "sys", "out~"]
+    entry = LogEntry.parse(raw[1])
+    assert (entry.stream, entry.text, entry.progress) == ("err", " 10%", True)
+    assert not LogEntry.parse(raw[0]).progress
+    # superseded progress left out; the pending one (dl 2/3) still shown
+    for block in (1 << 20, 64, 7):
+        lines, back, end = last_lines_placed(log, 10, block)
+        assert [LogEntry.parse(ln).text for ln in lines] == ["start", "mid", "100%", "a note",
+                                                             "dl 2/3"], block
+        assert back == [7, 5, 3, 1, 0]
+        assert end == log.stat().st_size
+        assert [LogEntry.parse(ln).text for ln in last_lines(log, 2, block)[0]] == [
+            "a note", "dl 2/3"]
+
+
+def test_resume_point_does_not_count_progress_entries(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("2026-01-01T00:00:01.000000Z err line\n"
+                   "2026-01-01T00:00:02.000000Z err~ 50%\n"
+                   "2026-01-01T00:00:02.000000Z out~ 10%\n")
+    point = resume_point(log)
+    assert point.last_ts == {"err": "2026-01-01T00:00:01.000000Z"}
+    assert point.count_at_last == {"err": 1}
+
+
+def test_read_from_splits_on_newlines_only(tmp_path: Path) -> None:
+    from backends.logfile import read_from
+
+    log = tmp_path / "log"
+    log.write_bytes(b"t out page\x0cbreak \x1e sep\nt out two\npartial")
+    lines, offset = read_from(log, 0)
+    assert lines == ["t out page\x0cbreak \x1e sep", "t out two"]
+    assert offset == len(b"t out page\x0cbreak \x1e sep\nt out two\n")

@@ -4,11 +4,17 @@ The file on disk is the whole log; this widget keeps the last ``window`` lines (
 around a search match) and renders only what is on screen (Textual's line API), so a run that
 prints a million lines costs a few reads per second, not a million widget writes. Search and
 filter scan the whole file in a worker thread, not only the lines in the window.
+
+A progress entry (``out~``: the latest state of a bar the script redraws, backends/logfile.py) is
+shown at the bottom of its stream until the next entry of that stream supersedes it, so a bar
+moves in place and the log keeps its last state. Each line in the window keeps its line number in
+the file (``linenos``), which search results point at.
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from backends.logfile import STREAMS, last_lines
+from backends.logfile import PROGRESS_TAG, STREAMS, last_lines_placed, supersedes
 
 from ..keymap import LOG_BINDINGS
 
@@ -39,21 +45,35 @@ STREAM_STYLES = {
     "met": Style(color="green"),
 }
 GUTTER = {"out": " ", "err": "!", "sys": "·", "met": "◆"}
+PROGRESS_GUTTER = "»"
 MATCH_STYLE = Style(bgcolor="yellow", color="black")
 CURRENT_STYLE = Style(reverse=True)
 
 
 def split_line(raw: str) -> tuple[str, str, str]:
-    """``<ts> <stream> <text>`` -> (ts, stream, text); a foreign line is stdout text."""
+    """``<ts> <stream> <text>`` -> (ts, stream, text); a foreign line is stdout text; a
+    progress entry's stream is its stream's (``out~`` -> ``out``)."""
     ts, _, rest = raw.partition(" ")
     stream, _, text = rest.partition(" ")
     if stream not in STREAMS:
+        if stream[-1:] == PROGRESS_TAG and stream[:-1] in STREAMS:
+            return ts, stream[:-1], text
         return "", "out", raw
     return ts, stream, text
 
 
+def tag_of(raw: str) -> str:
+    """The raw stream tag (``out``, ``out~``)."""
+    return raw.partition(" ")[2].partition(" ")[0]
+
+
+def is_progress(raw: str) -> bool:
+    return tag_of(raw)[-1:] == PROGRESS_TAG
+
+
 def matches(raw: str, needle: str) -> bool:
-    return needle in split_line(raw)[2].lower()
+    """A line a filter or search finds (a passing progress state is not one)."""
+    return needle in split_line(raw)[2].lower() and not is_progress(raw)
 
 
 @dataclass
@@ -77,10 +97,12 @@ def count_lines(path: Path, end: int) -> int:
     return total
 
 
-def tail_lines(path: Path, count: int) -> tuple[list[str], int, int]:
-    """The last ``count`` complete lines, the byte offset after them and the file's line count."""
-    lines, end = last_lines(path, count)
-    return lines, end, count_lines(path, end) if end else 0
+def tail_lines(path: Path, count: int) -> tuple[list[str], list[int], int, int]:
+    """The last ``count`` lines shown, their line numbers, the byte offset after them and the
+    file's line count."""
+    lines, back, end = last_lines_placed(path, count)
+    total = count_lines(path, end) if end else 0
+    return lines, [total - 1 - b for b in back], end, total
 
 
 def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> ScanResult:
@@ -99,7 +121,7 @@ def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> S
             if offset >= end or not raw_b.endswith(b"\n"):
                 break
             raw = raw_b.decode("utf-8", errors="replace")[:-1]
-            if needle in split_line(raw)[2].lower():
+            if matches(raw, needle):
                 if len(offsets) < MAX_MATCHES:
                     offsets.append((lineno, offset))
                 if collect_lines:
@@ -132,7 +154,9 @@ class LogView(ScrollView, can_focus=True):
         self.poll = poll
         self.path: Path | None = None
         self.lines: list[str] = []
-        self.first_lineno = 0  # file line number of lines[0] (tail and anchored modes)
+        self.linenos: list[int] = []  # file line number of each line (tail and anchored modes)
+        self.first_lineno = 0  # of lines[0]
+        self._progress: dict[str, int] = {}  # per stream, the index of its progress entry
         self.byte_offset = 0  # bytes consumed from the file
         self.total = 0  # complete lines in the file up to ``offset``
         self.filter_text: str | None = None
@@ -170,21 +194,49 @@ class LogView(ScrollView, can_focus=True):
     def load_tail(self) -> None:
         self.anchored = False
         if self.path is None:
-            self._replace([], 0, 0, 0)
+            self._replace([], [], 0, 0)
             return
-        lines, end, total = tail_lines(self.path, self.window)
-        self._replace(lines, total - len(lines), end, total)
+        lines, linenos, end, total = tail_lines(self.path, self.window)
+        self._replace(lines, linenos, end, total)
         self.scroll_to_end()
 
-    def _replace(self, lines: list[str], first: int, offset: int, total: int) -> None:
-        self.lines = lines
-        self.first_lineno = first
+    def _replace(self, lines: list[str], linenos: list[int], offset: int, total: int) -> None:
+        self.lines = []
+        self.linenos = []
+        self._progress = {}
+        self._absorb(lines, linenos)
+        self.first_lineno = self.linenos[0] if self.linenos else total
         self.byte_offset = offset
         self.total = total
         self._max_width = max(map(len, lines), default=0)
         self._rows = None
         self._update_size()
         self.refresh()
+
+    def _absorb(self, raws: list[str], linenos: list[int] | range) -> bool:
+        """Append lines; a progress entry pending for a line's stream leaves (superseded).
+        True when a line left the middle of the window (the wrap layout is then stale)."""
+        if not self._progress and not any(PROGRESS_TAG in tag_of(raw) for raw in raws):
+            self.lines.extend(raws)  # nearly always: no progress bar anywhere
+            self.linenos.extend(linenos)
+            return False
+        removed = False
+        for raw, lineno in zip(raws, linenos, strict=True):
+            tag = tag_of(raw)
+            progress = tag[-1:] == PROGRESS_TAG
+            base = supersedes(tag[:-1] if progress else tag)
+            if base is not None:
+                index = self._progress.pop(base, None)
+                if index is not None:
+                    del self.lines[index]
+                    del self.linenos[index]
+                    self._progress = {k: i - (i > index) for k, i in self._progress.items()}
+                    removed = True
+                if progress:
+                    self._progress[base] = len(self.lines)
+            self.lines.append(raw)
+            self.linenos.append(lineno)
+        return removed
 
     # ------------------------------------------------------------------ ingest
 
@@ -206,30 +258,39 @@ class LogView(ScrollView, can_focus=True):
         count = data.count(b"\n")
         self.total += count
         text = data.decode("utf-8", errors="replace")
-        if self.filter_text is not None:
+        first = self.total - count
+        if self.filter_text is not None:  # window indexes, not line numbers, in this mode
             needle = self.filter_text
             new = [raw for raw in text.split("\n")[:-1] if matches(raw, needle)]
+            numbers: list[int] | range | None = None  # going on from the window's last
         elif count > self.window:  # far behind: only the last window's worth is shown
             new = text.split("\n")[:-1][-self.window:]
+            numbers = range(self.total - len(new), self.total)
         else:
             new = text.split("\n")[:-1]
-        if self.filter_text is None and count > len(new):
-            self.first_lineno += count - len(new)  # skipped lines stay on disk only
+            numbers = range(first, self.total)
         if new:
-            self.append(new)
+            self.append(new, numbers)
         return count
 
-    def append(self, new: list[str]) -> None:
-        self.lines.extend(new)
+    def append(self, new: list[str], numbers: list[int] | range | None = None) -> None:
+        before = len(self.lines)
+        if numbers is None:
+            last = self.linenos[-1] + 1 if self.linenos else 0
+            numbers = range(last, last + len(new))
+        if self._absorb(new, numbers):
+            self._rows = None
         self._max_width = max(self._max_width, max(map(len, new)))
         dropped = 0
         if len(self.lines) > self.window + self.window // 10:
             dropped = len(self.lines) - self.window
             del self.lines[:dropped]
-            self.first_lineno += dropped
+            del self.linenos[:dropped]
+            self._progress = {k: i - dropped for k, i in self._progress.items() if i >= dropped}
             self._rows = None
         elif self._rows is not None:
-            self._extend_rows(len(self.lines) - len(new))
+            self._extend_rows(before)
+        self.first_lineno = self.linenos[0] if self.linenos else self.total
         self._update_size()
         if self.follow:
             self.scroll_to_end()
@@ -316,12 +377,14 @@ class LogView(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
     def _line_strip(self, index: int, begin: int, end: int | None, first: bool) -> Strip:
-        ts, stream, text = split_line(self.lines[index])
+        raw = self.lines[index]
+        ts, stream, text = split_line(raw)
         style = STREAM_STYLES.get(stream, Style())
-        lineno = self.first_lineno + index
+        lineno = self.linenos[index] if index < len(self.linenos) else -1
         current = self.current_line is not None and lineno == self.current_line
         segments: list[Segment] = []
-        gutter = GUTTER.get(stream, " ") if first else " "
+        gutter = (PROGRESS_GUTTER if is_progress(raw) else GUTTER.get(stream, " ")) if first \
+            else " "
         segments.append(Segment(gutter + " ", style))
         if self.timestamps:
             segments.append(Segment((ts if first else "").ljust(27) + " ", TS_STYLE))
@@ -375,7 +438,7 @@ class LogView(ScrollView, can_focus=True):
         if self.filter_text != needle:
             return
         self.anchored = False
-        self._replace(result.lines, 0, result.end, result.total)
+        self._replace(result.lines, list(range(len(result.lines))), result.end, result.total)
         self.follow = True
         self.scroll_to_end()
 
@@ -423,11 +486,11 @@ class LogView(ScrollView, can_focus=True):
             self._scroll_to_index(lineno)
             return
         self.current_line = lineno
-        local = lineno - self.first_lineno
-        if not (0 <= local < len(self.lines)):
+        if not self.linenos or not self.linenos[0] <= lineno <= self.linenos[-1]:
             self._anchor_at(lineno, offset)
-            local = lineno - self.first_lineno
-        self._scroll_to_index(local)
+        # a superseded progress entry is not in the window: the line shown after it
+        local = bisect_left(self.linenos, lineno)
+        self._scroll_to_index(min(local, max(0, len(self.lines) - 1)))
 
     def _anchor_at(self, lineno: int, offset: int) -> None:
         """Load the lines around a match that left the window; tailing pauses."""
@@ -447,8 +510,9 @@ class LogView(ScrollView, can_focus=True):
         lines = lines[: self.window]
         self.anchored = True
         self.follow = False
-        self.lines = lines
-        self.first_lineno = lineno - before
+        self.lines, self.linenos, self._progress = [], [], {}
+        self._absorb(lines, range(lineno - before, lineno - before + len(lines)))
+        self.first_lineno = self.linenos[0] if self.linenos else lineno
         self._max_width = max(map(len, lines), default=0)
         self._rows = None
         self._update_size()
