@@ -1,14 +1,24 @@
-"""The dashboard: wiring only. Widgets read the store and log files; actions call the engine in
-workers; every failure ends as a one-line notification (``on_worker_state_changed``)."""
+"""The dashboard: wiring only. Widgets read the store (on the store worker's thread) and log
+files; actions call the engine in workers; every failure ends as a one-line notification
+(``on_worker_state_changed``). Nothing on the UI thread reads the store or walks the project.
+
+The main screen's widgets are found on the main screen (``_main``), not on whichever screen is on
+top, and messages that arrive while the app closes (workers end then) are dropped: a handler
+never meets a widget that is not there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -20,11 +30,13 @@ from backends.watch import Watcher, WatchEvent
 from .commands import LabdeckCommands
 from .keymap import APP_BINDINGS, load_keymap
 from .messages import (
+    CompareLoaded,
     EnvironmentPrepared,
     OutputsDownloaded,
     RunCanceled,
     RunSelected,
     RunSubmitted,
+    SubmitChoices,
     SubmitRequest,
     TargetSelected,
     WatchToggled,
@@ -35,23 +47,43 @@ from .screens.full_log import FullLogScreen
 from .screens.help import HelpScreen
 from .screens.submit import SubmitScreen
 from .widgets.log_panel import LogPanel
+from .widgets.run_details import TAIL as COMPARE_TAIL
 from .widgets.run_details import RunDetails
 from .widgets.runs import RunsPanel
+from .widgets.store_worker import StoreWorker
 from .widgets.targets import TargetsPanel
+
+if TYPE_CHECKING:
+    from backends.engine import Engine
+
+W = TypeVar("W", bound=Widget)
+M = TypeVar("M", bound=Message)
+
+
+def while_open(handler: Callable[[LabdeckApp, M], None]) -> Callable[[LabdeckApp, M], None]:
+    """A message handler that does nothing once the app closes: its widgets are going."""
+
+    @wraps(handler)
+    def guarded(app: LabdeckApp, message: M) -> None:
+        if app.is_running and app.screen_stack:
+            handler(app, message)
+
+    return guarded
 
 
 class LabdeckApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "labdeck"
-    BINDINGS: list[Binding] = APP_BINDINGS  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = [*APP_BINDINGS]
     COMMANDS = App.COMMANDS | {LabdeckCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     NOTIFICATION_TIMEOUT = 4
 
-    def __init__(self, engine: Any, target: str = "local", submit_script: str | None = None,
+    def __init__(self, engine: Engine, target: str = "local", submit_script: str | None = None,
                  *, poll: bool = True, keymap_file: Path | None = None):
         super().__init__()
         self.engine = engine
+        self.reads = StoreWorker()
         self.target = target
         self.submit_script = submit_script
         self.poll = poll
@@ -70,38 +102,42 @@ class LabdeckApp(App[None]):
                                        id="targets")
                 targets.border_title = "Targets"
                 yield targets
-                runs = RunsPanel(self.engine, poll=self.poll, id="runs")
+                runs = RunsPanel(self.engine, self.reads, poll=self.poll, id="runs")
                 runs.border_title = "Runs"
                 yield runs
             with TabbedContent(id="right", initial="tab-log"):
                 with TabPane("Log", id="tab-log"):
                     yield LogPanel(poll=self.poll, id="log")
                 with TabPane("Details", id="tab-details"):
-                    yield RunDetails(self.engine, id="details")
+                    yield RunDetails(self.engine, self.reads, id="details")
         yield Footer(compact=True, show_command_palette=False)
+
+    def _main(self, kind: type[W]) -> W:
+        """The main screen's widget of this type, whatever screen is on top."""
+        return self.screen_stack[0].query_one(kind)
 
     @property
     def runs_panel(self) -> RunsPanel:
-        return self.query_one(RunsPanel)
+        return self._main(RunsPanel)
 
     @property
     def log_panel(self) -> LogPanel:
-        return self.query_one("#log", LogPanel)
+        return self._main(LogPanel)
 
     @property
     def details(self) -> RunDetails:
-        return self.query_one(RunDetails)
+        return self._main(RunDetails)
 
     def on_mount(self) -> None:
-        self.engine.warm_up()  # the supervisor zygote: fast starts for this threaded client
+        # The supervisor zygote (fast starts for this threaded client) starts a process.
+        self.run_worker(self.engine.warm_up, thread=True, name="warm up", exit_on_error=False)
         remaps, problems = load_keymap(self.keymap_file)
         self.user_keymap = remaps
         if remaps:
             self.set_keymap(remaps)
         for problem in problems:
             self.notify(problem, title="keymap", severity="warning")
-        self.runs_panel.table.focus()
-        self.show_run(self.runs_panel.selected_id)
+        self.runs_panel.table.focus()  # its first rows select a run when they arrive
         if self.submit_script:
             self.start_submit(SubmitRequest(self.target, self.submit_script, []))
 
@@ -120,12 +156,13 @@ class LabdeckApp(App[None]):
         record = self.runs_panel.record(run_id)
         if record is None:
             self.log_panel.show(None, "")
-            self.details.show(None)
+            self.details.show_run(None)
             return
         self.log_panel.show(self.engine.log_path(record.id),
                             f"{record.id} {record.status.value}")
-        self.details.show(self.engine.store.get(record.id))  # the panel's rows hold no metrics
+        self.details.show_run(record.id)  # read with its metrics' tails, off the UI thread
 
+    @while_open
     def on_run_selected(self, message: RunSelected) -> None:
         self.show_run(message.run_id)
 
@@ -136,6 +173,8 @@ class LabdeckApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed engine call becomes a message on screen."""
+        if not self.is_running:
+            return
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.notify(one_line(event.worker.error), title=event.worker.name or "error",
                         severity="error", timeout=8)
@@ -146,9 +185,20 @@ class LabdeckApp(App[None]):
         return [f.rel for f in list_files(self.engine.project.root) if f.rel.endswith(".py")]
 
     def action_submit(self) -> None:
+        def work() -> None:  # walks the project: not on the UI thread
+            self.post_message(SubmitChoices(self.project_scripts(),
+                                            self.engine.project.compute_names()))
+
+        self.run_worker(work, thread=True, name="submit", exit_on_error=False,
+                        group="submit-dialog", exclusive=True)
+
+    @while_open
+    def on_submit_choices(self, message: SubmitChoices) -> None:
+        if isinstance(self.screen, SubmitScreen):
+            return  # already open (s pressed twice)
         record = self.selected_record()
-        screen = SubmitScreen(self.project_scripts(), self.engine.project.compute_names(),
-                              self.target, record.script if record else None,
+        screen = SubmitScreen(message.scripts, message.targets, self.target,
+                              record.script if record else None,
                               list(record.args) if record else None)
         self.push_screen(screen, self._submit_chosen)
 
@@ -166,6 +216,7 @@ class LabdeckApp(App[None]):
         if request.watch:
             self.call_from_thread(self.start_watch, record, request.policy)
 
+    @while_open
     def on_run_submitted(self, message: RunSubmitted) -> None:
         self.runs_panel.reload()
         self.runs_panel.select(message.record.id)
@@ -193,6 +244,7 @@ class LabdeckApp(App[None]):
 
         self.run_worker(work, thread=True, name="cancel", exit_on_error=False, group="cancel")
 
+    @while_open
     def on_run_canceled(self, message: RunCanceled) -> None:
         self.runs_panel.reload()
         self.notify(f"cancel requested for run {message.record.id}")
@@ -202,7 +254,7 @@ class LabdeckApp(App[None]):
         if record is None:
             return
         run_id = record.id
-        dest = self.engine.project.root / "outputs" / run_id
+        dest = self.engine.project.root / "downloads" / run_id  # never the project's outputs/
 
         def work() -> None:
             files = self.engine.download(run_id, dest)
@@ -211,6 +263,7 @@ class LabdeckApp(App[None]):
         self.run_worker(work, thread=True, name="download", exit_on_error=False,
                         group="download")
 
+    @while_open
     def on_outputs_downloaded(self, message: OutputsDownloaded) -> None:
         self.notify(f"{len(message.files)} file(s) of run {message.run_id} → {message.dest}")
 
@@ -229,6 +282,7 @@ class LabdeckApp(App[None]):
         ref = await self.engine.prepare(target, progress=progress)
         self.post_message(EnvironmentPrepared(target, ref.ref, ref.cached))
 
+    @while_open
     def on_environment_prepared(self, message: EnvironmentPrepared) -> None:
         state = "cached" if message.cached else "built"
         self.notify(f"{message.target}: environment {state} ({message.ref})")
@@ -266,6 +320,7 @@ class LabdeckApp(App[None]):
     def _watch_event(self, event: WatchEvent) -> None:
         self.post_message(WatchTriggered(event))
 
+    @while_open
     def on_watch_toggled(self, message: WatchToggled) -> None:
         if message.active:
             self.runs_panel.border_title = (f"Runs · watching {message.script} on "
@@ -275,6 +330,7 @@ class LabdeckApp(App[None]):
             self.runs_panel.border_title = "Runs"
             self.notify("watch off")
 
+    @while_open
     def on_watch_triggered(self, message: WatchTriggered) -> None:
         event = message.event
         if event.run is not None:
@@ -289,12 +345,26 @@ class LabdeckApp(App[None]):
         if problem:
             self.notify(problem, severity="warning")
             return
+        self.reads.request(self, "compare", lambda: self._read_compared(ids))
+
+    def _read_compared(self, ids: list[str]) -> CompareLoaded:
+        """On the store thread: the runs with their metrics (series cut to their tails)."""
+        records = []
         try:
-            records = [self.engine.get(run_id) for run_id in ids]  # with their metrics
+            for run_id in ids:
+                record = self.engine.get(run_id, with_metrics=False)
+                record.metrics = self.engine.store.metrics_tail(record.id, COMPARE_TAIL)
+                records.append(record)
         except LabdeckError as err:  # deleted meanwhile
-            self.notify(one_line(err), severity="error")
-            return
-        self.push_screen(CompareScreen(records))
+            return CompareLoaded([], one_line(err))
+        return CompareLoaded(records)
+
+    @while_open
+    def on_compare_loaded(self, message: CompareLoaded) -> None:
+        if message.problem:
+            self.notify(message.problem, severity="error")
+        elif not isinstance(self.screen, CompareScreen):
+            self.push_screen(CompareScreen(message.records))
 
     def action_open_log(self) -> None:
         record = self.require_run()
@@ -309,7 +379,11 @@ class LabdeckApp(App[None]):
         self.push_screen(HelpScreen(self.user_keymap))
 
 
-def run_app(engine: Any, target: str = "local", submit_script: str | None = None) -> None:
+    def on_unmount(self) -> None:
+        self.reads.close()
+
+
+def run_app(engine: Engine, target: str = "local", submit_script: str | None = None) -> None:
     """``labdeck`` / ``labdeck ui``: open the dashboard; runs go on after it closes."""
     app = LabdeckApp(engine, target=target, submit_script=submit_script)
     try:

@@ -58,6 +58,22 @@ class WatchTriggered(Message):
 
 
 @dataclass
+class CompareLoaded(Message):
+    """The runs to compare, read by the store worker (their series cut to their tails)."""
+
+    records: list[RunRecord]
+    problem: str | None = None  # one line: a run was deleted meanwhile
+
+
+@dataclass
+class SubmitChoices(Message):
+    """What the submit dialog offers, found off the UI thread (it walks the project)."""
+
+    scripts: list[str]
+    targets: list[str]
+
+
+@dataclass
 class SubmitRequest:
     """What the submit dialog returns (a value, not a message)."""
 

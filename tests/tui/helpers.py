@@ -28,9 +28,12 @@ def of_type(messages: list[Any], kind: type[M]) -> list[M]:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Let short workers (describe, explain, submit...) finish; the watcher runs on."""
+    """Let short workers (describe, explain, submit, store reads...) finish; the watcher runs
+    on."""
     def idle() -> bool:
-        return all(w.is_finished or w.group == "watch" for w in pilot.app.workers)
+        reads = getattr(pilot.app, "reads", None)
+        return (all(w.is_finished or w.group == "watch" for w in pilot.app.workers)
+                and not (reads is not None and reads.busy()))
 
     await pilot.pause()
     await until(pilot, idle, "workers finish")

@@ -51,6 +51,7 @@ async def test_submit_dialog_submits_and_the_run_completes(engine: Engine) -> No
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
         await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen), "the submit dialog")
         assert isinstance(app.screen, SubmitScreen)
         app.screen.query_one("#args", Input).value = "--n 3"
         await pilot.press("enter")
@@ -60,7 +61,7 @@ async def test_submit_dialog_submits_and_the_run_completes(engine: Engine) -> No
         assert record.target == "local"
         await until(pilot, lambda: engine.get(record.id).status.is_terminal(), "run ends")
         app.runs_panel.reload()
-        await pilot.pause()
+        await settle(pilot)
         assert engine.get(record.id).status is RunStatus.COMPLETED
         assert app.runs_panel.selected_id == record.id
         assert engine.get(record.id).metrics["accuracy"] == 0.75
@@ -71,7 +72,9 @@ async def test_escape_closes_the_submit_dialog_without_a_run(engine: Engine) -> 
     app = app_for(engine)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await settle(pilot)
-        await pilot.press("s", "escape")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen), "the submit dialog")
+        await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, SubmitScreen)
         assert not of_type(messages, RunSubmitted)
@@ -127,7 +130,7 @@ async def test_download_copies_outputs_into_the_project(engine: Engine,
         await settle(pilot)
         await pilot.press("d")
         await until(pilot, lambda: bool(of_type(messages, OutputsDownloaded)), "download")
-    copied = deck_project.root / "outputs" / "proj_1003" / "result.txt"
+    copied = deck_project.root / "downloads" / "proj_1003" / "result.txt"
     assert copied.read_text() == "42\n"
 
 
@@ -300,7 +303,7 @@ async def test_keymap_file_remaps_a_binding(engine: Engine, tmp_path: Path) -> N
         assert any("unknown binding id 'not_a_binding'" in n.message
                    for n in app._notifications)
         await pilot.press("x")
-        assert isinstance(app.screen, SubmitScreen)
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen), "the submit dialog")
 
 
 async def test_a_keymap_that_is_not_a_table_is_one_line(engine: Engine, tmp_path: Path) -> None:
@@ -330,12 +333,13 @@ async def test_runs_filter_and_sort(engine: Engine) -> None:
         await settle(pilot)
         panel = app.runs_panel
         await pilot.press("slash", *"fail", "enter")
-        assert [r.id for r in panel.visible()] == ["proj_1002"]
+        assert [r.id for r in panel.shown_records()] == ["proj_1002"]
         await pilot.press("escape")
-        assert len(panel.visible()) == 3
+        assert len(panel.shown_records()) == 3
         await pilot.press("o")  # created -> status
         assert panel.sort_key == "status"
-        assert [r.status.value for r in panel.visible()] == ["completed", "completed", "failed"]
+        statuses = [r.status.value for r in panel.shown_records()]
+        assert statuses == ["completed", "completed", "failed"]
 
 
 async def test_runs_appear_when_another_process_writes(engine: Engine,

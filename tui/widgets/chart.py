@@ -34,9 +34,12 @@ def sparkline(values: list[Any], width: int = 30) -> str:
     return "".join(BLOCKS[min(len(BLOCKS) - 1, int((v - low) / span * len(BLOCKS)))] for v in data)
 
 
-def chart_line(name: str, values: list[Any], width: int = 30) -> str:
+def chart_line(name: str, values: list[Any], width: int = 30, tail: int | None = None) -> str:
+    """A sparkline with min, max and last; ``tail``: the values are a series' last ``tail``
+    (or all of it, when fewer), which the count says."""
     data = numbers(values)
+    count = f"last {len(data)}" if tail is not None and len(values) >= tail else str(len(data))
     if not data:
         return f"{name}: {len(values)} values"
     return (f"{name}: {sparkline(values, width)}  min {min(data):.4g}  max {max(data):.4g}  "
-            f"last {data[-1]:.4g}  ({len(data)})")
+            f"last {data[-1]:.4g}  ({count})")

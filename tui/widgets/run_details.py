@@ -1,14 +1,21 @@
 """Run details: arguments, environment, snapshot, metrics (with charts of series), outputs,
-what triggered it (watch mode) and the ``--explain`` view of how it runs."""
+what triggered it (watch mode) and the ``--explain`` view of how it runs.
+
+The run is read on the store worker's thread, each series cut to its last ``TAIL`` values: a
+chart cannot show more, and a series of 200,000 values costs no more to draw than one of 400.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from backends.errors import one_line
@@ -16,6 +23,12 @@ from backends.store import RunRecord
 
 from ..render import duration, metric_value, when
 from .chart import chart_line
+from .store_worker import StoreWorker
+
+if TYPE_CHECKING:
+    from backends.engine import Engine
+
+TAIL = 400  # values per series read for the details (a chart is at most 40 cells wide)
 
 
 def _section(title: str) -> Text:
@@ -51,7 +64,8 @@ def details_renderable(record: RunRecord, explain: str | None, width: int = 40) 
         metrics.add_column()
         for name, value in record.metrics.items():
             if isinstance(value, list):
-                metrics.add_row(name, chart_line("", value, max(8, min(40, width - 30)))[2:])
+                metrics.add_row(name, chart_line("", value, max(8, min(40, width - 30)),
+                                                 tail=TAIL)[2:])
             else:
                 metrics.add_row(name, metric_value(value))
         parts.append(metrics)
@@ -71,14 +85,42 @@ class RunDetails(VerticalScroll):
     RunDetails { height: 1fr; padding: 0 1; }
     """
 
-    def __init__(self, engine: Any, id: str | None = None):
+    @dataclass
+    class Loaded(Message):
+        """A run as the store worker read it, its series cut to their tails."""
+
+        record: RunRecord
+
+    def __init__(self, engine: Engine, reads: StoreWorker, id: str | None = None):
         super().__init__(id=id)
         self.engine = engine
+        self.reads = reads
         self.record: RunRecord | None = None
+        self.wanted: str | None = None  # the run to show (its read may be on its way)
         self._explain: dict[str, str] = {}
 
-    def compose(self) -> Any:
+    def compose(self) -> ComposeResult:
         yield Static("no run selected", id="details-body")
+
+    def show_run(self, run_id: str | None) -> None:
+        """Show a run (read off the UI thread), or none."""
+        self.wanted = run_id
+        if run_id is None:
+            self.show(None)
+            return
+        self.reads.request(self, "details", lambda: self._read(run_id))
+
+    def _read(self, run_id: str) -> RunDetails.Loaded:
+        """On the store thread: the run and the tails of its metrics."""
+        store = self.engine.store
+        record = store.get(run_id, with_metrics=False)
+        record.metrics = store.metrics_tail(run_id, TAIL)
+        return self.Loaded(record)
+
+    def on_run_details_loaded(self, message: RunDetails.Loaded) -> None:
+        message.stop()
+        if self.is_attached and message.record.id == self.wanted:
+            self.show(message.record)
 
     def show(self, record: RunRecord | None) -> None:
         self.record = record
@@ -97,7 +139,7 @@ class RunDetails(VerticalScroll):
 
     def _explained(self, run_id: str, text: str) -> None:
         self._explain[run_id] = text
-        if self.record is not None and self.record.id == run_id:
+        if self.record is not None and self.record.id == run_id and self.is_attached:
             self._draw()
 
     def _draw(self) -> None:

@@ -1,19 +1,23 @@
 """The Runs panel: every run in the store, live, sortable and filterable.
 
 It re-reads the store when ``data_version`` says another process (a supervisor, the CLI) wrote,
-and redraws durations of runs in flight once a second; it keeps no run state of its own.
+and redraws durations of runs in flight once a second; it keeps no run state of its own. The
+reads happen on the store worker's thread (``Loaded`` brings their result back): never on the
+UI thread, however many runs and metric values the store holds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from backends.status import RunStatus
@@ -22,6 +26,10 @@ from backends.store import RunRecord
 from ..keymap import RUNS_BINDINGS
 from ..messages import RunSelected
 from ..render import duration, metric_value
+from .store_worker import StoreWorker
+
+if TYPE_CHECKING:
+    from backends.engine import Engine
 
 POLL_S = 0.5
 STATUS_STYLES = {
@@ -60,19 +68,27 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-
-
 class RunsPanel(Vertical):
-    BINDINGS: list[Binding] = RUNS_BINDINGS  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = [*RUNS_BINDINGS]
     DEFAULT_CSS = """
     RunsPanel > Input { display: none; height: 3; }
     RunsPanel > Input.-open { display: block; }
     RunsPanel > DataTable { height: 1fr; }
     """
 
-    def __init__(self, engine: Any, *, poll: bool = True, id: str | None = None):
+    @dataclass
+    class Loaded(Message):
+        """The store as the worker read it: runs without metrics, each metric's last value."""
+
+        version: int
+        records: list[RunRecord]
+        last: dict[str, dict[str, tuple[Any, bool]]]
+
+    def __init__(self, engine: Engine, reads: StoreWorker, *, poll: bool = True,
+                 id: str | None = None):
         super().__init__(id=id)
         self.engine = engine
+        self.reads = reads
         self.poll = poll
         self.records: list[RunRecord] = []  # without their metrics: see ``last``
         self.last: dict[str, dict[str, tuple[Any, bool]]] = {}  # run -> metric -> last value
@@ -82,6 +98,8 @@ class RunsPanel(Vertical):
         self._version: int | None = None
         self._shown: list[str] = []
         self._last_tick = 0.0
+        self._announced: str | None = None  # the run last posted as selected
+        self._to_select: str | None = None  # asked for before the store showed it
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -103,16 +121,58 @@ class RunsPanel(Vertical):
     # ------------------------------------------------------------------ data
 
     def reload(self) -> None:
-        """Re-read the store and redraw."""
-        self._version = self.engine.store.data_version()
+        """Re-read the store (on the store worker's thread) and redraw."""
+        self._request(force=True)
+
+    def tick(self) -> None:
+        in_flight = any(not r.status.is_terminal() for r in self.records)
+        now = time.monotonic()
+        moving = in_flight and now - self._last_tick >= 1.0
+        if moving:
+            self._last_tick = now  # recovers runs in flight and moves their durations
+        self._request(force=moving)
+
+    def _request(self, force: bool) -> None:
+        # Two kinds, so that a poll waiting behind a read never replaces a forced reload.
+        if force:
+            self.reads.request(self, "runs", lambda: self._read(None, recover=True))
+        else:
+            known = self._version
+            self.reads.request(self, "runs-poll", lambda: self._read(known))
+
+    def _read(self, known: int | None, recover: bool = False) -> RunsPanel.Loaded | None:
+        """On the store thread: the runs, unless the store has not changed since ``known``;
+        ``recover``: first notice runs in flight whose supervisor is gone (engine.recover)."""
+        if recover:
+            self.engine.recover()
+        store = self.engine.store
+        version = store.data_version()
+        if version == known:
+            return None
+        return self.Loaded(version, self.engine.runs(with_metrics=False), store.last_metrics())
+
+    def on_runs_panel_loaded(self, message: RunsPanel.Loaded) -> None:
+        message.stop()
+        if not self.is_attached:  # the dashboard is closing
+            return
+        self._version = message.version
         selected = self.selected_id
         before = self._facts(selected)
-        self.records = self.engine.runs(with_metrics=False)
-        self.last = self.engine.store.last_metrics()
+        self.records = message.records
+        self.last = message.last
         self.redraw()
+        if self._to_select in self._shown:
+            self.select(self._to_select)  # its highlight announces it
+            return
         after = self._facts(selected)
         if after is not None and before != after:
-            self.post_message(RunSelected(selected))  # the selected run moved on: redraw it
+            self._announce(selected)  # the selected run moved on: redraw it
+        elif self.selected_id != self._announced:
+            self._announce(self.selected_id)  # the first rows, or the selected run vanished
+
+    def _announce(self, run_id: str | None) -> None:
+        self._announced = run_id
+        self.post_message(RunSelected(run_id))
 
     def _facts(self, run_id: str | None) -> tuple[Any, ...] | None:
         """What the details of a run show that can change; None for no such run."""
@@ -121,16 +181,6 @@ class RunsPanel(Vertical):
             return None
         return (record.status, record.ended, record.exit_code, record.outputs, record.error,
                 self.last.get(record.id))
-
-    def tick(self) -> None:
-        version = self.engine.store.data_version()
-        if version != self._version:
-            self.reload()
-        elif any(not r.status.is_terminal() for r in self.records):
-            now = time.monotonic()
-            if now - self._last_tick >= 1.0:
-                self._last_tick = now
-                self.reload()  # reconciles runs in flight and moves their durations
 
     def compare_pair(self) -> tuple[list[str], str]:
         """The runs to compare: the marked ones, else the selected run and the row below it
@@ -157,12 +207,17 @@ class RunsPanel(Vertical):
         return self._shown[table.cursor_row]
 
     def select(self, run_id: str) -> None:
+        """Move to a run; one not read yet (just submitted) is selected when it arrives."""
+        self._to_select = None
         if run_id in self._shown:
             self.table.move_cursor(row=self._shown.index(run_id))
+        else:
+            self._to_select = run_id
 
     # ------------------------------------------------------------------ drawing
 
-    def visible(self) -> list[RunRecord]:
+    def shown_records(self) -> list[RunRecord]:
+        """The runs the table shows: filtered, sorted."""
         records = list(self.records)
         if self.filter_text:
             needle = self.filter_text.lower()
@@ -190,7 +245,7 @@ class RunsPanel(Vertical):
     def redraw(self) -> None:
         table = self.table
         selected = self.selected_id
-        records = self.visible()
+        records = self.shown_records()
         ids = [r.id for r in records]
         if ids == self._shown:
             for record in records:
@@ -211,19 +266,20 @@ class RunsPanel(Vertical):
             f"{len(self.records)} runs")
         filt = f" · filter {self.filter_text!r}" if self.filter_text else ""
         self.border_subtitle = f"{shown} · {sort}{filt}"
-        if not ids:
-            self.post_message(RunSelected(None))
+        if not ids and self._announced is not None:
+            self._announce(None)
 
     # ------------------------------------------------------------------ events and actions
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
         key = event.row_key.value if event.row_key is not None else None
-        self.post_message(RunSelected(key))
+        if key != self._announced:
+            self._announce(key)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.app.run_action("open_log")
+        await self.app.run_action("open_log")  # Enter (or a click on the selected row)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()

@@ -1,12 +1,15 @@
 """The Targets panel: each compute target, whether it is reachable (or why not), its engine
-version and GPUs with their utilisation. Describing a target is async I/O: a worker per refresh."""
+version and GPUs with their utilisation. Listing the targets reads their config files: a thread
+worker posts ``Listed``. Describing a target is async I/O: a worker per refresh."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
@@ -14,6 +17,9 @@ from backends.base import TargetInfo
 from backends.errors import one_line
 
 from ..messages import TargetSelected
+
+if TYPE_CHECKING:
+    from backends.engine import Engine
 
 REFRESH_S = 10.0
 COLUMNS = ("target", "type", "state", "detail")
@@ -31,7 +37,13 @@ class TargetsPanel(DataTable[Any]):
     TargetsPanel { height: auto; max-height: 6; }
     """
 
-    def __init__(self, engine: Any, *, selected: str = "local", poll: bool = True,
+    @dataclass
+    class Listed(Message):
+        """Each target's name and type, or why its config does not load."""
+
+        rows: list[tuple[str, str | None, str | None]]  # name, type, error
+
+    def __init__(self, engine: Engine, *, selected: str = "local", poll: bool = True,
                  id: str | None = None):
         super().__init__(id=id, cursor_type="row", show_cursor=True)
         self.engine = engine
@@ -43,15 +55,30 @@ class TargetsPanel(DataTable[Any]):
     def on_mount(self) -> None:
         for col in COLUMNS:
             self.add_column(col, key=col, width=7 if col == "state" else None)
-        self.names = self.engine.project.compute_names()
-        for name in self.names:
+        self.run_worker(self._list, thread=True, name="list-targets", group="targets-list",
+                        exit_on_error=False)
+
+    def _list(self) -> None:
+        """In a thread: the project's targets, each resolved (its config files read)."""
+        rows: list[tuple[str, str | None, str | None]] = []
+        for name in self.engine.project.compute_names():
             try:
-                kind = self.engine.project.resolve(name).compute.type
+                rows.append((name, self.engine.project.resolve(name).compute.type, None))
             except Exception as err:  # a broken config file shows on its row
-                self.add_row(name, "?", Text("✗ config", style="red"), one_line(err), key=name)
+                rows.append((name, None, one_line(err)))
+        self.post_message(self.Listed(rows))
+
+    def on_targets_panel_listed(self, message: TargetsPanel.Listed) -> None:
+        message.stop()
+        if not self.is_attached:
+            return
+        self.names = [name for name, _kind, _error in message.rows]
+        for name, kind, error in message.rows:
+            if kind is None:
+                self.add_row(name, "?", Text("✗ config", style="red"), error, key=name)
                 self.broken.add(name)
-                continue
-            self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
+            else:
+                self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
         if self.initial in self.names:
             self.move_cursor(row=self.names.index(self.initial), animate=False)
         self.refresh_targets()
@@ -74,7 +101,7 @@ class TargetsPanel(DataTable[Any]):
         self.show_info(name, info)
 
     def show_info(self, name: str, info: TargetInfo) -> None:
-        if name not in self.names:
+        if name not in self.names or not self.is_attached:
             return
         state = Text("● ready", style="green") if info.reachable else Text("✗ down", style="red")
         gpus = gpu_text(info)
