@@ -6,11 +6,14 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from tests.conftest import Project
-from tests.docker.conftest import labelled, record, run_id_of, wait_no_containers
+from tests.docker.conftest import BASE_IMAGE, labelled, record, run_id_of, wait_no_containers
 
 pytestmark = pytest.mark.docker
 
@@ -252,3 +255,58 @@ def test_shared_volume_runs_record_only_their_own_outputs(dproject: Project, mou
     assert sorted(p.name for p in second.iterdir()) == ["second.txt"]
     assert sorted(p.name for p in (dproject.root / "outputs").iterdir()) == [
         "first.txt", "second.txt"]
+
+
+def test_archive_streams_fail_cleanly_and_connections_stay_usable(docker_ready: None,
+                                                                  tmp_path: Path) -> None:
+    """The streamed upload and download against the real daemon: an upload whose producer
+    fails mid-way raises its error (the daemon gets a broken body, not a truncated tar), one to
+    a container that is not there is the daemon's 404, a reader that stops early ends the
+    download; none of them hangs, and the client goes on working."""
+    import asyncio
+    import io
+    import tarfile
+
+    from backends.docker_api import APIError, DockerAPI
+    from backends.docker_client import docker_url
+    from backends.outputs import extract_tar
+
+    def failing(out: BinaryIO) -> None:
+        out.write(b"\0" * (3 << 20))
+        raise OSError("the snapshot file vanished")
+
+    def tar_of(files: dict[str, bytes]) -> Callable[[BinaryIO], None]:
+        def write(out: BinaryIO) -> None:
+            with tarfile.open(fileobj=out, mode="w|") as tar:
+                for name, data in files.items():
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return write
+
+    def first_name(stream: BinaryIO) -> str:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            return next(iter(tar)).name
+
+    async def main() -> None:
+        async with DockerAPI(docker_url()) as api:
+            cid = await api.create({"Image": BASE_IMAGE, "Cmd": ["true"],
+                                    "Labels": {"org.labdeck.project": str(tmp_path)}})
+            try:
+                with pytest.raises(OSError, match="vanished"):
+                    await api.put_archive(cid, "/", failing)
+                with pytest.raises(APIError) as missing:
+                    await api.put_archive("no-such-container", "/", tar_of({"a": b"a"}))
+                assert missing.value.status == 404
+                big = bytes(5 << 20)
+                await api.put_archive(cid, "/", tar_of({"o/a.txt": b"a", "o/big": big}))
+                assert await api.get_archive(cid, "/o", first_name) == "o"
+                dest = tmp_path / "out"
+                assert await api.get_archive(cid, "/o", lambda s: extract_tar(s, dest)) == [
+                    "a.txt", "big"]
+                assert (dest / "big").read_bytes() == big
+                assert (await api.inspect(cid))["Id"] == cid
+            finally:
+                await api.remove(cid)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
