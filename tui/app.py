@@ -2,9 +2,9 @@
 files; actions call the engine in workers; every failure ends as a one-line notification
 (``on_worker_state_changed``). Nothing on the UI thread reads the store or walks the project.
 
-The main screen's widgets are found on the main screen (``_main``), not on whichever screen is on
-top, and messages that arrive while the app closes (workers end then) are dropped: a handler
-never meets a widget that is not there.
+The main screen's widgets are looked up on the main screen (``_main``), and messages that arrive
+while the app closes (workers end then, its screens are gone) are dropped (``while_open``): a
+handler never meets a widget that is not there.
 """
 
 from __future__ import annotations
