@@ -5,7 +5,6 @@ of the daemon at ``DOCKER_HOST`` or the local socket."""
 
 from __future__ import annotations
 
-import asyncio
 import tarfile
 from functools import partial
 from pathlib import Path
@@ -146,10 +145,6 @@ class DockerBackend(Backend):
         if early is not None:
             return await self._finish_early(ctx, early)
         self.plan.prepare_folders(ctx)
-        if self.compute.shared_volumes:  # the project's outputs/ before the run: not its own
-            from .outputs import take_baseline
-
-            await asyncio.to_thread(take_baseline, ctx.workdir / "outputs", ctx.outputs_dir)
         archive = None
         if not self.plan.mounts():
             workdir = None if self.compute.shared_volumes else ctx.workdir

@@ -111,6 +111,10 @@ class ContainerPlan:
         """What must exist on this machine before the container starts."""
         if self.mounts() and not self.compute.shared_volumes:
             (ctx.workdir / "outputs").mkdir(exist_ok=True)
+        if self.compute.shared_volumes:  # which of the project's outputs/ will be this run's
+            from .outputs import take_baseline
+
+            take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
         self.compute.make_share_dir()
 
     def outputs(self, ctx: RunContext) -> tuple[str, Path] | None:

@@ -6,6 +6,7 @@ it reads runs back (noticing a supervisor that died) and asks for cancels. It ne
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import signal
@@ -509,7 +510,7 @@ class Engine:
             target = dest / rel
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                snapshot.copy_file(src / rel, target)
+                copy_file_sparse(src / rel, target)
             except OSError as err:
                 raise UsageError(f"cannot copy {rel} to {dest}: {err.strerror or err}") from err
             copied.append(target)
@@ -548,6 +549,23 @@ def _child_env() -> dict[str, str]:
     inherited = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + inherited if inherited else "")
     return env
+
+
+def copy_file_sparse(src: Path, dst: Path) -> None:
+    """A download of one output: holes of a sparse checkpoint stay holes, mode and times
+    kept; a destination that is the source itself is refused before anything is emptied."""
+    from .outputs import copy_sparse
+
+    with open(src, "rb") as fin:
+        st = os.fstat(fin.fileno())
+        with open(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666), "wb") as fout:
+            there = os.fstat(fout.fileno())
+            if (st.st_dev, st.st_ino) == (there.st_dev, there.st_ino):
+                raise OSError(errno.EINVAL, "source and destination are the same file", str(dst))
+            fout.truncate(0)
+            copy_sparse(fin.fileno(), fout.fileno(), st.st_size)
+            os.fchmod(fout.fileno(), st.st_mode & 0o7777)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _os_error_line(err: OSError, fallback: Path) -> str:
