@@ -25,6 +25,7 @@ from .docker_http import (
     HEADER_LIMIT,
     APIError,
     Response,
+    encode_chunk,
     encode_request,
     error_message,
     parse_url,
@@ -32,7 +33,6 @@ from .docker_http import (
 )
 
 STDERR = 2  # the log frames' stream byte (1 is stdout)
-EMPTY_BODY = b"Content-Length: 0\r\n\r\n"  # how encode_request ends a head with no body
 PIPE_CHUNK = 1 << 20  # the most bytes in flight between a body's thread and the event loop
 PIPE_DEPTH = 4  # chunks waiting to be sent, at most
 
@@ -196,8 +196,8 @@ class DockerAPI:
     async def put_archive(self, cid: str, path: str, write: Callable[[BinaryIO], None]) -> None:
         """Upload a tar that ``write`` produces into a file, in a thread, as it is produced:
         a chunked body, so neither the tar nor its size is ever needed whole."""
-        request = encode_request("PUT", f"/containers/{cid}/archive", {"path": path}, b"",
-                                 "application/x-tar")
+        request = encode_request("PUT", f"/containers/{cid}/archive", {"path": path},
+                                 content_type="application/x-tar", chunked=True)
         await self.send_streamed(request, write)
 
     async def get_archive(self, cid: str, path: str, read: Callable[[BinaryIO], T]) -> T:
@@ -207,10 +207,9 @@ class DockerAPI:
             return await read_in_thread(response.chunks(), read)
 
     async def send_streamed(self, request: bytes, write: Callable[[BinaryIO], None]) -> None:
-        """``request`` (a head with an empty body, "Content-Length: 0") sent with the body that
-        ``write`` produces in a thread, chunked; APIError for a status >= 400."""
-        assert request.endswith(EMPTY_BODY)
-        head = request[:-len(EMPTY_BODY)] + b"Transfer-Encoding: chunked\r\n\r\n"
+        """``request`` (a head announcing a chunked body: encode_request(chunked=True)) sent
+        with the body that ``write`` produces in a thread; APIError for a status >= 400."""
+        head = request
         conn = await self._connect()
         reader, writer = conn
         try:
@@ -218,9 +217,9 @@ class DockerAPI:
             async with aclosing(written_in_thread(write)) as chunks:
                 try:
                     async for chunk in chunks:
-                        writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                        writer.write(encode_chunk(chunk))
                         await writer.drain()
-                    writer.write(b"0\r\n\r\n")
+                    writer.write(encode_chunk(b""))
                     await writer.drain()
                 except ConnectionError:
                     pass  # the daemon answered early (and closed): its answer says why

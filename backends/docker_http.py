@@ -67,17 +67,27 @@ def parse_url(url: str) -> tuple[str, str, int]:
 
 
 def encode_request(method: str, path: str, params: Mapping[str, Any] | None = None,
-                   body: bytes | None = None, content_type: str = "application/json") -> bytes:
+                   body: bytes | None = None, content_type: str = "application/json",
+                   chunked: bool = False) -> bytes:
+    """The request's head (and ``body``); with ``chunked`` the head only, announcing a body
+    that the caller streams in chunks after it (``encode_chunk``)."""
     target = quote(path, safe="/:@!$&'()*+,;=-._~")
     if params:
         query = {k: _param(v) for k, v in params.items() if v is not None}
         target += "?" + urlencode(query)
     head = [f"{method} {target} HTTP/1.1", "Host: docker", "User-Agent: labdeck"]
-    if body is not None:
+    if chunked:
+        head += [f"Content-Type: {content_type}", "Transfer-Encoding: chunked"]
+    elif body is not None:
         head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
     elif method in ("POST", "PUT"):
         head.append("Content-Length: 0")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One piece of a chunked body; ``b""`` encodes its end."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def parse_status(line: bytes) -> int:
