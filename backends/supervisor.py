@@ -38,6 +38,8 @@ class Supervisor:
         self.log = LogWriter(self.run_dir / "log")
         self.cancel_event = asyncio.Event()
         self._closed = False
+        self._ended = False  # the script has ended: a cancel now has nothing to stop
+        self._cancel_acted = False  # the handle's cancel was sent while the script ran
 
     def note(self, text: str) -> None:
         self.log.write("sys", text)
@@ -142,12 +144,15 @@ class Supervisor:
         pump = asyncio.create_task(self._pump(handle))
         watcher = asyncio.create_task(self._watch_cancel(backend, handle))
         code = await handle.wait()
+        self._ended = True
         try:
             await pump
         except Exception as err:  # the run ended all the same: keep its outputs and its status
             self.note(f"the log stream broke ({err}); lines after it may be missing")
         watcher.cancel()
-        canceled = self.cancel_event.is_set()
+        # CANCELED only when the cancel reached the script: one that came after its end (while
+        # the log drains or outputs are collected) does not relabel what the script did.
+        canceled = self._cancel_acted
         outputs = await handle.collect_outputs(self.run_dir / "outputs")
         self.store.update(self.run_id, outputs=outputs, exit_code=code)
         if canceled:
@@ -191,10 +196,14 @@ class Supervisor:
             except TimeoutError:
                 if self._cancel_requested():
                     self.cancel_event.set()
+        if self._ended:
+            self.note("cancel requested after the script ended: nothing to stop")
+            return
         if Capability.CANCEL not in backend.declared:
             self.note("this target cannot cancel a run; it goes on to its end")
             return
         self.note(f"cancel requested: SIGTERM, then SIGKILL after {CANCEL_GRACE:.0f}s")
+        self._cancel_acted = True
         await handle.cancel(CANCEL_GRACE)
 
 
