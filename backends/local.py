@@ -88,6 +88,10 @@ class LocalBackend(Backend):
         procutil.become_subreaper()
         full_env = {**os.environ, **self.run_env(ctx)}
         self.compute.make_share_dir()
+        if ctx.compute.shared_volumes:  # which of the project's outputs/ will be this run's
+            from .outputs import take_baseline
+
+            take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
         try:
             proc = await asyncio.create_subprocess_exec(
                 env.ref,
@@ -136,7 +140,7 @@ class LocalRunHandle(RunHandle):
                 task.cancel()
 
     async def wait(self) -> int:
-        code = await self.proc.wait()
+        code = await exited(self.proc)
         # Children the script left behind (daemons, double forks) would hold its pipes open and
         # outlive the run: stop them too. The supervisor is a subreaper, so they are findable.
         await asyncio.to_thread(self._stop_tree, 2.0)
@@ -173,6 +177,44 @@ class LocalRunHandle(RunHandle):
         return await asyncio.to_thread(
             collect_outputs_dir, self.workdir / "outputs", dest, not self.shared
         )
+
+
+async def exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit code once the process has exited. asyncio's ``Process.wait()`` also waits for
+    its pipes to close, which a child the script left behind holding them puts off for as long
+    as it lives (so the leftovers would never be stopped); a pidfd says the moment it exits."""
+    if proc.returncode is not None:
+        return proc.returncode
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):  # no pidfd (old kernel): asyncio's own wait
+        return await proc.wait()
+    loop = asyncio.get_running_loop()
+    try:
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            await gone
+        finally:
+            loop.remove_reader(fd)
+        try:  # WNOWAIT: asyncio's child watcher still reaps it
+            info = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+    finally:
+        os.close(fd)
+    if info is None:  # reaped meanwhile: asyncio has, or is about to have, its code
+        while proc.returncode is None:
+            await asyncio.sleep(0.005)
+        return proc.returncode
+    if info.si_code == os.CLD_EXITED:
+        return info.si_status
+    return -info.si_status  # killed by a signal, as asyncio reports it
 
 
 async def _pump(

@@ -1,8 +1,5 @@
-"""Cancel and the script's end: a run is CANCELED only when the cancel reached the script.
-
-The late-cancel case (a cancel after the script's exit leaves the run COMPLETED) needs
-LocalRunHandle.wait to return at the script's exit (asyncio's Process.wait() also waits for its
-pipes): its test comes with that change (see the log path's report)."""
+"""Cancel and the script's end: a run is CANCELED only when the cancel reached the script; a
+cancel that arrives after the script exited (its output still draining) leaves it COMPLETED."""
 
 from __future__ import annotations
 
@@ -46,3 +43,39 @@ def test_cancel_while_the_script_runs_still_cancels(project: Project, tmp_path: 
     shown = json.loads(project.cli("runs", "show", run_id, "-o", "json", check=True).stdout)
     assert shown["status"] == "canceled", shown
     assert os.path.exists(log)
+
+
+def test_cancel_after_the_script_exited_leaves_the_run_completed(project: Project,
+                                                                 tmp_path: Path) -> None:
+    project.write("quick.py", SCRIPT)
+    held = tmp_path / "held"
+    res = project.cli("submit", "-a", "-c", "local", "quick.py", str(held), check=True)
+    run_id = res.stdout.strip().splitlines()[0]
+    log = project.root / ".labdeck" / "runs" / run_id / "log"
+
+    def log_text() -> str:
+        return log.read_text() if log.exists() else ""
+
+    pid_line = wait_for("the script's pid", lambda: next(
+        (ln for ln in log_text().splitlines() if " out pid " in ln), None))
+    pid = int(pid_line.rsplit(" ", 1)[1])
+    pipe = open(f"/proc/{pid}/fd/1", "wb")  # the log's stdout cannot end while this is open
+    try:
+        held.touch()
+        wait_for("the last line", lambda: " out last line" in log_text())
+        wait_for("the script to be gone", lambda: not Path(f"/proc/{pid}").exists())
+        shown = json.loads(project.cli("runs", "show", run_id, "-o", "json", check=True).stdout)
+        assert shown["status"] == "running"  # its log is still open: not finished yet
+        project.cli("runs", "cancel", run_id, check=True)
+        wait_for("the supervisor to take the request",
+                 lambda: " sys cancel requested" in log_text())
+    finally:
+        pipe.close()
+    shown = wait_for("the terminal status", lambda: (lambda r: r if r["status"] != "running"
+                     else None)(json.loads(project.cli("runs", "show", run_id, "-o", "json",
+                                                       check=True).stdout)))
+    assert shown["status"] == "completed", shown
+    assert shown["exit_code"] == 0
+    assert "after the script ended" in log_text()
+
+
