@@ -38,7 +38,7 @@ def test_cancel_while_the_script_runs_still_cancels(project: Project, tmp_path: 
     run_id = res.stdout.strip().splitlines()[0]
     log = project.root / ".labdeck" / "runs" / run_id / "log"
     wait_for("the script's pid", lambda: log.exists() and " out pid " in log.read_text())
-    project.cli("runs", "cancel", run_id, check=True)
+    project.cli("runs", "cancel", "--no-wait", run_id, check=True)
     res = project.cli("runs", "logs", run_id, "-f", timeout=60)
     shown = json.loads(project.cli("runs", "show", run_id, "-o", "json", check=True).stdout)
     assert shown["status"] == "canceled", shown
@@ -66,7 +66,7 @@ def test_cancel_after_the_script_exited_leaves_the_run_completed(project: Projec
         wait_for("the script to be gone", lambda: not Path(f"/proc/{pid}").exists())
         shown = json.loads(project.cli("runs", "show", run_id, "-o", "json", check=True).stdout)
         assert shown["status"] == "running"  # its log is still open: not finished yet
-        project.cli("runs", "cancel", run_id, check=True)
+        project.cli("runs", "cancel", "--no-wait", run_id, check=True)
         wait_for("the supervisor to take the request",
                  lambda: " sys cancel requested" in log_text())
     finally:
