@@ -74,7 +74,7 @@ def _int(text: str) -> int:
 
 async def local_inventory(timeout: float = 10.0) -> tuple[list[GpuInfo], str]:
     """The GPUs of this machine from ``nvidia-smi`` (on PATH), and a note when there are none."""
-    # Imported here: a run's early start (docker_early.py) loads this module, without these.
+    # Imported here: a run's early start (docker/early.py) loads this module, without these.
     import asyncio
     import shutil
 

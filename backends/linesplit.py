@@ -1,4 +1,4 @@
-"""Bytes of one output stream -> lines, without I/O (the shape of docker_http.py): every target's
+"""Bytes of one output stream -> lines, without I/O (the shape of docker/http.py): every target's
 handle reads its bytes its own way (a pipe, a container's log frames, an SSH channel) and feeds
 them here, so they all split, decode, cap and treat carriage returns alike.
 

@@ -12,13 +12,13 @@ from .errors import UsageError
 
 BUILTINS = {
     "local": "backends.local:LocalBackend",
-    "docker": "backends.docker:DockerBackend",
+    "docker": "backends.docker.backend:DockerBackend",
 }
 PLANNED = {"remotedocker", "cluster", "remote"}
 # Backends that can begin a run before the supervisor loads asyncio (see prestart.py):
 # compute type -> "module:function", the module free of asyncio.
 EARLY = {
-    "docker": "backends.docker_early:begin",
+    "docker": "backends.docker.early:begin",
 }
 
 

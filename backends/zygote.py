@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
-PRELOAD = ("backends.supervisor", "backends.local", "backends.docker")
+PRELOAD = ("backends.supervisor", "backends.local", "backends.docker.backend")
 # What a supervisor forked ahead of its run loads while the client still works (early_fork), a
 # step at a time: it stops where the run arrives (prestart.py), so asyncio's own chain is split.
 EARLY_PRELOAD = ("backends.prestart", "socket", "selectors", "inspect", "concurrent.futures",

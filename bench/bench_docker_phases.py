@@ -69,8 +69,8 @@ def create_call_ms(rounds: int) -> float:
     """A bare POST /containers/create (image and command only) through labdeck's blocking
     client, then removed: the daemon's share of the create."""
     sys.path.insert(0, str(REPO))
-    from backends.docker_client import docker_url
-    from backends.docker_sync import SyncDockerAPI
+    from backends.docker.client import docker_url
+    from backends.docker.sync import SyncDockerAPI
 
     api = SyncDockerAPI(docker_url())
     times = []

@@ -1,4 +1,4 @@
-"""The run path's lean Engine API client (backends/docker_api.py) against a stand-in daemon on a
+"""The run path's lean Engine API client (backends/docker/api.py) against a stand-in daemon on a
 unix socket (HTTP/1.1 framing, chunked bodies, log frames, errors), and the imports of a run."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.docker_api import APIError, DockerAPI, parse_url
-from backends.docker_run import split_ts
+from backends.docker.api import APIError, DockerAPI, parse_url
+from backends.docker.run import split_ts
 from backends.errors import TargetError
 
 
@@ -89,9 +89,9 @@ def test_requests_chunks_frames_and_errors(tmp_path: Path) -> None:
 
 
 def test_blocking_client_then_the_loop_reads_the_start(tmp_path: Path) -> None:
-    """docker_sync.py: JSON answers chunked or sized, a 404, a daemon error, and a start whose
+    """docker/sync.py: JSON answers chunked or sized, a 404, a daemon error, and a start whose
     answer is read by the asyncio client on the same connection (DockerAPI.finish)."""
-    from backends.docker_sync import SyncDockerAPI
+    from backends.docker.sync import SyncDockerAPI
 
     sock = tmp_path / "d.sock"
     body = b'{"Id": "base-id", "RepoTags": ["lab/base:1"]}'
@@ -143,8 +143,8 @@ def test_urls() -> None:
 
 
 def test_a_run_imports_no_aiohttp() -> None:
-    code = ("import sys, backends.engine, backends.supervisor, backends.docker, "
-            "backends.docker_run, backends.local; "
+    code = ("import sys, backends.engine, backends.supervisor, backends.docker.backend, "
+            "backends.docker.run, backends.local; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'aiodocker')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
@@ -153,7 +153,7 @@ def test_a_run_imports_no_aiohttp() -> None:
 
 def test_mount_or_copy_and_the_container_user(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.docker_plan import ContainerPlan
+    from backends.docker.plan import ContainerPlan
     from backends.project import Project as EngineProject
 
     (tmp_path / "aml_config").mkdir()

@@ -267,8 +267,8 @@ def test_archive_streams_fail_cleanly_and_connections_stay_usable(docker_ready: 
     import io
     import tarfile
 
-    from backends.docker_api import APIError, DockerAPI
-    from backends.docker_client import docker_url
+    from backends.docker.api import APIError, DockerAPI
+    from backends.docker.client import docker_url
     from backends.outputs import extract_tar
 
     def failing(out: BinaryIO) -> None:

@@ -1,4 +1,4 @@
-"""The docker run's early start (backends/docker_early.py, prestart.py) against the real daemon:
+"""The docker run's early start (backends/docker/early.py, prestart.py) against the real daemon:
 the container is created and started before the supervisor loads asyncio, the event loop takes
 it up, a run canceled in between leaves nothing behind, and a supervisor that dies before it
 recorded the container's id is replaced by one that finds the run by its label. Each case runs
@@ -22,9 +22,9 @@ DRIVER = textwrap.dedent("""
     import json, os, select, shutil, sys
     from pathlib import Path
     from backends import prestart
-    from backends.docker_client import docker_url
-    from backends.docker_plan import ContainerPlan, container_name
-    from backends.docker_sync import SyncDockerAPI
+    from backends.docker.client import docker_url
+    from backends.docker.plan import ContainerPlan, container_name
+    from backends.docker.sync import SyncDockerAPI
     from backends.project import Project
     from backends.runspec import RunSpec
     from backends.store import RunStore

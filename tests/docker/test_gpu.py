@@ -13,7 +13,7 @@ import pytest
 
 from backends.base import EnvRef, RunContext
 from backends.config import GpuRequest
-from backends.docker import DockerBackend
+from backends.docker.backend import DockerBackend
 from backends.errors import TargetError
 from backends.gpu import NO_RUNTIME, device_requests, parse_nvidia_smi
 from backends.project import Project as EngineProject

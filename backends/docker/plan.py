@@ -1,7 +1,7 @@
 """What a run's container looks like: image inputs, mounts, environment, labels, user, GPUs.
 
 Pure decisions from the compute, the run and this machine; no I/O with the daemon and no asyncio,
-so the supervisor can create the container before its event loop exists (docker_early.py).
+so the supervisor can create the container before its event loop exists (docker/early.py).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import gpu
-from .base import RunContext
-from .config import Compute
-from .docker_client import LABEL_PROJECT, LABEL_RUN
-from .docker_env import EnvSpec, spec_for
-from .metrics import SHIM_DIR
-from .project import Project, Target
+from .. import gpu
+from ..base import RunContext
+from ..config import Compute
+from ..metrics import SHIM_DIR
+from ..project import Project, Target
+from .client import LABEL_PROJECT, LABEL_RUN
+from .env import EnvSpec, spec_for
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class ContainerPlan:
         if self.mounts() and not self.compute.shared_volumes:
             (ctx.workdir / "outputs").mkdir(exist_ok=True)
         if self.compute.shared_volumes:  # which of the project's outputs/ will be this run's
-            from .outputs import take_baseline
+            from ..outputs import take_baseline
 
             take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
         self.compute.make_share_dir()

@@ -1,8 +1,8 @@
 """The Engine API's HTTP/1.1: addresses, requests, responses (heads, bodies, log frames), errors.
 
-One parser for both clients: the asyncio one (docker_api.py) reads through asyncio's StreamReader,
+One parser for both clients: the asyncio one (docker/api.py) reads through asyncio's StreamReader,
 the blocking one that starts a container before the supervisor's event loop exists
-(docker_sync.py) through a BlockingReader. Importing this module loads no asyncio.
+(docker/sync.py) through a BlockingReader. Importing this module loads no asyncio.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from urllib.parse import quote, urlencode
 
-from .errors import TargetError
+from ..errors import TargetError
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def error_message(payload: bytes) -> str:
 
 class Response:
     """Status and headers of one response; its body read as it arrives, transfer encoding
-    removed. The reader is asyncio's StreamReader, or a BlockingReader (docker_sync.py)."""
+    removed. The reader is asyncio's StreamReader, or a BlockingReader (docker/sync.py)."""
 
     def __init__(self, status: int, headers: dict[str, str], reader: Reader):
         self.status = status

@@ -5,7 +5,7 @@ kill, remove, copy an archive in or out); importing aiodocker and aiohttp for th
 a run's start (measured: ``python -X importtime``), more than the daemon takes to start the
 container. This client is HTTP/1.1 over the daemon's unix socket (or ``tcp://``), JSON bodies,
 chunked transfer decoding and the multiplexed stdout/stderr log frames; nothing else. Image builds
-and ``target show`` keep using aiodocker (docker_client.py).
+and ``target show`` keep using aiodocker (docker/client.py).
 
 Sequential calls share one kept-alive connection; each long-lived stream (log follow, wait) gets
 its own, since HTTP/1.1 without pipelining serves one request at a time.
@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, BinaryIO, TypeVar
 
-from .docker_http import (
+from .http import (
     HEADER_LIMIT,
     APIError,
     Response,
@@ -157,7 +157,7 @@ class DockerAPI:
         await self.call("POST", f"/containers/{cid}/start")
 
     async def finish(self, sock: socket.socket) -> bytes:
-        """The answer to a request already sent on ``sock`` (docker_sync.py sends a container's
+        """The answer to a request already sent on ``sock`` (docker/sync.py sends a container's
         start before the event loop exists); the connection is kept for the calls that follow."""
         if sock.family == socket.AF_UNIX:
             conn = await asyncio.open_unix_connection(sock=sock, limit=HEADER_LIMIT)

@@ -2,7 +2,7 @@
 
 The backend is parameterised by the daemon's URL (``DOCKER_HOST`` or the local socket). aiodocker
 (and aiohttp under it) is used for image builds only, imported lazily (here, and for its error
-type in docker_image.py): runs and ``target show`` use the lean client of docker_api.py
+type in docker/image.py): runs and ``target show`` use the lean client of docker/api.py
 (aiodocker's import alone cost ~0.4 s).
 """
 
@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-from .errors import TargetError
+from ..errors import TargetError
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def is_not_found(err: BaseException) -> bool:
 
 
 def is_connection_error(err: BaseException) -> bool:
-    if isinstance(err, OSError | EOFError):  # docker_api's failures are the OSErrors themselves
+    if isinstance(err, OSError | EOFError):  # docker/api's failures are the OSErrors themselves
         return True
     if getattr(err, "status", None) == 900:  # aiodocker: "Cannot connect to Docker Engine"
         return True

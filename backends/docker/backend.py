@@ -10,8 +10,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from . import gpu
-from .base import (
+from .. import gpu
+from ..base import (
     Backend,
     Capability,
     EnvRef,
@@ -21,9 +21,12 @@ from .base import (
     RunHandle,
     TargetInfo,
 )
-from .config import Compute
-from .docker_api import APIError, DockerAPI
-from .docker_client import (
+from ..config import Compute
+from ..errors import PrepareError, TargetError
+from ..logfile import ResumePoint
+from ..metrics import SHIM_DIR
+from .api import APIError, DockerAPI
+from .client import (
     LABEL_RUN,
     api_message,
     docker_errors,
@@ -33,14 +36,11 @@ from .docker_client import (
     open_docker,
     refused,
 )
-from .docker_early import EarlyStart
-from .docker_env import EnvSpec
-from .docker_image import build_env, cached_env, lean_base_image_id
-from .docker_plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name
-from .docker_run import DockerRunHandle, remove_container
-from .errors import PrepareError, TargetError
-from .logfile import ResumePoint
-from .metrics import SHIM_DIR
+from .early import EarlyStart
+from .env import EnvSpec
+from .image import build_env, cached_env, lean_base_image_id
+from .plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name
+from .run import DockerRunHandle, remove_container
 
 
 class DockerBackend(Backend):
@@ -86,9 +86,9 @@ class DockerBackend(Backend):
     # ------------------------------------------------------------------ prepare, start, reattach
 
     async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
-        """Through the lean client (docker_api.py); aiodocker only when an image must be built."""
+        """Through the lean client (docker/api.py); aiodocker only when an image must be built."""
         if isinstance(ctx.early, EarlyStart):
-            return ctx.early.env  # found before the event loop existed (docker_early.py)
+            return ctx.early.env  # found before the event loop existed (docker/early.py)
         spec = self.plan.env_spec(ctx)
         if options.offline:
             spec = spec.offline_copy()
@@ -168,7 +168,7 @@ class DockerBackend(Backend):
 
     async def _finish_early(self, ctx: RunContext, early: EarlyStart) -> RunHandle:
         """The container the supervisor created and started before its event loop existed
-        (docker_early.py): read the start's answer. From here it is this method's to finish
+        (docker/early.py): read the start's answer. From here it is this method's to finish
         or to remove, not the supervisor's to discard."""
         ctx.early = None
         api = DockerAPI(self.url)

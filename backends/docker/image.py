@@ -1,6 +1,6 @@
 """The run environment of a docker target as an image: base image + conda_dependencies.yml.
 
-The image is tagged from the hash of its inputs (docker_env.py); a tag that exists is reused, so
+The image is tagged from the hash of its inputs (docker/env.py); a tag that exists is reused, so
 an unchanged prepare costs two API calls. Offline mode downloads the wheels
 on the client (``pip download`` for the base image's Python and platform) and sends them in the
 build context, for hosts that cannot reach a package index.
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import EnvRef
-from .docker_api import DockerAPI
-from .docker_client import LABEL_ENV, LABEL_PROJECT, api_message, is_connection_error
-from .docker_env import EnvSpec, missing_base
-from .errors import PrepareError
+from ..base import EnvRef
+from ..errors import PrepareError
+from .api import DockerAPI
+from .client import LABEL_ENV, LABEL_PROJECT, api_message, is_connection_error
+from .env import EnvSpec, missing_base
 
 # Pip settings of the client that the build's pip uses too (private mirrors are common in labs).
 PIP_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_RETRIES",

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from .base import LogLine, RunHandle
-from .docker_api import STDERR, APIError, DockerAPI
-from .docker_client import api_message, docker_errors, is_not_found
-from .docker_plan import WORKDIR
-from .errors import TargetError
-from .linesplit import PROGRESS, LineSplitter
-from .logfile import ResumePoint, format_ts
+from ..base import LogLine, RunHandle
+from ..errors import TargetError
+from ..linesplit import PROGRESS, LineSplitter
+from ..logfile import ResumePoint, format_ts
+from .api import STDERR, APIError, DockerAPI
+from .client import api_message, docker_errors, is_not_found
+from .plan import WORKDIR
 
 _last_second: tuple[str, int] = ("", 0)  # most lines share their second with the one before
 
@@ -98,7 +98,7 @@ class Deduper:
 
 
 class DockerRunHandle(RunHandle):
-    """A started container, driven through the lean client (docker_api.py).
+    """A started container, driven through the lean client (docker/api.py).
 
     ``outputs`` says where ``outputs/`` is read back from: ``("move", path)`` when the snapshot
     is bind-mounted (a local daemon: the run wrote straight into it), ``("copy", path)`` with
@@ -198,7 +198,7 @@ class DockerRunHandle(RunHandle):
         return True
 
     async def collect_outputs(self, dest: Path) -> list[str]:
-        from .outputs import collect_outputs_dir, extract_tar  # at the run's end only
+        from ..outputs import collect_outputs_dir, extract_tar  # at the run's end only
 
         if self.outputs is not None:
             how, src = self.outputs

@@ -3,7 +3,7 @@
 A fresh supervisor spends 30-40 ms importing asyncio and the backend; the daemon then spends
 ~200 ms starting the container (bench/bench_docker_phases.py). With this client the supervisor
 looks up the image, creates the container and sends its start first, and loads asyncio while the
-daemon works (docker_early.py); the event loop then reads the start's answer
+daemon works (docker/early.py); the event loop then reads the start's answer
 (``DockerAPI.finish``). Plain sockets, one kept-alive connection.
 """
 
@@ -13,7 +13,7 @@ import json
 import socket
 from collections.abc import Mapping
 
-from .docker_http import (
+from .http import (
     APIError,
     BlockingReader,
     Response,

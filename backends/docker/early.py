@@ -2,7 +2,7 @@
 
 The supervisor-to-be is forked at the client's start and handed its run a few ms later; loading
 asyncio and the backend then would keep the daemon waiting 30-40 ms more. Instead, through the
-blocking client (docker_sync.py), it checks the environment image is there, creates the
+blocking client (docker/sync.py), it checks the environment image is there, creates the
 container and sends its start, and loads asyncio while the daemon starts the container (~200 ms,
 bench/bench_docker_phases.py).
 The backend's ``prepare`` and ``start`` then take up what was begun (``ctx.early``). Before the
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import socket
 
-from .base import EarlyWork, EnvRef, RunContext
-from .docker_client import docker_url
-from .docker_env import EnvSpec
-from .docker_http import APIError
-from .docker_plan import ContainerPlan, container_name
-from .docker_sync import SyncDockerAPI
-from .project import Project, Target
+from ..base import EarlyWork, EnvRef, RunContext
+from ..project import Project, Target
+from .client import docker_url
+from .env import EnvSpec
+from .http import APIError
+from .plan import ContainerPlan, container_name
+from .sync import SyncDockerAPI
 
 
 class EarlyStart(EarlyWork):

@@ -2,7 +2,7 @@
 
 The tag is ``labdeck-env/<project>:<hash12>``, the hash covering the base image's id, the
 dependencies (as parsed, so comments do not rebuild) and the recipe's version. Kept apart from
-the build (docker_image.py) so a run's start can find its image without loading asyncio.
+the build (docker/image.py) so a run's start can find its image without loading asyncio.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import re
 
-from ._records import dataclass
-from ._sha256 import sha256
-from .config import CondaDeps
-from .errors import PrepareError
+from .._records import dataclass
+from .._sha256 import sha256
+from ..config import CondaDeps
+from ..errors import PrepareError
 
 RECIPE_VERSION = "1"
 
