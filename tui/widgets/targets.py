@@ -1,15 +1,13 @@
 """The Targets panel: each compute target, whether it is reachable (or why not), its engine
-version and GPUs with their utilisation. Listing the targets reads their config files: a thread
-worker posts ``Listed``. Describing a target is async I/O: a worker per refresh."""
+version and GPUs with their utilisation. Listing the targets reads their config files (in a thread);
+describing a target is async I/O: a worker per refresh."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
@@ -37,12 +35,6 @@ class TargetsPanel(DataTable[Any]):
     TargetsPanel { height: auto; max-height: 6; }
     """
 
-    @dataclass
-    class Listed(Message):
-        """Each target's name and type, or why its config does not load."""
-
-        rows: list[tuple[str, str | None, str | None]]  # name, type, error
-
     def __init__(self, engine: Engine, *, selected: str = "local", poll: bool = True,
                  id: str | None = None):
         super().__init__(id=id, cursor_type="row", show_cursor=True)
@@ -55,25 +47,16 @@ class TargetsPanel(DataTable[Any]):
     def on_mount(self) -> None:
         for col in COLUMNS:
             self.add_column(col, key=col, width=7 if col == "state" else None)
-        self.run_worker(self._list, thread=True, name="list-targets", group="targets-list",
+        self.run_worker(self._load(), exclusive=True, group="targets", name="list-targets",
                         exit_on_error=False)
 
-    def _list(self) -> None:
-        """In a thread: the project's targets, each resolved (its config files read)."""
-        rows: list[tuple[str, str | None, str | None]] = []
-        for name in self.engine.project.compute_names():
-            try:
-                rows.append((name, self.engine.project.resolve(name).compute.type, None))
-            except Exception as err:  # a broken config file shows on its row
-                rows.append((name, None, one_line(err)))
-        self.post_message(self.Listed(rows))
-
-    def on_targets_panel_listed(self, message: TargetsPanel.Listed) -> None:
-        message.stop()
+    async def _load(self) -> None:
+        """The rows (config files read in a thread), then a first look at each target."""
+        rows = await asyncio.to_thread(self._list)
         if not self.is_attached:
             return
-        self.names = [name for name, _kind, _error in message.rows]
-        for name, kind, error in message.rows:
+        self.names = [name for name, _kind, _error in rows]
+        for name, kind, error in rows:
             if kind is None:
                 self.add_row(name, "?", Text("✗ config", style="red"), error, key=name)
                 self.broken.add(name)
@@ -81,9 +64,19 @@ class TargetsPanel(DataTable[Any]):
                 self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
         if self.initial in self.names:
             self.move_cursor(row=self.names.index(self.initial), animate=False)
-        self.refresh_targets()
         if self.poll:
             self.set_interval(REFRESH_S, self.refresh_targets, name="targets-poll")
+        await self._describe_all()
+
+    def _list(self) -> list[tuple[str, str | None, str | None]]:
+        """In a thread: each target's name and type, or why its config does not load."""
+        rows: list[tuple[str, str | None, str | None]] = []
+        for name in self.engine.project.compute_names():
+            try:
+                rows.append((name, self.engine.project.resolve(name).compute.type, None))
+            except Exception as err:  # a broken config file shows on its row
+                rows.append((name, None, one_line(err)))
+        return rows
 
     def refresh_targets(self) -> None:
         self.run_worker(self._describe_all(), exclusive=True, group="targets",
