@@ -18,9 +18,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 SECRET_PREFIX = "AzureMlSecret="
-COMPUTE_TYPES = {"local", "remote", "docker", "localdocker", "remotedocker", "cluster"}
-# Older Workbench files said "localdocker"; both mean the local Docker Engine.
-TYPE_ALIASES = {"localdocker": "docker"}
+COMPUTE_TYPES = {
+    "local", "remote", "docker", "localdocker", "remotedocker", "virtualmachine", "cluster",
+}
+# Older Workbench files said "localdocker" (the local Docker Engine) and, until mid-2017,
+# "virtualmachine" (Docker on a VM over SSH, later "remotedocker").
+TYPE_ALIASES = {"localdocker": "docker", "virtualmachine": "remotedocker"}
 REMOTE_TYPES = {"remote", "remotedocker", "cluster"}
 DEFAULT_BASE_IMAGE = "labdeck/python-base:bookworm"
 
@@ -155,7 +158,17 @@ COMPUTE_KEYS = {
     "gpus",
     "port",
     "privateKeyFile",
+    "Description",
+    "description",
 }
+
+
+def is_placeholder(value: str) -> bool:
+    """A template's stand-in rather than a value: ``[AzureML Secret here]``, ``<password>``."""
+    text = value.strip()
+    return (text.startswith("[") and text.endswith("]")) or (
+        text.startswith("<") and text.endswith(">")
+    )
 
 
 @dataclass(frozen=True)
@@ -194,20 +207,32 @@ class Compute:
     gpus: GpuRequest | None = None
     port: int = 22
     private_key_file: str | None = None
+    description: str | None = None
+    # A value a template left as a stand-in (an empty address, "[AzureML Secret here]"): the
+    # file still lists and shows, the error comes when the target is used (check_usable).
+    problem: str | None = None
+    problem_line: int | None = None
 
     @property
     def is_remote(self) -> bool:
         return self.type in REMOTE_TYPES
 
-    @property
-    def share_dir(self) -> Path | None:
-        """``nativeSharedDirectory`` on this machine: Workbench's folder shared by all runs of
-        the target; None when the compute sets it empty."""
-        raw = self.native_shared_directory
-        return Path(os.path.expanduser(raw)).resolve() if raw else None
+    def check_usable(self) -> None:
+        if self.problem is not None:
+            raise ConfigError(self.problem, self.path, self.problem_line)
 
-    def make_share_dir(self) -> None:
-        share = self.share_dir
+    def share_dir(self, project_name: str) -> Path | None:
+        """The run's ``AZUREML_NATIVE_SHARE_DIRECTORY`` on this machine: a folder per project
+        under ``nativeSharedDirectory``, as Workbench made (``<base>/<...>/<project>/``); None
+        when the compute sets it empty. Never the base itself, so a compute naming a system
+        folder as its share never gets that folder mounted whole."""
+        raw = self.native_shared_directory.strip()
+        if not raw:
+            return None
+        return Path(os.path.expanduser(raw)).resolve() / project_name
+
+    def make_share_dir(self, project_name: str) -> None:
+        share = self.share_dir(project_name)
         if share is None:
             return
         try:
@@ -234,9 +259,19 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
         )
     ctype = TYPE_ALIASES.get(raw_type, raw_type)
     address = r.string("address")
-    if ctype in REMOTE_TYPES and not address:
+    problem: tuple[str, int | None] | None = None
+    if ctype in REMOTE_TYPES and "address" not in mf.data:
         raise ConfigError(f"missing required key 'address' for type {raw_type!r}", path, 1)
+    if ctype in REMOTE_TYPES and (not (address or "").strip() or is_placeholder(address or "")):
+        address = None
+        problem = (f"address is empty or a template's placeholder; set the host of target "
+                   f"{path.stem!r}", mf.line_of("address"))
     password = _read_password(r, warnings)
+    if password is not None and is_placeholder(password.value):
+        password = None
+        problem = problem or (
+            "password is a template's placeholder; re-enter it with 'labdeck target attach' or "
+            "use an SSH key", mf.line_of("password"))
     deploy = r.string("yarnDeployMode", "cluster") or "cluster"
     if deploy not in {"cluster", "client"}:
         raise ConfigError(
@@ -266,7 +301,8 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
         address=address,
         username=r.string("username"),
         password=password,
-        base_docker_image=r.string("baseDockerImage", DEFAULT_BASE_IMAGE) or DEFAULT_BASE_IMAGE,
+        base_docker_image=(r.string("baseDockerImage", DEFAULT_BASE_IMAGE) or "").strip()
+        or DEFAULT_BASE_IMAGE,
         shared_volumes=r.boolean("sharedVolumes", False),
         nvidia_docker=nvidia,
         native_shared_directory=r.string("nativeSharedDirectory", "~/.azureml/share/") or "",
@@ -277,6 +313,9 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
         gpus=gpus,
         port=int(port_text),
         private_key_file=r.string("privateKeyFile"),
+        description=r.string("Description") or r.string("description"),
+        problem=problem[0] if problem else None,
+        problem_line=problem[1] if problem else None,
     )
     r.warn_unknown(COMPUTE_KEYS)
     return compute
@@ -288,6 +327,8 @@ def _read_password(r: _Reader, warnings: list[Warning_]) -> Secret | None:
         return None
     secret = Secret(value)
     line = r.mf.line_of("password")
+    if is_placeholder(value):
+        return secret  # not a password at all: the caller makes it the target's problem
     if secret.is_reference:
         warnings.append(
             Warning_(
@@ -359,9 +400,18 @@ RUNCONFIG_KEYS = {
     "DataSourceSettings",
     "DataSourceSubstitutions",
     "EnvironmentVariables",
+    # Real files of the time carry these beside the keys above.
+    "ManagedEnvironment",
+    "Description",
+    "description",
+    "userManagedEnvironment",
 }
-# The older JSON form used other spellings for two of them.
+# The older JSON form used other spellings for two of them (used only when the newer key is
+# absent: real files carry ManagedEnvironment beside PrepareEnvironment).
 JSON_ALIASES = {"CondaFile": "CondaDependenciesFile", "ManagedEnvironment": "PrepareEnvironment"}
+# Workbench's reference (Execution Configuration Files, 2017): "PrepareEnvironment: when set to
+# true (which is the default value)"; it has no effect on local targets.
+DEFAULT_PREPARE_ENVIRONMENT = True
 FRAMEWORKS = {"PySpark", "Python"}
 
 
@@ -374,12 +424,13 @@ class RunConfig:
     framework: str = "Python"
     conda_dependencies_file: str | None = None
     spark_dependencies_file: str | None = None
-    prepare_environment: bool = False
+    prepare_environment: bool = DEFAULT_PREPARE_ENVIRONMENT
     tracked_run: bool = True
     use_sampling: bool = True
     environment_variables: dict[str, str] = field(default_factory=dict)
     data_source_settings: dict[str, Any] = field(default_factory=dict)
     data_source_substitutions: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
 
     def argv_for(self, script: str | None, extra: list[str]) -> list[str]:
         """The script's argv: ``$file`` is the script named on the command line."""
@@ -402,11 +453,12 @@ class RunConfig:
 
 def load_runconfig(path: Path, warnings: list[Warning_]) -> RunConfig:
     mf = load_mapping(path, allow_json=True)
+    r = _Reader(mf, warnings)
     for old, new in JSON_ALIASES.items():
         if old in mf.data and new not in mf.data:
-            mf.data[new] = mf.data.pop(old)
+            mf.data[new] = mf.data[old]
             mf.lines[new] = mf.lines.get(old, 1)
-    r = _Reader(mf, warnings)
+        r.seen.add(old)
     target = r.string("Target", required=True)
     assert target is not None
     argv = r.str_list("ArgumentVector")
@@ -423,13 +475,15 @@ def load_runconfig(path: Path, warnings: list[Warning_]) -> RunConfig:
         framework=framework,
         conda_dependencies_file=r.string("CondaDependenciesFile"),
         spark_dependencies_file=r.string("SparkDependenciesFile"),
-        prepare_environment=r.boolean("PrepareEnvironment", False),
+        prepare_environment=r.boolean("PrepareEnvironment", DEFAULT_PREPARE_ENVIRONMENT),
         tracked_run=r.boolean("TrackedRun", True),
         use_sampling=r.boolean("UseSampling", True),
         environment_variables=r.str_map("EnvironmentVariables"),
         data_source_settings=_mapping(r, "DataSourceSettings"),
         data_source_substitutions=_mapping(r, "DataSourceSubstitutions"),
+        description=r.string("Description") or r.string("description"),
     )
+    r.boolean("userManagedEnvironment", False)  # checked, not used: labdeck builds no env there
     r.warn_unknown(RUNCONFIG_KEYS)
     return config
 

@@ -105,7 +105,8 @@ class Engine:
         run_dir = self.project.run_dir(run_id)
         workdir = self.project.root if shared else run_dir / "snapshot"
         files = snapshot.list_files(self.project.root)
-        spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared)
+        spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared,
+                       notes=_run_notes(target))
         return Submission(target, spec, argv[0], argv[1:], files)
 
     def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:
@@ -540,6 +541,18 @@ class Engine:
             return await registry.create(target.compute).describe()
         except TargetError as err:
             return TargetInfo(False, str(err))
+
+
+def _run_notes(target: Target) -> list[str]:
+    """Settings of the runconfig that labdeck reads but does not apply, said in the run's log."""
+    runconfig = target.runconfig
+    notes = []
+    if runconfig.data_source_substitutions:
+        where = f" ({runconfig.path})" if runconfig.path else ""
+        names = ", ".join(str(k) for k in runconfig.data_source_substitutions)
+        notes.append(f"DataSourceSubstitutions{where} are not applied (data sources: {names}); "
+                     "the script reads the data it names")
+    return notes
 
 
 def _child_env() -> dict[str, str]:

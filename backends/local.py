@@ -45,11 +45,15 @@ class LocalBackend(Backend):
 
     def run_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
-        share = self.compute.share_dir
-        if share is not None:  # Workbench's folder shared by all runs of the target
-            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = str(share)
-        inherited = os.environ.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(SHIM_DIR) + (os.pathsep + inherited if inherited else "")
+        share = self.compute.share_dir(ctx.project.name)
+        if share is not None:  # Workbench's per-project folder shared by all runs
+            # With the separator at the end, as Workbench gave it: scripts write
+            # os.environ["AZUREML_NATIVE_SHARE_DIRECTORY"] + "model.pkl".
+            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = os.path.join(str(share), "")
+        # The shim first; the runconfig's PYTHONPATH (EnvironmentVariables) and then this
+        # machine's are kept behind it.
+        paths = [str(SHIM_DIR), ctx.env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return env
 
     def explain(self, ctx: RunContext) -> Explanation:
@@ -87,7 +91,14 @@ class LocalBackend(Backend):
         # cancel finds them; only local runs have descendants here.
         procutil.become_subreaper()
         full_env = {**os.environ, **self.run_env(ctx)}
-        self.compute.make_share_dir()
+        self.compute.make_share_dir(ctx.project.name)
+        # Workbench made outputs/ before every run; real scripts write ./outputs/model.pkl
+        # without creating it.
+        try:
+            (ctx.workdir / "outputs").mkdir(exist_ok=True)
+        except OSError as err:
+            raise TargetError(f"cannot create {ctx.workdir / 'outputs'}: "
+                              f"{err.strerror or err}") from err
         if ctx.compute.shared_volumes:  # which of the project's outputs/ will be this run's
             from .outputs import take_baseline
 

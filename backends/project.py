@@ -20,7 +20,7 @@ from .config import (
     load_runconfig,
     load_spark_deps,
 )
-from .errors import ConfigError, ProjectNotFound, UsageError
+from .errors import ConfigError, LabdeckError, ProjectNotFound, UsageError
 from .yamlfile import cached_mappings
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
@@ -43,6 +43,18 @@ class Target:
     conda: CondaDeps | None
     spark: SparkDeps | None
     warnings: list[Warning_] = field(default_factory=list)
+
+
+@dataclass
+class TargetView:
+    """What ``target show`` and ``target list`` tell of one target: its compute even when the
+    runconfig of the same name is broken or names another target (that becomes a note)."""
+
+    name: str
+    compute: Compute | None
+    runconfig: RunConfig | None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # the compute's file does not load: one line
 
 
 class Project:
@@ -89,9 +101,58 @@ class Project:
         raise UsageError(f"unknown target {name!r} (known: {', '.join(self.compute_names())})")
 
     def resolve(self, name: str) -> Target:
-        """``-c NAME``: a runconfig name or a compute name, as Workbench accepted both."""
+        """``-c NAME``: a runconfig name or a compute name, as Workbench accepted both. The
+        target is to be used: a template's placeholder in its compute is an error now."""
         with cached_mappings(self.state_dir / CONFIG_CACHE):
-            return self._resolve(name)
+            target = self._resolve(name)
+        target.compute.check_usable()
+        return target
+
+    def view(self, name: str) -> TargetView:
+        """``target show NAME``: the compute NAME (else the one NAME.runconfig names); a broken
+        NAME.runconfig, or one naming another target, is a warning; errors of the compute's own
+        file are raised."""
+        with cached_mappings(self.state_dir / CONFIG_CACHE):
+            return self._view(name)
+
+    def views(self) -> list[TargetView]:
+        """``target list``: every compute, each loaded on its own (a bad file is its row)."""
+        out = []
+        with cached_mappings(self.state_dir / CONFIG_CACHE):
+            for name in self.compute_names():
+                try:
+                    out.append(self._view(name))
+                except LabdeckError as err:
+                    out.append(TargetView(name, None, None, error=str(err)))
+        return out
+
+    def _view(self, name: str) -> TargetView:
+        has_compute = (self.config_dir / f"{name}.compute").is_file() or name == "local"
+        rc_path = self.config_dir / f"{name}.runconfig"
+        if not has_compute:
+            target = self._resolve(name)  # via the runconfig: its errors are the target's
+            told = [str(w) for w in target.warnings]
+            if target.compute.problem:
+                told.append(_problem_line(target.compute))
+            return TargetView(name, target.compute, target.runconfig, told)
+        warnings: list[Warning_] = []
+        compute = self.load_compute(name, warnings)
+        runconfig: RunConfig | None = None
+        notes: list[str] = []
+        if rc_path.is_file():
+            try:
+                rc_warnings: list[Warning_] = []
+                runconfig = load_runconfig(rc_path, rc_warnings)
+                warnings += rc_warnings
+                if runconfig.target != name:
+                    notes.append(f"{rc_path}:{_line(rc_path, 'Target')}: runs on target "
+                                 f"{runconfig.target!r}, not {name!r}")
+            except ConfigError as err:
+                notes.append(f"{err} (the runconfig is not used until fixed)")
+        notes = [str(w) for w in warnings] + notes
+        if compute.problem:
+            notes.append(_problem_line(compute))
+        return TargetView(name, compute, runconfig, notes)
 
     def _resolve(self, name: str) -> Target:
         warnings: list[Warning_] = []
@@ -105,7 +166,7 @@ class Project:
                     f"Target {runconfig.target!r} has no {runconfig.target}.compute "
                     f"in {CONFIG_DIR}/",
                     rc_path,
-                    None,
+                    _line(rc_path, "Target"),
                 )
             compute = self.load_compute(runconfig.target, warnings)
         else:
@@ -118,13 +179,15 @@ class Project:
             warnings,
             load_conda_deps,
         )
-        spark = self._dependency(
-            runconfig.spark_dependencies_file,
-            "spark_dependencies.yml",
-            runconfig,
-            warnings,
-            load_spark_deps,
-        )
+        spark = None
+        if runconfig.framework == "PySpark" or compute.type == "cluster":  # Spark runs only
+            spark = self._dependency(
+                runconfig.spark_dependencies_file,
+                "spark_dependencies.yml",
+                runconfig,
+                warnings,
+                load_spark_deps,
+            )
         return Target(compute, runconfig, conda, spark, warnings)
 
     def _default_runconfig(self, compute: Compute) -> RunConfig:
@@ -145,12 +208,31 @@ class Project:
         loader: Callable[[Path, list[Warning_]], D],
     ) -> D | None:
         if named:
-            path = self.root / named
+            path = self.root / named.strip()
             if not path.is_file():
-                raise ConfigError(f"dependency file {named!r} not found", runconfig.path, None)
+                key = ("CondaDependenciesFile" if loader is load_conda_deps
+                       else "SparkDependenciesFile")
+                line = _line(runconfig.path, key) if runconfig.path else None
+                raise ConfigError(f"dependency file {named!r} not found", runconfig.path, line)
             return loader(path, warnings)
         path = self.config_dir / default_name
         return loader(path, warnings) if path.is_file() else None
+
+
+def _line(path: Path, key: str) -> int | None:
+    """The line of a top-level key (the file is parsed already: the cache or the parser's
+    answer again)."""
+    from .yamlfile import load_mapping
+
+    try:
+        return load_mapping(path, allow_json=path.suffix == ".runconfig").line_of(key)
+    except ConfigError:
+        return None
+
+
+def _problem_line(compute: Compute) -> str:
+    where = f"{compute.path}:{compute.problem_line}" if compute.problem_line else str(compute.path)
+    return f"{where}: {compute.problem} (an error when the target is used)"
 
 
 def find_project(start: Path | None = None, explicit: Path | None = None) -> Project:

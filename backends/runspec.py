@@ -22,6 +22,8 @@ class RunSpec:
     workdir: str
     snapshot: bool  # False when the project is used in place (sharedVolumes)
     trigger: list[str] = field(default_factory=list)
+    # What the supervisor says in the run's log as it starts (a setting labdeck does not apply).
+    notes: list[str] = field(default_factory=list)
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / "run.json.tmp"

@@ -22,7 +22,6 @@ start = time.perf_counter()
 # initialize the logger
 run_logger = get_azureml_logger()
 
-os.makedirs("outputs", exist_ok=True)
 
 if not os.path.exists(DATA_FILE):
     # The data is synthetic and not part of the project snapshot: make it.

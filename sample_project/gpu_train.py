@@ -69,6 +69,5 @@ elapsed = time.perf_counter() - start
 print(f"Final Loss is {final_loss:.4f} ({EPOCHS * STEPS_PER_EPOCH} steps in {elapsed:.2f}s)")
 run_logger.log("Final Loss", final_loss)
 
-os.makedirs("outputs", exist_ok=True)
 torch.save(model.state_dict(), os.path.join("outputs", "model.pt"))
 print("Saved outputs/model.pt")

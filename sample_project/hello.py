@@ -15,7 +15,6 @@ print("Python", platform.python_version(), "on", platform.node() or "unknown hos
 run_logger.log("answer", 42)
 run_logger.log("loss", [0.9, 0.5, 0.3])
 
-os.makedirs("outputs", exist_ok=True)
 with open(os.path.join("outputs", "hello.txt"), "w", encoding="utf-8") as f:
     f.write("Hello from labdeck!\n")
 print("Wrote outputs/hello.txt")

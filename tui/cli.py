@@ -135,29 +135,73 @@ def target() -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
 def target_list(obj: Ctx, output: str) -> None:
-    """List the project's targets."""
-    project = obj.engine.project
+    """List the project's targets (a target whose file does not load is a row with its error)."""
+    views = obj.engine.project.views()
+    if output == "json":
+        click.echo(_render().as_json([target_json(v) for v in views]))
+        return
     rows = []
-    data = []
-    for name in project.compute_names():
-        compute = project.load_compute(name, [])
+    for view in views:
+        compute = view.compute
+        if compute is None:
+            rows.append([view.name, "-", "-", "-", f"error: {_after_path(view.error or '')}"])
+            continue
         gpu = compute.gpus.cli_value() if compute.gpus else "-"
-        where = compute.address or compute.base_docker_image if compute.type != "local" else "-"
-        rows.append([name, compute.type, where or "-", gpu])
-        data.append(
-            {
-                "name": name,
-                "type": compute.type,
-                "address": compute.address,
-                "baseDockerImage": compute.base_docker_image,
-                "gpus": gpu,
-            }
-        )
-    click.echo(
-        _render().as_json(data)
-        if output == "json"
-        else _render().table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS"], rows)
-    )
+        if compute.type == "local":
+            where = "-"
+        elif compute.type == "docker":
+            where = compute.base_docker_image
+        else:
+            where = compute.address or "-"
+        notes = "; ".join(_after_path(w) for w in view.warnings) or "-"
+        rows.append([view.name, compute.type, where, gpu, notes])
+    click.echo(_render().table(["NAME", "TYPE", "ADDRESS/IMAGE", "GPUS", "NOTES"], rows))
+
+
+def _after_path(line: str) -> str:
+    """'aml_config/x.compute:3: message' -> 'x.compute:3: message' (the table stays narrow)."""
+    head, sep, tail = line.partition(": ")
+    return f"{Path(head).name}: {tail}" if sep and ("/" in head or "\\" in head) else line
+
+
+# The keys of a target's JSON, by type: only what applies to that type (others are absent, not
+# filled with defaults); values are real nulls where unset.
+_COMMON_JSON = ("description",)
+_TYPE_JSON: dict[str, tuple[str, ...]] = {
+    "local": ("pythonLocation", "nativeSharedDirectory"),
+    "docker": ("baseDockerImage", "sharedVolumes", "gpus", "nativeSharedDirectory"),
+    "remotedocker": ("address", "port", "username", "baseDockerImage", "sharedVolumes", "gpus",
+                     "nativeSharedDirectory"),
+    "remote": ("address", "port", "username", "pythonLocation", "userManagedEnvironment"),
+    "cluster": ("address", "port", "username", "yarnDeployMode", "sparkSubmitLocation"),
+}
+
+
+def target_json(view: Any) -> dict[str, Any]:
+    compute = view.compute
+    if compute is None:
+        return {"name": view.name, "type": None, "error": view.error, "warnings": view.warnings}
+    values: dict[str, Any] = {
+        "description": compute.description,
+        "pythonLocation": compute.python_location,
+        "nativeSharedDirectory": compute.native_shared_directory or None,
+        "baseDockerImage": compute.base_docker_image,
+        "sharedVolumes": compute.shared_volumes,
+        "gpus": compute.gpus.cli_value().strip('"') if compute.gpus else None,
+        "address": compute.address,
+        "port": compute.port,
+        "username": compute.username,
+        "userManagedEnvironment": compute.user_managed_environment,
+        "yarnDeployMode": compute.yarn_deploy_mode,
+        "sparkSubmitLocation": compute.spark_submit_location,
+    }
+    out: dict[str, Any] = {"name": view.name, "type": compute.type,
+                           "file": str(compute.path) if compute.path else None}
+    for key in (*_COMMON_JSON, *_TYPE_JSON.get(compute.type, ())):
+        out[key] = values[key]
+    out["error"] = None
+    out["warnings"] = view.warnings
+    return out
 
 
 @target.command("show")
@@ -168,18 +212,20 @@ def target_show(obj: Ctx, name: str) -> None:
     import asyncio
 
     from backends import registry
+    from backends.errors import LabdeckError
 
     engine = obj.engine
-    resolved = engine.project.resolve(name)
-    show_warnings(resolved)
-    compute = resolved.compute
-    caps = sorted(c.value for c in registry.backend_class(compute.type).capabilities)
-    info = asyncio.run(engine.describe_target(name))
+    view = engine.project.view(name)
+    for warning in view.warnings:
+        click.echo(f"labdeck: warning: {warning}", err=True)
+    compute = view.compute
     lines = [
         f"name:         {compute.name}",
         f"type:         {compute.type}",
         f"file:         {compute.path or '(built in)'}",
     ]
+    if compute.description:
+        lines.append(f"description:  {compute.description}")
     if compute.address:
         lines.append(
             f"address:      {compute.username + '@' if compute.username else ''}"
@@ -188,21 +234,52 @@ def target_show(obj: Ctx, name: str) -> None:
     if compute.type in {"docker", "remotedocker"}:
         lines.append(f"base image:   {compute.base_docker_image}")
         lines.append(f"shared vols:  {compute.shared_volumes}")
-    lines.append(f"runconfig:    {resolved.runconfig.name} ({resolved.runconfig.framework})")
+    runconfig = view.runconfig
+    if runconfig is not None:
+        lines.append(f"runconfig:    {runconfig.name} ({runconfig.framework})")
+        if runconfig.description:
+            lines.append(f"  about:      {runconfig.description}")
+    else:
+        lines.append("runconfig:    - (the compute's defaults)")
+    try:
+        caps = sorted(c.value for c in registry.backend_class(compute.type).capabilities)
+    except LabdeckError as err:
+        caps = [f"none ({err})"]
     lines.append(f"capabilities: {', '.join(caps) or '-'}")
-    lines.append(f"reachable:    {'yes' if info.reachable else 'no'} ({info.detail})")
+    info = None
+    if compute.problem:
+        lines.append(f"reachable:    not checked ({compute.problem})")
+    else:
+        try:
+            info = asyncio.run(_describe(compute))
+            lines.append(f"reachable:    {'yes' if info.reachable else 'no'} ({info.detail})")
+        except LabdeckError as err:
+            lines.append(f"reachable:    not checked ({err})")
     if compute.gpus:
         lines.append(f"gpus asked:   {compute.gpus.cli_value()}")
-    if info.gpus:
+    if info is not None and info.gpus:
         lines.append("gpus:")
         for gpu in info.gpus:
             lines.append(
                 f"  [{gpu.index}] {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb}"
                 f" MiB  {gpu.utilization_pct}% util"
             )
-    elif info.gpu_note:
+    elif info is not None and info.gpu_note:
         lines.append(f"gpus:         {info.gpu_note}")
     click.echo("\n".join(lines))
+
+
+async def _describe(compute: Any) -> Any:
+    """The backend's own look at the compute (as Engine.describe_target, from the compute
+    already loaded: a broken runconfig of the same name must not hide it)."""
+    from backends import registry
+    from backends.base import TargetInfo
+    from backends.errors import TargetError
+
+    try:
+        return await registry.create(compute).describe()
+    except TargetError as err:
+        return TargetInfo(False, str(err))
 
 
 @target.command("attach")

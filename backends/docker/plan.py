@@ -43,9 +43,11 @@ class ContainerPlan:
 
     def container_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
-        env["PYTHONPATH"] = SHIM
-        if self.compute.share_dir is not None:
-            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE
+        # The shim first, the runconfig's own PYTHONPATH (EnvironmentVariables) kept behind it.
+        theirs = ctx.env.get("PYTHONPATH")
+        env["PYTHONPATH"] = SHIM + (":" + theirs if theirs else "")
+        if self.compute.share_dir(ctx.project.name) is not None:
+            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE  # ends with "/", as Workbench's
         return env
 
     def mounts(self) -> bool:
@@ -74,7 +76,8 @@ class ContainerPlan:
 
     def binds(self, ctx: RunContext) -> list[str]:
         binds = []
-        share = self.compute.share_dir
+        # The project's own folder under nativeSharedDirectory, never the base folder itself.
+        share = self.compute.share_dir(ctx.project.name)
         if share is not None:
             binds.append(f"{share}:{SHARE}")
         if self.compute.shared_volumes or self.mounts():
@@ -109,13 +112,14 @@ class ContainerPlan:
 
     def prepare_folders(self, ctx: RunContext) -> None:
         """What must exist on this machine before the container starts."""
-        if self.mounts() and not self.compute.shared_volumes:
+        if self.mounts() or self.compute.shared_volumes:
+            # Workbench made outputs/ before every run (copied runs get it in the archive).
             (ctx.workdir / "outputs").mkdir(exist_ok=True)
         if self.compute.shared_volumes:  # which of the project's outputs/ will be this run's
             from ..outputs import take_baseline
 
             take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
-        self.compute.make_share_dir()
+        self.compute.make_share_dir(ctx.project.name)
 
     def outputs(self, ctx: RunContext) -> tuple[str, Path] | None:
         """Where outputs/ is read back from: ``("move", path)`` when the snapshot is mounted (the

@@ -86,7 +86,7 @@ CORPUS = [
     (
         "bad.runconfig",
         'Target: "nowhere"\n',
-        "bad.runconfig: Target 'nowhere' has no nowhere.compute",
+        "bad.runconfig:1: Target 'nowhere' has no nowhere.compute",
     ),
     (
         "bad.runconfig",
@@ -101,7 +101,7 @@ CORPUS = [
     (
         "bad.runconfig",
         'Target: "local"\nCondaDependenciesFile: "aml_config/missing.yml"\n',
-        "bad.runconfig: dependency file 'aml_config/missing.yml' not found",
+        "bad.runconfig:2: dependency file 'aml_config/missing.yml' not found",
     ),
     (
         "conda_dependencies.yml",
@@ -135,7 +135,10 @@ def test_bad_file_gives_one_line_error(
     project.write("hello.py", "print('hi')\n")
     project.write(f"aml_config/{name}", content)
     if not name.endswith((".runconfig", ".compute")):  # a dependency file: a runconfig reads it
-        project.write("aml_config/bad.runconfig", GOOD_RUNCONFIG)
+        runconfig = GOOD_RUNCONFIG
+        if name.startswith("spark"):  # read for Spark runs only
+            runconfig = runconfig.replace('"Python"', '"PySpark"')
+        project.write("aml_config/bad.runconfig", runconfig)
     target = "bad"
     res = project.cli("submit", "-c", target, "hello.py")
     assert res.returncode == 2, (res.stdout, res.stderr)

@@ -1,0 +1,3 @@
+"""A helper on the runconfig's PYTHONPATH (EnvironmentVariables)."""
+
+GREETING = "hello from lib"
