@@ -13,8 +13,9 @@ from .errors import UsageError
 BUILTINS = {
     "local": "backends.local:LocalBackend",
     "docker": "backends.docker.backend:DockerBackend",
+    "remotedocker": "backends.docker.remote:RemoteDockerBackend",
 }
-PLANNED = {"remotedocker", "cluster", "remote"}
+PLANNED = {"cluster", "remote"}
 # Backends that can begin a run before the supervisor loads asyncio (see prestart.py):
 # compute type -> "module:function", the module free of asyncio.
 EARLY = {
