@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _CAPABILITY_VALUES = {c.value for c in Capability}
 LOST_GRACE_S = 30.0  # a queued run may wait this long for its supervisor to register
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_RUNNER = "labdeck_notebook"  # backends/shim/labdeck_notebook.py, on every run's path
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Engine:
         argv = target.runconfig.argv_for(rel_script, args)
         if rel_script is None and not (self.project.root / argv[0]).is_file():
             raise UsageError(f"script {argv[0]!r} (from ArgumentVector) not found in the project")
+        script_name, script_args = argv[0], argv[1:]
+        if script_name.endswith(".ipynb"):  # a notebook: the shim's runner executes it
+            argv = ["-m", NOTEBOOK_RUNNER, *argv]
         env = {
             **target.runconfig.environment_variables,
             "LABDECK_RUN_ID": run_id,
@@ -107,7 +111,7 @@ class Engine:
         files = snapshot.list_files(self.project.root)
         spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared,
                        notes=_run_notes(target))
-        return Submission(target, spec, argv[0], argv[1:], files)
+        return Submission(target, spec, script_name, script_args, files)
 
     def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:
         sub = self.plan(target_name, script, args)
