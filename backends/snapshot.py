@@ -1,7 +1,9 @@
 """Project snapshots: which files travel (ignore rules), their content hash, and the copy.
 
 Content hashes, never mtimes, decide what changed. ``.git``, ``outputs/`` and ``.labdeck/`` never
-travel; ``.gitignore`` files (nested too) and ``.labdeckignore`` are honoured.
+travel; ``.gitignore`` files (nested too), ``.labdeckignore`` and ``.amlignore`` (the later Azure
+ML SDK's ignore file) are honoured. Workbench's 25 MB cap did not count ``docs/`` (nor ``.git``
+and ``outputs/``, which do not travel at all).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ if TYPE_CHECKING:
     import pathspec
 
 ALWAYS_IGNORED = {".git", "outputs", ".labdeck"}
-IGNORE_FILES = (".gitignore", ".labdeckignore")
+IGNORE_FILES = (".gitignore", ".amlignore", ".labdeckignore")  # later ones can re-include
 DEFAULT_LIMIT_BYTES = 25 * 1024 * 1024  # Workbench's cap
+NOT_COUNTED = {"docs"}  # top-level folders left out of the cap, as Workbench documented
 
 
 class SnapshotTooLarge(LabdeckError):
@@ -125,6 +128,7 @@ def file_sha256(path: Path) -> str:
 
 
 def check_size(files: list[FileEntry], limit: int = DEFAULT_LIMIT_BYTES) -> None:
+    files = [e for e in files if e.rel.partition("/")[0] not in NOT_COUNTED]
     total = sum(e.size for e in files)
     if total <= limit:
         return

@@ -155,3 +155,16 @@ def test_copy_file_keeps_bytes_mode_and_times_and_refuses_itself(tmp_path: Path)
     with pytest.raises(OSError, match="same file"):
         copy_file(src, src)
     assert src.read_bytes() == dst.read_bytes()  # not emptied
+
+
+def test_docs_are_not_counted_and_amlignore_is_honoured(tmp_path: Path) -> None:
+    # Workbench's cap left out docs/ (they travel; .git and outputs/ do not travel at all).
+    big = b"\0" * (2 * 1024 * 1024)
+    _tree(tmp_path, {"train.py": "print(1)\n", "docs/manual.pdf": big,
+                     "data/raw.bin": big, ".amlignore": "data/\n"})
+    files = snapshot.list_files(tmp_path)
+    assert [e.rel for e in files] == [".amlignore", "docs/manual.pdf", "train.py"]
+    snapshot.check_size(files, 1024 * 1024)  # docs/ alone over the limit: not counted
+    (tmp_path / ".amlignore").unlink()
+    with pytest.raises(snapshot.SnapshotTooLarge):
+        snapshot.check_size(snapshot.list_files(tmp_path), 1024 * 1024)
