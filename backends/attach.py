@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 from .config import DEFAULT_BASE_IMAGE, Warning_, load_compute
-from .errors import UsageError
+from .errors import LabdeckError, UsageError
 from .project import Project
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-REMOTE_KINDS = {"remotedocker", "cluster"}
+REMOTE_KINDS = {"remotedocker", "virtualmachine", "cluster"}  # remotedocker: docker/remote_attach
 
 
 def _quote(value: str) -> str:
@@ -55,7 +55,19 @@ def attach(
     if username:
         lines.append(f"username: {_quote(username)}")
     compute_text = "\n".join(sorted(lines)) + "\n"  # the attach command sorted its keys
-    runconfig_text = (
+    project.config_dir.mkdir(exist_ok=True)
+    _write_atomic(compute_path, compute_text)
+    load_compute(compute_path, [])  # what we wrote must read back
+    written = [compute_path]
+    if force or not runconfig_path.exists():
+        _write_atomic(runconfig_path, runconfig_text(name, kind))
+        written.append(runconfig_path)
+    return written
+
+
+def runconfig_text(name: str, kind: str) -> str:
+    """The .runconfig Workbench's attach wrote beside the .compute."""
+    return (
         "\n".join(
             [
                 "# The script and its arguments; $file is the script named when submitting.",
@@ -74,14 +86,6 @@ def attach(
         )
         + "\n"
     )
-    project.config_dir.mkdir(exist_ok=True)
-    _write_atomic(compute_path, compute_text)
-    load_compute(compute_path, [])  # what we wrote must read back
-    written = [compute_path]
-    if force or not runconfig_path.exists():
-        _write_atomic(runconfig_path, runconfig_text)
-        written.append(runconfig_path)
-    return written
 
 
 def detach(project: Project, name: str) -> list[Path]:
@@ -92,9 +96,22 @@ def detach(project: Project, name: str) -> list[Path]:
     runconfig_path = project.config_dir / f"{name}.runconfig"
     if runconfig_path.is_file():
         removed.append(runconfig_path)
+    _forget_password(compute_path)
     for path in removed:
         path.unlink()
     return removed
+
+
+def _forget_password(compute_path: Path) -> None:
+    """The password a remote target kept outside the project goes with it."""
+    try:
+        compute = load_compute(compute_path, [])
+    except LabdeckError:
+        return  # a file that does not load refers to nothing we can find
+    if compute.password is not None:
+        from .ssh import secrets
+
+        secrets.forget(compute.password.value)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -283,11 +283,17 @@ async def _describe(compute: Any) -> Any:
 
 
 @target.command("attach")
-@click.argument("kind", type=click.Choice(["local", "docker", "remotedocker", "cluster"]))
+@click.argument("kind", type=click.Choice(["local", "docker", "remotedocker", "virtualmachine",
+                                           "cluster"]))
 @click.option("--name", required=True, help="Target name (file aml_config/NAME.compute).")
-@click.option("--base-image", default=None, help="docker: base image.")
-@click.option("--address", default=None)
+@click.option("--base-image", default=None, help="docker, remotedocker: base image.")
+@click.option("--address", default=None, help="remotedocker: HOST[:PORT] or a ~/.ssh/config Host.")
 @click.option("--username", default=None)
+@click.option("--identity-file", default=None, help="remotedocker: SSH private key.")
+@click.option("--password-stdin", is_flag=True, help="remotedocker: read the password from stdin.")
+@click.option("--password", default=None, hidden=True)
+@click.option("--accept-new-host-key", is_flag=True,
+              help="remotedocker: trust the host's key when known_hosts has none for it.")
 @click.option("--gpus", default=None, help="docker: all, a count, or device ids (0,1).")
 @click.option("--shared-volumes", is_flag=True, default=False)
 @click.option("--force", is_flag=True, help="Overwrite an existing target.")
@@ -299,13 +305,32 @@ def target_attach(
     base_image: str | None,
     address: str | None,
     username: str | None,
+    identity_file: str | None,
+    password_stdin: bool,
+    password: str | None,
+    accept_new_host_key: bool,
     gpus: str | None,
     shared_volumes: bool,
     force: bool,
 ) -> None:
-    """Attach a target: writes aml_config/NAME.compute and NAME.runconfig as Workbench did."""
+    """Attach a target: writes aml_config/NAME.compute and NAME.runconfig as Workbench did
+    (remotedocker: after checking the host over SSH)."""
+    if kind in ("remotedocker", "virtualmachine"):
+        from .attach_cli import attach_remote
+
+        attach_remote(obj.engine.project, name, address=address, username=username,
+                      identity_file=identity_file, password_stdin=password_stdin,
+                      password=password, accept_new_host_key=accept_new_host_key,
+                      base_image=base_image, gpus=gpus, shared_volumes=shared_volumes,
+                      force=force)
+        return
     from backends.attach import attach
 
+    if identity_file or password_stdin or password is not None or accept_new_host_key:
+        from backends.errors import UsageError
+
+        raise UsageError("--identity-file, --password-stdin and --accept-new-host-key apply "
+                         "to remotedocker targets only")
     written = attach(
         obj.engine.project,
         kind,
