@@ -45,6 +45,26 @@ class LogLine:
         _setattr(self, "ts", ts)
 
 
+@dataclass(frozen=True)
+class LogBatch:
+    """Lines of one stream as a handle read them together (one read of a pipe, the frames at
+    hand): the supervisor writes and scans a batch at once, not line by line. Texts as
+    ``LogLine.text`` (never a newline; a leading ``\r`` marks a progress state). ``ts`` is the
+    source's one timestamp for them all, or ``stamps`` one per line (docker's), or neither."""
+
+    stream: str
+    lines: list[str]
+    ts: float | None = None
+    stamps: list[float | None] | None = None
+
+    def __init__(self, stream: str, lines: list[str], ts: float | None = None,
+                 stamps: list[float | None] | None = None):  # one per read of a busy stream
+        _setattr(self, "stream", stream)
+        _setattr(self, "lines", lines)
+        _setattr(self, "ts", ts)
+        _setattr(self, "stamps", stamps)
+
+
 class EarlyWork(ABC):
     """What a backend began before the supervisor's event loop existed (prestart.py): the
     docker backend's created and started container. Whoever does not take it up discards it."""
@@ -141,8 +161,10 @@ class RunHandle(ABC):
     durable_ref: str
 
     @abstractmethod
-    def logs(self) -> AsyncIterator[LogLine]:
-        """Output lines from the start (or the resume point), ending when the run's output ends."""
+    def logs(self) -> AsyncIterator[LogBatch]:
+        """Output lines from the start (or the resume point), ending when the run's output ends,
+        in batches: whatever arrived while the consumer was busy comes as one (a flood costs a
+        few thousand batches, a quiet script's line comes alone and at once)."""
 
     @abstractmethod
     async def wait(self) -> int:
@@ -157,7 +179,7 @@ class RunHandle(ABC):
         """Copy what the run wrote under ``outputs/`` to ``dest``; the relative paths copied."""
 
     def pending_lines(self) -> int:
-        """Lines already read but not yet taken from ``logs()`` (a batching hint)."""
+        """Batches already read but not yet taken from ``logs()`` (a batching hint)."""
         return 0
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ from .base import (
     Capability,
     EnvRef,
     Explanation,
-    LogLine,
+    LogBatch,
     PrepareOptions,
     RunContext,
     RunHandle,
@@ -27,7 +27,8 @@ from .errors import TargetError
 from .linesplit import LineSplitter
 from .metrics import SHIM_DIR
 
-READ_CHUNK = 1 << 16
+READ_CHUNK = 1 << 20  # what a pipe holds when the supervisor falls behind: one batch
+QUEUE_BATCHES = 64  # read but not yet written, at most (a flood waits in the pipe, not here)
 
 
 class LocalBackend(Backend):
@@ -125,13 +126,13 @@ class LocalRunHandle(RunHandle):
         self.workdir = workdir
         self.shared = shared
         self.durable_ref = f"pid:{proc.pid}"
-        self._queue: asyncio.Queue[LogLine | None] | None = None
+        self._queue: asyncio.Queue[LogBatch | None] | None = None
 
     def pending_lines(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def logs(self) -> AsyncIterator[LogLine]:
-        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=10_000)
+    async def logs(self) -> AsyncIterator[LogBatch]:
+        queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._queue = queue
         assert self.proc.stdout is not None and self.proc.stderr is not None
         readers = [
@@ -142,6 +143,17 @@ class LocalRunHandle(RunHandle):
         try:
             while open_streams:
                 item = await queue.get()
+                # What else is already read goes with it: a stream's reads in a row are one
+                # batch (they share the time they are written at).
+                while item is not None and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        open_streams -= 1
+                    elif nxt.stream == item.stream:
+                        item.lines.extend(nxt.lines)
+                    else:
+                        yield item
+                        item = nxt
                 if item is None:
                     open_streams -= 1
                 else:
@@ -229,11 +241,11 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
 
 
 async def _pump(
-    stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogLine | None]
+    stream: asyncio.StreamReader, name: str, queue: asyncio.Queue[LogBatch | None]
 ) -> None:
-    """Split a byte stream into lines (linesplit.py); a partial line waits for the rest (or for
-    EOF). A progress state held back by the splitter's throttle is given out once it is due,
-    even when the script goes quiet meanwhile."""
+    """Split a byte stream into lines (linesplit.py), one batch per read; a partial line waits
+    for the rest (or for EOF). A progress state held back by the splitter's throttle is given
+    out once it is due, even when the script goes quiet meanwhile."""
     splitter = LineSplitter()
     loop = asyncio.get_running_loop()
     try:
@@ -246,14 +258,14 @@ async def _pump(
                     chunk = await asyncio.wait_for(stream.read(READ_CHUNK),
                                                    max(0.0, due - loop.time()))
                 except TimeoutError:
-                    for text in splitter.tick(loop.time()):
-                        await queue.put(LogLine(name, text))
+                    if lines := splitter.tick(loop.time()):
+                        await queue.put(LogBatch(name, lines))
                     continue
             if not chunk:
                 break
-            for text in splitter.feed(chunk, loop.time()):
-                await queue.put(LogLine(name, text))
-        for text in splitter.flush():
-            await queue.put(LogLine(name, text))
+            if lines := splitter.feed(chunk, loop.time()):
+                await queue.put(LogBatch(name, lines))
+        if lines := splitter.flush():
+            await queue.put(LogBatch(name, lines))
     finally:
         await queue.put(None)

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from math import modf
 from pathlib import Path
 
 from ._records import dataclass
@@ -36,8 +37,22 @@ def supersedes(stream: str) -> str | None:
     return _SUPERSEDES.get(stream)
 
 
+_last_second: tuple[int, str] = (-1, "")  # most lines share their second with the one before
+
+
 def format_ts(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-01-01T00:00:00.123456Z``, rounded to microseconds as datetime rounds."""
+    global _last_second
+    frac, whole = modf(ts)  # as datetime splits and rounds it
+    second, micro = int(whole), round(frac * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    elif micro < 0:
+        second, micro = second - 1, micro + 1_000_000
+    if second != _last_second[0]:  # strftime costs more than all the rest of a line
+        _last_second = (second, datetime.fromtimestamp(second, tz=UTC)
+                        .strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_last_second[1]}{micro:06d}Z"
 
 
 def parse_ts(text: str) -> float:
@@ -90,6 +105,14 @@ class LogWriter:
             parts.append(f"{format_ts(ts if ts is not None else now)} {stream} {clean}\n")
         if parts:
             self._fh.write("".join(parts))
+            self._fh.flush()
+
+    def write_lines(self, stream: str, lines: list[str], ts: float | None = None) -> None:
+        """Plain lines of one stream at one time (no ``\r``, no newline: what the line
+        splitter gives), written with one join: a busy stream's batch costs a few C calls."""
+        if lines:
+            prefix = f"{format_ts(ts if ts is not None else time.time())} {stream} "
+            self._fh.write(prefix + ("\n" + prefix).join(lines) + "\n")
             self._fh.flush()
 
     def sync(self) -> None:

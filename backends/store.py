@@ -414,6 +414,33 @@ class RunStore:
                 [(run_id, name, seq + i, json.dumps(v), series, now) for i, v in enumerate(values)],
             )
 
+    def add_metrics(self, run_id: str, items: list[tuple[str, Any, float | None]]) -> None:
+        """``add_metric`` for each ``(name, value, ts)`` in order, in one transaction (a batch
+        of a run's output lines holds many)."""
+        if not items:
+            return
+        now = time.time()
+        with self._tx() as db:
+            next_seq: dict[str, int] = {}
+            rows = []
+            for name, value, ts in items:
+                if name not in next_seq:
+                    row = db.execute(
+                        "SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
+                        (run_id, name),
+                    ).fetchone()
+                    next_seq[name] = int(row[0]) + 1
+                values = value if isinstance(value, list) else [value]
+                series = 1 if isinstance(value, list) else 0
+                seq = next_seq[name]
+                rows += [(run_id, name, seq + i, json.dumps(v), series,
+                          ts if ts is not None else now) for i, v in enumerate(values)]
+                next_seq[name] = seq + len(values)
+            db.executemany(
+                "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
     def metrics(self, run_id: str) -> dict[str, Any]:
         rows = self._db.execute(
             "SELECT run_id, name, value, series FROM metrics WHERE run_id=? ORDER BY name, seq",

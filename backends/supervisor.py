@@ -14,16 +14,19 @@ import traceback
 from pathlib import Path
 
 from . import metrics, prestart, registry
-from .base import Backend, Capability, PrepareOptions, RunContext, RunHandle
+from .base import Backend, Capability, LogBatch, PrepareOptions, RunContext, RunHandle
 from .errors import LabdeckError
+from .linesplit import PROGRESS
 from .logfile import LogWriter, resume_point
 from .project import Project
+from .runspec import RunSpec
 from .status import RunStatus
 from .store import RunStore
 
 CANCEL_GRACE = 3.0
 CANCEL_POLL = 0.5
-LOG_BATCH = 512
+# A batch's text holding either needs a look line by line: a metric record, a progress state.
+_SLOW_PATH = (metrics.MARKER[:1], PROGRESS)
 
 
 class Supervisor:
@@ -123,6 +126,8 @@ class Supervisor:
             await self._canceled(ctx, "canceled before start")
             return None
         self.store.set_status(self.run_id, RunStatus.PREPARING)
+        for text in getattr(RunSpec.load(self.run_dir), "notes", []):  # a new run's only
+            self.note(text)
         prepare = asyncio.create_task(backend.prepare(ctx, PrepareOptions()))
         cancel = asyncio.create_task(self.cancel_event.wait())
         await asyncio.wait({prepare, cancel}, return_when=asyncio.FIRST_COMPLETED)
@@ -170,21 +175,31 @@ class Supervisor:
         return 0
 
     async def _pump(self, handle: RunHandle) -> None:
-        batch: list[tuple[str, str, float | None]] = []
-        async for line in handle.logs():
-            parsed = metrics.parse(line.text)
+        """Each batch the handle read goes to the log file at once (a tail sees it), written
+        with one join; only a batch holding a metric marker or a progress state is looked at
+        line by line, and its metrics are stored in one transaction."""
+        async for batch in handle.logs():
+            if batch.stamps is None:
+                text = "\n".join(batch.lines)
+                if not any(mark in text for mark in _SLOW_PATH):
+                    self.log.write_lines(batch.stream, batch.lines, batch.ts)
+                    continue
+            self._write_mixed(batch)
+
+    def _write_mixed(self, batch: LogBatch) -> None:
+        entries: list[tuple[str, str, float | None]] = []
+        found: list[tuple[str, object, float | None]] = []
+        stamps = batch.stamps or [batch.ts] * len(batch.lines)
+        for text, ts in zip(batch.lines, stamps, strict=True):
+            parsed = metrics.parse(text)
             if parsed is not None:
                 name, value = parsed
-                self.store.add_metric(self.run_id, name, value, line.ts)
-                batch.append(("met", f"{name} = {value}", line.ts))
+                found.append((name, value, ts))
+                entries.append(("met", f"{name} = {value}", ts))
             else:
-                batch.append((line.stream, line.text, line.ts))
-            # Flush when the producer pauses, so a tail sees lines at once, and in big batches
-            # when it floods, so a million lines cost a few thousand writes.
-            if len(batch) >= LOG_BATCH or handle.pending_lines() == 0:
-                self.log.write_many(batch)
-                batch.clear()
-        self.log.write_many(batch)
+                entries.append((batch.stream, text, ts))
+        self.store.add_metrics(self.run_id, found)
+        self.log.write_many(entries)
 
     def _cancel_requested(self) -> bool:
         return self.store.get(self.run_id, with_metrics=False).cancel_requested

@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 
 from backends.engine import Engine
-from backends.logfile import LogEntry, last_lines, read_from, supersedes
+from backends.logfile import LogEntry, format_ts, last_lines, read_from, supersedes
 from backends.store import RunRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
+_TAG_AT = len(format_ts(0.0))  # where " out " follows a log line's timestamp
+_PLAIN = ("Z out ", "Z err ")
 POLL_S = 0.01
 POLL_MAX_S = 0.1
 RECONCILE_EVERY_S = 2.0
@@ -88,20 +90,47 @@ class Printer:
     def lines(self, raws: list[str]) -> None:
         if self.live is not None and raws:
             self.live.erase()
-        for raw in raws:
-            entry = LogEntry.parse(raw)
-            base = supersedes(entry.stream)
-            if base is not None:
-                self.pending.pop(base, None)
-                if entry.progress:
-                    self.pending[base] = entry
-                    continue
-            self.emit(entry, self.timestamps)
+        bulk = self.emit is print_entry and not self.timestamps
+        start = 0
+        while start < len(raws):
+            if bulk and not self.pending:
+                start = self._print_plain(raws, start)
+            if start < len(raws):
+                self._line(raws[start])
+                start += 1
         if self.live is not None and raws:
             newest = max(self.pending.values(), key=lambda e: e.ts, default=None)
             self.live.entry = newest
             sys.stdout.flush()
             self.live.draw()
+
+    def _line(self, raw: str) -> None:
+        entry = LogEntry.parse(raw)
+        base = supersedes(entry.stream)
+        if base is not None:
+            self.pending.pop(base, None)
+            if entry.progress:
+                self.pending[base] = entry
+                return
+        self.emit(entry, self.timestamps)
+
+    def _print_plain(self, raws: list[str], start: int) -> int:
+        """Print the run of plain ``out``/``err`` lines from ``start`` in bulk (a flooding
+        script's lines are nearly all such: a line each through parse and render cost more
+        than the script's own print); where the line-by-line path takes over. The log writer's
+        timestamps are fixed-width, so the tag is at a fixed place."""
+        at, cut = _TAG_AT - 1, _TAG_AT + 5
+        while start < len(raws):
+            tag = raws[start][at:cut]
+            if tag not in _PLAIN:
+                break
+            end = start + 1
+            while end < len(raws) and raws[end][at:cut] == tag:
+                end += 1
+            stream = sys.stdout if tag == _PLAIN[0] else sys.stderr
+            stream.write("\n".join([raw[cut:] for raw in raws[start:end]]) + "\n")
+            start = end
+        return start
 
     def end(self) -> None:
         """The log is read to its end: a bar whose line never ended is printed as it was."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ..base import LogLine, RunHandle
+from ..base import LogBatch, LogLine, RunHandle
 from ..errors import TargetError
 from ..linesplit import PROGRESS, LineSplitter
 from ..logfile import ResumePoint, format_ts
@@ -18,6 +18,7 @@ from .api import STDERR, APIError, DockerAPI
 from .client import api_message, docker_errors, is_not_found
 from .plan import WORKDIR
 
+QUEUE_BATCHES = 10_000  # frames read but not yet written, at most (a frame is about a line)
 _last_second: tuple[str, int] = ("", 0)  # most lines share their second with the one before
 
 
@@ -111,25 +112,38 @@ class DockerRunHandle(RunHandle):
         self.durable_ref = cid
         self.resume = resume
         self.outputs = outputs
-        self._queue: asyncio.Queue[LogLine | None] | None = None
+        self._queue: asyncio.Queue[LogBatch | None] | None = None
         self._wait: asyncio.Task[int] | None = None
 
     def pending_lines(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def logs(self) -> AsyncIterator[LogLine]:
-        queue: asyncio.Queue[LogLine | None] = asyncio.Queue(maxsize=10_000)
+    async def logs(self) -> AsyncIterator[LogBatch]:
+        queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._queue = queue
         reader = asyncio.create_task(self._pump(queue))
         try:
             while (item := await queue.get()) is not None:
+                # The frames already read go with it, a stream's in a row as one batch.
+                while not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        queue.put_nowait(None)  # the end, after what is in hand
+                        break
+                    if nxt.stream == item.stream:
+                        item.lines.extend(nxt.lines)
+                        assert item.stamps is not None and nxt.stamps is not None
+                        item.stamps.extend(nxt.stamps)
+                    else:
+                        yield item
+                        item = nxt
                 yield item
         finally:
             reader.cancel()
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise TargetError(f"log stream failed: {reader.exception()}")
 
-    async def _pump(self, queue: asyncio.Queue[LogLine | None]) -> None:
+    async def _pump(self, queue: asyncio.Queue[LogBatch | None]) -> None:
         """One follow request for both streams: each frame says whether it is stdout or stderr.
         On a resume, ``since`` is the earlier of the two resume points (or none when a stream
         has none yet) and each stream drops what it already wrote."""
@@ -152,13 +166,10 @@ class DockerRunHandle(RunHandle):
                     async for kind, payload in response.frames():
                         name = "err" if kind == STDERR else "out"
                         stamp, body = split_ts(payload)
-                        for line in assemblers[name].feed(stamp, body):
-                            if dedupe[name].keep(line):
-                                await queue.put(line)
+                        await _put(queue, name, assemblers[name].feed(stamp, body),
+                                   dedupe[name])
             for name, assembler in assemblers.items():
-                for line in assembler.flush():
-                    if dedupe[name].keep(line):
-                        await queue.put(line)
+                await _put(queue, name, assembler.flush(), dedupe[name])
         finally:
             await queue.put(None)
 
@@ -232,6 +243,14 @@ async def remove_container(api: DockerAPI, cid: str) -> None:
     except APIError as err:
         if not is_not_found(err):
             raise TargetError(f"cannot remove container {cid[:12]}: {api_message(err)}") from err
+
+
+async def _put(queue: asyncio.Queue[LogBatch | None], stream: str, lines: list[LogLine],
+               dedupe: Deduper) -> None:
+    kept = [line for line in lines if dedupe.keep(line)]
+    if kept:
+        await queue.put(LogBatch(stream, [line.text for line in kept],
+                                 stamps=[line.ts for line in kept]))
 
 
 def split_ts(payload: bytes) -> tuple[str, bytes]:
