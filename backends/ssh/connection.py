@@ -11,6 +11,7 @@ every failure is a TargetError naming what failed.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,9 @@ def _options(endpoint: SSHEndpoint) -> asyncssh.SSHClientConnectionOptions:
         kwargs["password"] = endpoint.password
     else:
         kwargs["password_auth"] = False  # nothing to answer with: never prompt
+    # Options built apart from connect() read no config unless told to (connect() would).
+    config = Path("~", ".ssh", "config").expanduser()
+    kwargs["config"] = [str(config)] if os.access(config, os.R_OK) else []
     try:
         return asyncssh.SSHClientConnectionOptions(host=endpoint.host, **kwargs)
     except (OSError, ValueError, asyncssh.Error) as err:

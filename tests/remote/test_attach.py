@@ -1,0 +1,167 @@
+"""``target attach remotedocker`` against the rig's real sshd: what works, and each failure as
+one line naming it, with nothing written."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from tests.conftest import Project
+from tests.remote.conftest import Client, RemoteProject, Rig
+
+pytestmark = pytest.mark.docker
+
+OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3Ndd/TPgW3yTU64OtAbh4YqGmLgn9wV4Axc/YpjN0R"
+
+
+def files(project: Project) -> set[str]:
+    return {p.name for p in (project.root / "aml_config").iterdir()}
+
+
+def attach(project: RemoteProject, *args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from tests.conftest import cli_argv, cli_env
+
+    proc = subprocess.run(cli_argv("target", "attach", "remotedocker", *args), cwd=project.root,
+                          env=cli_env(project.env), input=stdin, text=True,
+                          capture_output=True, timeout=60)
+    return proc
+
+
+@pytest.fixture
+def bare(rproject: RemoteProject) -> RemoteProject:
+    for name in ("rig.compute", "rig.runconfig"):
+        (rproject.root / "aml_config" / name).unlink()
+    return rproject
+
+
+def test_attach_with_key_prints_engine_and_latency(bare: RemoteProject, rig: Rig) -> None:
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--identity-file", rig.identity_file)
+    assert res.returncode == 0, res.stderr
+    assert "docker 20." in res.stdout or "docker " in res.stdout
+    assert "socket forwarded" in res.stdout and "latency" in res.stdout
+    assert "GPUs: none" in res.stdout and "no nvidia-smi on the host" in res.stdout
+    text = (bare.root / "aml_config" / "vm.compute").read_text()
+    assert 'type: "remotedocker"' in text and rig.identity_file in text
+    assert "password" not in text
+
+
+def test_attach_with_password_keeps_it_outside_and_detach_forgets_it(
+        bare: RemoteProject, rig: Rig, client: Client) -> None:
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--password-stdin", stdin=rig.password + "\n")
+    assert res.returncode == 0, res.stderr
+    compute = (bare.root / "aml_config" / "vm.compute").read_text()
+    assert rig.password not in compute and "LabdeckSecret=" in compute
+    assert rig.password in client.secrets.read_text()
+    assert stat.S_IMODE(os.stat(client.secrets).st_mode) == 0o600
+    # The password read back from the secrets file logs in (no key is offered at all).
+    res = bare.cli("target", "show", "vm")
+    assert res.returncode == 0 and "docker " in res.stdout, res.stdout + res.stderr
+    res = bare.cli("target", "detach", "vm")
+    assert res.returncode == 0, res.stderr
+    assert rig.password not in client.secrets.read_text()
+
+
+def test_ssh_config_alias_supplies_host_port_user_and_key(bare: RemoteProject, rig: Rig,
+                                                          client: Client) -> None:
+    (client.home / ".ssh" / "config").write_text(
+        f"Host rigalias\n  HostName {rig.host}\n  Port {rig.port}\n  User {rig.user}\n"
+        f"  IdentityFile {rig.identity_file}\n")
+    res = attach(bare, "--name", "vm", "--address", "rigalias")
+    assert res.returncode == 0, res.stderr
+    assert "on rigalias via SSH" in res.stdout
+
+
+def test_unknown_host_key_refused_with_fingerprint_then_accepted(
+        bare: RemoteProject, rig: Rig, client: Client) -> None:
+    client.known_hosts("")
+    args = ["--name", "vm", "--address", rig.address, "--username", rig.user,
+            "--identity-file", rig.identity_file]
+    res = attach(bare, *args)
+    assert res.returncode == 1
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "unknown host key" in res.stderr and "SHA256:" in res.stderr
+    assert "--accept-new-host-key" in res.stderr
+    assert files(bare) == {"local.compute"}
+    res = attach(bare, *args, "--accept-new-host-key")
+    assert res.returncode == 0, res.stderr
+    assert rig.host_key in (client.home / ".ssh" / "known_hosts").read_text()
+
+
+def test_changed_host_key_always_refused(bare: RemoteProject, rig: Rig, client: Client) -> None:
+    client.known_hosts(f"[{rig.host}]:{rig.port} {OTHER_KEY}\n")
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--identity-file", rig.identity_file, "--accept-new-host-key")
+    assert res.returncode == 1
+    assert "CHANGED" in res.stderr and "ssh-keygen -R" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert files(bare) == {"local.compute"}
+    assert OTHER_KEY in (client.home / ".ssh" / "known_hosts").read_text()  # left as it was
+
+
+@pytest.mark.parametrize("user, password, expect", [
+    ("labdeck", "wrong-password", "authentication failed for labdeck@"),
+    ("nodocker", None, "may not use the Docker socket"),
+])
+def test_login_and_docker_access_failures(bare: RemoteProject, rig: Rig, user: str,
+                                          password: str | None, expect: str) -> None:
+    if password is None:
+        res = attach(bare, "--name", "vm", "--address", rig.address, "--username", user,
+                     "--identity-file", rig.identity_file)
+    else:
+        res = attach(bare, "--name", "vm", "--address", rig.address, "--username", user,
+                     "--password-stdin", stdin=password + "\n")
+    assert res.returncode == 1
+    assert expect in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert files(bare) == {"local.compute"}
+
+
+def test_forwarding_refused_falls_back_to_dial_stdio(bare: RemoteProject, rig: Rig) -> None:
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.nofwd_user,
+                 "--identity-file", rig.identity_file)
+    assert res.returncode == 0, res.stderr
+    assert "docker system dial-stdio (sshd refuses stream-local forwarding)" in res.stdout
+
+
+def test_unreachable_addresses_name_what_failed(bare: RemoteProject) -> None:
+    res = attach(bare, "--name", "vm", "--address", "no-such-host.invalid", "--username", "u")
+    assert res.returncode == 1 and "cannot resolve the host name" in res.stderr
+    res = attach(bare, "--name", "vm", "--address", "127.0.0.1:1", "--username", "u")
+    assert res.returncode == 1 and "refused" in res.stderr
+    assert files(bare) == {"local.compute"}
+
+
+BAD = [
+    (["--name", "bad name", "--address", "h"], "target name"),
+    (["--name", "vm"], "needs --address"),
+    (["--name", "vm", "--address", "h:0"], "port must be"),
+    (["--name", "vm", "--address", "h:http"], "port must be"),
+    (["--name", "vm", "--address", "-oProxyCommand=x"], "not a host name"),
+    (["--name", "vm", "--address", "h", "--username", "a b"], "not a user name"),
+    (["--name", "vm", "--address", "h", "--identity-file", "/no/such/key"], "no such file"),
+    (["--name", "vm", "--address", "h", "--identity-file", "/etc/hostname", "--password-stdin"],
+     "not both"),
+    (["--name", "vm", "--address", "h", "--password-stdin"], "is empty"),
+    (["--name", "vm", "--address", "h", "--password", "secret"], "--password-stdin"),
+    (["--name", "vm", "--address", "h", "--base-image", "a b"], "not an image reference"),
+    (["--name", "vm", "--address", "h", "--gpus", "many"], "gpus"),
+    (["--name", "vm", "--address", "h", "--shared-volumes"], "docker targets only"),
+    (["--name", "local", "--address", "h"], "exists"),
+]
+
+
+@pytest.mark.parametrize("args, expect", BAD, ids=[b[1] + str(i) for i, b in enumerate(BAD)])
+def test_bad_inputs_one_line_exit_2_nothing_written(bare: RemoteProject, args: list[str],
+                                                    expect: str, client: Client) -> None:
+    (bare.root / "aml_config" / "local.compute").write_text('type: "local"\n')
+    res = attach(bare, *args, stdin="\n")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert expect in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert files(bare) == {"local.compute"}
+    assert not client.secrets.exists()
