@@ -547,7 +547,12 @@ def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:
                     raise ConfigError(
                         f"pip entries must be strings, got {_describe(spec)}", path, line
                     )
-                pip.append(spec)
+                if spec.strip().startswith("-"):
+                    raise ConfigError(
+                        f"pip entry {spec.strip()!r} is a pip option, not a package: labdeck's "
+                        "build takes packages only (set PIP_INDEX_URL / PIP_EXTRA_INDEX_URL on "
+                        "this machine: the build uses them)", path, _entry_line(path, spec, line))
+                pip.append(spec.strip())
         else:
             raise ConfigError(
                 "dependencies entries must be package specs or '- pip: [...]', "
@@ -557,6 +562,17 @@ def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:
             )
     r.warn_unknown({"name", "channels", "dependencies", "prefix"})
     return CondaDeps(path, name, tuple(channels), tuple(conda), tuple(pip))
+
+
+def _entry_line(path: Path, entry: str, fallback: int | None) -> int | None:
+    """The line of a list entry (mappings keep only their keys' lines)."""
+    try:
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if entry.strip() in text and text.lstrip().startswith("-"):
+                return number
+    except OSError:
+        pass
+    return fallback
 
 
 @dataclass(frozen=True)

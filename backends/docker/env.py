@@ -12,7 +12,7 @@ import re
 
 from .._records import dataclass
 from .._sha256 import sha256
-from ..config import CondaDeps
+from ..config import CondaDeps, conda_name
 from ..errors import PrepareError
 
 RECIPE_VERSION = "1"
@@ -29,6 +29,7 @@ class EnvSpec:
     conda: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     offline: bool = False
+    python_pin: str | None = None  # "python=3.5.2" of the conda file (the image's Python wins)
 
     def digest(self, base_id: str) -> str:
         inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
@@ -52,7 +53,12 @@ class EnvSpec:
 
     def offline_copy(self) -> EnvSpec:
         return EnvSpec(self.project, self.project_name, self.base, self.pip, self.conda,
-                       self.channels, offline=True)
+                       self.channels, offline=True, python_pin=self.python_pin)
+
+    def with_pip(self, pip: tuple[str, ...]) -> EnvSpec:
+        """The conda section installed with pip (a base image without conda)."""
+        return EnvSpec(self.project, self.project_name, self.base, pip, (), self.channels,
+                       self.offline, self.python_pin)
 
 
 def spec_for(project_root: object, project_name: str, base: str,
@@ -62,7 +68,32 @@ def spec_for(project_root: object, project_name: str, base: str,
         pip=conda.pip_packages if conda else (),
         conda=conda.installable_conda_packages if conda else (),
         channels=conda.channels if conda else (),
+        python_pin=next((p.strip() for p in conda.conda_packages if conda_name(p) == "python"),
+                        None) if conda else None,
     )
+
+
+# conda package names whose PyPI name differs (the common ones in Workbench-era files).
+CONDA_TO_PIP = {"pytorch": "torch", "py-xgboost": "xgboost", "pytables": "tables",
+                "msgpack-python": "msgpack", "python-graphviz": "graphviz"}
+
+
+def conda_as_pip(spec: str) -> tuple[str, str, str | None]:
+    """A conda match spec as (pip name, pip requirement, exact version asked or None):
+    ``scikit-learn=0.18.1`` -> ``("scikit-learn", "scikit-learn==0.18.1", "0.18.1")``."""
+    text = spec.strip().rpartition("::")[2].split("[", 1)[0].strip()
+    match = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)$", text)
+    name, rest = (match.group(1), match.group(2).strip()) if match else (text, "")
+    name = CONDA_TO_PIP.get(name.lower(), name)
+    rest = rest.split()[0] if rest else ""  # "1.2 py35_0": the build string is conda's own
+    if not rest:
+        return name, name, None
+    if rest[0] == "=":  # conda's "=1.2" / "==1.2": a pip pin
+        rest = rest.lstrip("=")
+    if rest and rest[0].isdigit():
+        return name, f"{name}=={rest}", rest.removesuffix(".*")
+    return name, name + rest, None
+
 
 
 def missing_base(base: str) -> PrepareError:

@@ -72,12 +72,18 @@ async def build_env(docker: Any, spec: EnvSpec, base_id: str, progress: Progress
     digest = spec.digest(base_id)
     tag = spec.tag(digest)
     progress(f"building {tag} from {spec.base} ({_summary(spec)})")
-    facts = await probe_base(docker, base_id) if (spec.conda or spec.offline) else None
+    facts = await probe_base(docker, base_id) if (spec.conda or spec.offline
+                                                   or spec.python_pin) else None
+    if spec.python_pin and facts is not None:
+        wanted = spec.python_pin.partition("=")[2].lstrip("=")
+        if wanted and not (wanted + ".").startswith(facts.python + "."):
+            progress(f"{spec.python_pin} is not honoured: base image {spec.base!r} has Python "
+                     f"{facts.python} (the environment is built for that one)")
     if spec.conda and facts is not None and not facts.conda:
-        raise PrepareError(
-            f"conda packages ({', '.join(spec.conda)}) are listed but base image {spec.base!r} "
-            "has neither conda nor micromamba: move them under '- pip:' or use a base image "
-            "with conda")
+        # No conda in the image (Workbench's images had it): the conda section is installed
+        # with pip, each package at the version asked or the nearest one published for the
+        # image's Python.
+        spec = spec.with_pip(await pip_for_conda(spec.conda, facts, progress) + spec.pip)
     try:
         await _build_with_context(docker, spec, base_id, digest, tag, facts, progress)
     except IndexUnreachable as err:
@@ -257,6 +263,65 @@ async def probe_base(docker: Any, base_id: str) -> BaseFacts:
         raise PrepareError(f"the base image has no working python3 (probe said {out[:200]!r})")
     return BaseFacts(f"{fields[0]}.{fields[1]}", fields[2], fields[3],
                      "" if fields[4] == "-" else fields[4])
+
+
+async def pip_for_conda(conda: tuple[str, ...], facts: BaseFacts,
+                        progress: Progress) -> tuple[str, ...]:
+    """The conda section as pip requirements; an exact version with no wheel for the image's
+    Python becomes the nearest published one (said, one line each)."""
+    from .env import conda_as_pip
+
+    out = []
+    for spec in conda:
+        name, requirement, version = conda_as_pip(spec)
+        if version is not None:
+            available = await published_versions(name, facts)
+            if available and not any(v == version or v.startswith(version + ".")
+                                     for v in available):
+                nearest = nearest_version(version, available)
+                progress(f"conda package {spec}: no {name} {version} for Python {facts.python}; "
+                         f"installing {name}=={nearest} instead")
+                requirement = f"{name}=={nearest}"
+        if requirement != spec:
+            progress(f"conda package {spec} installed with pip as {requirement}")
+        out.append(requirement)
+    return tuple(out)
+
+
+async def published_versions(name: str, facts: BaseFacts) -> list[str]:
+    """Versions of ``name`` with a wheel for the image's Python and platform, asked of the
+    package index from this machine; [] when it cannot be asked (then the pin stays)."""
+    major, minor = facts.python.split(".")
+    argv = [sys.executable, "-m", "pip", "index", "versions", name, "--disable-pip-version-check",
+            "--only-binary=:all:", "--python-version", f"{major}{minor}", "--implementation",
+            "cp", "--abi", f"cp{major}{minor}",
+            *[arg for tag in platforms(facts) for arg in ("--platform", tag)]]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+    except OSError:
+        return []
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("Available versions:"):
+            return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
+    return []
+
+
+def nearest_version(wanted: str, available: list[str]) -> str:
+    """The lowest published version at or above ``wanted``, else the highest below it."""
+    from packaging.version import InvalidVersion, Version
+
+    def key(text: str) -> Version:
+        try:
+            return Version(text)
+        except InvalidVersion:
+            return Version("0")
+
+    ordered = sorted(available, key=key)
+    above = [v for v in ordered if key(v) >= key(wanted)]
+    return above[0] if above else ordered[-1]
 
 
 def pip_download_argv(packages: tuple[str, ...], facts: BaseFacts, dest: Path) -> list[str]:

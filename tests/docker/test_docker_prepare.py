@@ -88,3 +88,27 @@ def test_offline_prepare_builds_caches_and_rebuilds_on_change(dproject: Project,
     res = dproject.cli("submit", "-c", "docker", "uses.py", timeout=120)
     assert "value 7" in res.stdout
     assert record(dproject, run_id_of(res.stdout))["status"] == "completed"
+
+
+def test_conda_section_without_conda_in_the_image_goes_through_pip(dproject: Project,
+                                                                   tmp_path: Path) -> None:
+    # A Workbench-era file: conda pins for a Python the image lacks; the image has no conda.
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, version="0.1", value=1)
+    make_wheel(wheels, version="0.2", value=2)
+    dproject.write("aml_config/conda_dependencies.yml", """
+        name: project_environment
+        dependencies:
+          - python=3.5.2
+          - labdecktiny=0.0.5
+    """)
+    res = dproject.cli("prepare", "-c", "docker", "--offline", env=offline_env(wheels),
+                       timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "python=3.5.2 is not honoured: base image" in res.stderr
+    assert "no labdecktiny 0.0.5 for Python 3.11; installing labdecktiny==0.1 instead" in \
+        res.stderr
+    dproject.write("uses.py", "import labdecktiny\nprint('value', labdecktiny.VALUE)\n")
+    run = dproject.cli("submit", "-c", "docker", "uses.py", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "value 1" in run.stdout

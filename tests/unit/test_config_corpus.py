@@ -114,6 +114,12 @@ CORPUS = [
         "conda_dependencies.yml:1: pip entries must be strings",
     ),
     (
+        "conda_dependencies.yml",
+        "dependencies:\n  - pip:\n    - --index-url https://example.invalid/simple\n",
+        "conda_dependencies.yml:3: pip entry '--index-url https://example.invalid/simple' is a "
+        "pip option",
+    ),
+    (
         "spark_dependencies.yml",
         "packages:\n  - group: a\n    artifact: b\n",
         "spark_dependencies.yml:1: package entry lacks version",
