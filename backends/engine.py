@@ -20,6 +20,7 @@ from pathlib import Path
 from . import procutil, registry, snapshot
 from ._records import dataclass
 from .base import Capability, EnvRef, Explanation, PrepareOptions, RunContext, TargetInfo
+from .config import conda_name
 from .errors import CapabilityError, RunNotFound, StorageError, TargetError, UsageError
 from .outputenv import RUN_OUTPUT_ENV
 from .project import Project, Target
@@ -120,6 +121,13 @@ class Engine:
         explanation = backend.explain(ctx)
         for warning in sub.target.warnings:
             explanation.notes.append(f"warning: {warning}")
+        explanation.notes.extend(sub.spec.notes)  # what the run's log will say at its start
+        conda = sub.target.conda
+        if conda is not None:
+            for pin in (p for p in conda.conda_packages if conda_name(p) == "python"):
+                explanation.notes.append(
+                    f"{pin} ({conda.path.name}) is not honoured: the target's own Python runs"
+                    " the script (no conda environment is built)")
         return explanation
 
     def submit(

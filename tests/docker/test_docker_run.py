@@ -76,7 +76,7 @@ def test_submit_runs_in_container_with_log_metrics_outputs(dproject: Project) ->
     assert rec["outputs"] == ["model.txt", "sub/deep.txt"]
     outputs = dproject.root / ".labdeck" / "runs" / run_id / "outputs"
     assert (outputs / "sub" / "deep.txt").read_text() == "deep"
-    assert (dproject.root.parent / "share" / "seen.txt").exists()
+    assert (dproject.root.parent / "share" / "proj" / "seen.txt").exists()  # per project
     lines = log_lines(dproject, run_id)
     assert any(" err to stderr" in line for line in lines)
     assert any(" out to stdout from-runconfig" in line for line in lines)
