@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 SECRET_PREFIX = "AzureMlSecret="
+LABDECK_SECRET_PREFIX = "LabdeckSecret="  # backends/ssh/secrets.py writes these
 COMPUTE_TYPES = {
     "local", "remote", "docker", "localdocker", "remotedocker", "virtualmachine", "cluster",
 }
@@ -49,10 +50,17 @@ class Secret:
 
     @property
     def is_reference(self) -> bool:
+        """A Workbench key-store reference, which labdeck cannot read."""
         return self.value.startswith(SECRET_PREFIX)
 
+    @property
+    def is_stored(self) -> bool:
+        """A reference to a password labdeck keeps outside the project (backends/ssh/secrets)."""
+        return self.value.startswith(LABDECK_SECRET_PREFIX)
+
     def __repr__(self) -> str:  # never print a password by accident
-        return "Secret(<reference>)" if self.is_reference else "Secret(<clear text>)"
+        kind = "reference" if self.is_reference or self.is_stored else "clear text"
+        return f"Secret(<{kind}>)"
 
 
 class _Reader:
@@ -327,8 +335,8 @@ def _read_password(r: _Reader, warnings: list[Warning_]) -> Secret | None:
         return None
     secret = Secret(value)
     line = r.mf.line_of("password")
-    if is_placeholder(value):
-        return secret  # not a password at all: the caller makes it the target's problem
+    if is_placeholder(value) or secret.is_stored:
+        return secret  # a placeholder is the target's problem when used; a stored one is fine
     if secret.is_reference:
         warnings.append(
             Warning_(

@@ -15,10 +15,10 @@ import json
 import os
 from pathlib import Path
 
+from ..config import LABDECK_SECRET_PREFIX as PREFIX
+from ..config import SECRET_PREFIX as WORKBENCH_PREFIX
 from ..errors import TargetError
 
-PREFIX = "LabdeckSecret="
-WORKBENCH_PREFIX = "AzureMlSecret="
 SERVICE = "labdeck"
 
 

@@ -181,3 +181,13 @@ def test_warnings_name_file_and_line(project: Project, content: str, warning: st
     assert res.returncode == 0, res.stderr
     assert warning in res.stdout + res.stderr
     assert "hunter2" not in res.stdout + res.stderr
+
+
+def test_password_kept_by_labdeck_is_no_warning(project: Project) -> None:
+    """``target attach --password-stdin`` leaves a reference to the password it kept outside
+    the project: nothing to warn about (it was called clear text before)."""
+    project.write("aml_config/local.compute", 'type: "local"\npassword: "LabdeckSecret=vm-1"\n')
+    project.write("hello.py", "print('hi')\n")
+    res = project.cli("submit", "-c", "local", "--explain", "hello.py")
+    assert res.returncode == 0, res.stderr
+    assert "password" not in res.stdout + res.stderr
