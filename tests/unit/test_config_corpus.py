@@ -190,4 +190,4 @@ def test_password_kept_by_labdeck_is_no_warning(project: Project) -> None:
     project.write("hello.py", "print('hi')\n")
     res = project.cli("submit", "-c", "local", "--explain", "hello.py")
     assert res.returncode == 0, res.stderr
-    assert "password" not in res.stdout + res.stderr
+    assert "warning" not in res.stdout + res.stderr
