@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ from .linesplit import LineSplitter
 from .metrics import SHIM_DIR
 
 READ_CHUNK = 1 << 20  # what a pipe holds when the supervisor falls behind: one batch
+PIPE_SIZE = 1 << 20  # the most an unprivileged process may ask (fs/pipe-max-size's default)
 QUEUE_BATCHES = 64  # read but not yet written, at most (a flood waits in the pipe, not here)
 
 
@@ -135,6 +137,8 @@ class LocalRunHandle(RunHandle):
         queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._queue = queue
         assert self.proc.stdout is not None and self.proc.stderr is not None
+        for fd in (1, 2):
+            _widen_pipe(self.proc, fd)
         readers = [
             asyncio.create_task(_pump(self.proc.stdout, "out", queue)),
             asyncio.create_task(_pump(self.proc.stderr, "err", queue)),
@@ -238,6 +242,19 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
     if info.si_code == os.CLD_EXITED:
         return info.si_status
     return -info.si_status  # killed by a signal, as asyncio reports it
+
+
+def _widen_pipe(proc: asyncio.subprocess.Process, fd: int) -> None:
+    """Let the script's pipe hold 1 MiB, not 64 KiB: a script that floods it runs ahead while
+    the supervisor waits for a CPU, instead of blocking every 64 KiB (a switch each time)."""
+    transport = getattr(proc, "_transport", None)
+    pipe = transport.get_pipe_transport(fd) if transport is not None else None
+    handle = pipe.get_extra_info("pipe") if pipe is not None else None
+    if handle is not None:
+        try:
+            fcntl.fcntl(handle.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except (OSError, AttributeError):  # over the system's limit, or not Linux: as it is
+            pass
 
 
 async def _pump(
