@@ -62,7 +62,32 @@ def attach(
     if force or not runconfig_path.exists():
         _write_atomic(runconfig_path, runconfig_text(name, kind))
         written.append(runconfig_path)
+    written += write_dependencies_if_missing(project)
     return written
+
+
+CONDA_DEPENDENCIES = "conda_dependencies.yml"
+MINIMAL_CONDA_DEPENDENCIES = """\
+# The run environment's packages (the runconfig's CondaDependenciesFile), as Workbench's
+# project template had it: conda packages as list entries, pip ones under '- pip:'. For example:
+#   dependencies:
+#     - scikit-learn
+#     - pip:
+#       - matplotlib
+# Empty: the target's base image is the environment as it is.
+name: project_environment
+dependencies: []
+"""
+
+
+def write_dependencies_if_missing(project: Project) -> list[Path]:
+    """The runconfig an attach writes names aml_config/conda_dependencies.yml: a project
+    without one gets a minimal one (an existing file is never touched)."""
+    path = project.config_dir / CONDA_DEPENDENCIES
+    if path.exists():
+        return []
+    _write_atomic(path, MINIMAL_CONDA_DEPENDENCIES)
+    return [path]
 
 
 def runconfig_text(name: str, kind: str) -> str:

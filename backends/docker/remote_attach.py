@@ -13,7 +13,13 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..attach import NAME_RE, _quote, _write_atomic, runconfig_text
+from ..attach import (
+    NAME_RE,
+    _quote,
+    _write_atomic,
+    runconfig_text,
+    write_dependencies_if_missing,
+)
 from ..base import TargetInfo
 from ..config import DEFAULT_BASE_IMAGE, Compute, Warning_, load_compute
 from ..errors import ConfigError, TargetError, UsageError
@@ -128,4 +134,5 @@ async def attach_remotedocker(project: Project, name: str, *, address: str | Non
     if force or not runconfig_path.exists():
         _write_atomic(runconfig_path, runconfig_text(name, "remotedocker"))
         written.append(runconfig_path)
+    written += write_dependencies_if_missing(project)
     return RemoteAttach(written, kept, info)

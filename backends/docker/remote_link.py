@@ -113,6 +113,8 @@ class RemoteLink:
         return route, out
 
     async def _serve(self, conn: asyncssh.SSHClientConnection, route: str) -> None:
+        if self.generation == 0:
+            clean_stale_folders(self.folder.parent, os.getuid())
         _private_folder(self.folder)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
@@ -192,6 +194,40 @@ class RemoteLink:
         self._drop()
         self.state = "disconnected"
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def clean_stale_folders(tmp: Path, uid: int) -> list[Path]:
+    """Remove this user's socket folders whose process is gone (a supervisor killed with -9
+    cannot clean up after itself); a live pid's folder stays, even if the pid was reused."""
+    removed: list[Path] = []
+    prefix = f"labdeck-ssh-{uid}-"
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(prefix):].partition("-")[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        folder = tmp / name
+        try:
+            if folder.lstat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _private_folder(folder: Path) -> None:

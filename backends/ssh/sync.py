@@ -4,11 +4,12 @@ One exec channel per sync runs a small Python program on the host (python3 is al
 never rsync). The client sends a manifest (each file's relative path, sha256 and exec bit);
 the host answers with the blobs its content-addressed cache (``~/.labdeck/cache/<sha256>[x]``)
 lacks; only those travel, as ONE gzip tar stream on the same channel; the host checks each
-blob's hash, then materialises the run folder by hard links from the cache. So a second run of
-an unchanged project sends the manifest and nothing else, and a file deleted from the project
-is simply not in the next run's folder.
+blob's hash, then materialises the run folder by copies from the cache (reflinks where the
+filesystem has them), writable as a local snapshot is. So a second run of an unchanged project
+sends the manifest and nothing else, and a file deleted from the project is simply not in the
+next run's folder.
 
-Cached blobs are read-only with a sentinel mtime: a run that rewrote one in place (as root)
+Cached blobs are read-only with a sentinel mtime: one changed behind labdeck's back (as root)
 changes its mtime, and the next sync sees the entry as missing and sends it again.
 """
 
@@ -36,8 +37,20 @@ REMOTE_BASE = "~/.labdeck"
 # Runs on the remote host as ``python3 -c``: reads the manifest line, answers what is missing,
 # reads the tar of the missing blobs, materialises the run folder, says "ok".
 _REMOTE = r'''
-import hashlib, json, os, shutil, sys, tarfile
+import fcntl, hashlib, json, os, shutil, sys, tarfile
 SENTINEL = 946684800
+def copy_data(s, d):
+    size, offset = os.fstat(s.fileno()).st_size, 0
+    try:
+        while offset < size:
+            sent = os.sendfile(d.fileno(), s.fileno(), offset, size - offset)
+            if not sent:
+                break
+            offset += sent
+    except (AttributeError, OSError):  # no sendfile for files here: plain reads
+        s.seek(offset)
+        d.seek(offset)
+        shutil.copyfileobj(s, d, 1 << 20)
 req = json.loads(sys.stdin.buffer.readline())
 base = os.path.expanduser(req["base"])
 cache = os.path.join(base, "cache")
@@ -86,12 +99,21 @@ if os.path.lexists(root):
 os.makedirs(root)
 for d in req["dirs"]:
     os.makedirs(os.path.join(root, d), exist_ok=True)
+# Copies, never hard links: a run may rewrite a project file in place (its local snapshot
+# allows it) and must not change the cache. A reflink where the filesystem has them (btrfs,
+# XFS: no data copied, as cp --reflink=auto), else an in-kernel copy.
+clone = True
 for rel, key in req["files"]:
     src, dst = os.path.join(cache, key), os.path.join(root, rel)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    with open(src, "rb") as s, open(dst, "wb") as d:
+        try:
+            if not clone:
+                raise OSError
+            fcntl.ioctl(d.fileno(), 0x40049409, s.fileno())  # FICLONE
+        except OSError:
+            clone = False  # not this filesystem: do not ask again
+            copy_data(s, d)
+        os.fchmod(d.fileno(), 0o755 if key.endswith("x") else 0o644)
 for rel, target in req["links"]:
     os.symlink(target, os.path.join(root, rel))
 for d in req["mkdirs"]:

@@ -165,3 +165,39 @@ def test_bad_inputs_one_line_exit_2_nothing_written(bare: RemoteProject, args: l
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert files(bare) == {"local.compute"}
     assert not client.secrets.exists()
+
+
+def test_fresh_attach_then_submit_works_out_of_the_box(bare: RemoteProject, rig: Rig) -> None:
+    """The runconfig attach writes names aml_config/conda_dependencies.yml: a project without
+    one gets a minimal one, so the first submit does not fail on a file attach never wrote
+    (it did before); an existing one is left alone."""
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--identity-file", rig.identity_file)
+    assert res.returncode == 0, res.stderr
+    assert "conda_dependencies.yml" in res.stdout
+    bare.write("hello.py", "print('hello from the attached host')\n")
+    res = bare.cli("submit", "-c", "vm", "hello.py", timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "hello from the attached host" in res.stdout
+    # The local docker attach writes the same runconfig: the same minimal file serves it,
+    # and an existing file is never overwritten.
+    deps = bare.root / "aml_config" / "conda_dependencies.yml"
+    deps.write_text("dependencies: []  # mine\n")
+    res = bare.cli("target", "attach", "docker", "--name", "d1")
+    assert res.returncode == 0, res.stderr
+    assert deps.read_text() == "dependencies: []  # mine\n"
+    res = bare.cli("submit", "-c", "d1", "--explain", "hello.py")
+    assert res.returncode == 0, res.stderr
+
+
+def test_shared_volumes_on_a_remote_target_is_refused_with_file_and_line(
+        rproject: RemoteProject, rig: Rig) -> None:
+    compute = rproject.root / "aml_config" / "rig.compute"
+    compute.write_text(compute.read_text() + "sharedVolumes: true\n")
+    line = compute.read_text().splitlines().index("sharedVolumes: true") + 1
+    rproject.write("hello.py", "print(1)\n")
+    for args in (["submit", "-c", "rig", "--explain", "hello.py"], ["prepare", "-c", "rig"]):
+        res = rproject.cli(*args)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert f"rig.compute:{line}: sharedVolumes: true is not possible" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -157,3 +157,60 @@ def test_explain_prints_ssh_and_docker_h_commands(rproject: RemoteProject, rig: 
                ":/labdeck/work" in ln for ln in lines), res.stdout
     assert any(ln.startswith("ssh -p") for ln in lines)
     assert rig.labelled(f"org.labdeck.project={rproject.root}") == []  # nothing ran
+
+
+def test_a_run_may_rewrite_project_files_and_the_hosts_cache_stays_intact(
+        rproject: RemoteProject, rig: Rig) -> None:
+    """The run folder on the host is built from the content cache; a script that rewrites a
+    project file in place (as it may in a local snapshot) got EACCES on the cache's read-only
+    hard links, and must never change the cache (the next run sees the original)."""
+    token = uuid.uuid4().hex
+    rproject.write("data/state.txt", f"original {token}\n")
+    rproject.write("tool.sh", "echo tool\n")
+    (rproject.root / "tool.sh").chmod(0o755)
+    rproject.write("rewrite.py", """
+        import os
+        print("before:", open("data/state.txt").read().strip())
+        with open("data/state.txt", "r+") as f:
+            f.write("REWRITTEN")
+        print("after:", open("data/state.txt").read().strip())
+        print("exec:", os.access("tool.sh", os.X_OK))
+    """)
+    for _ in range(2):
+        res = rproject.cli("submit", "-c", "rig", "rewrite.py", timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"before: original {token}" in res.stdout  # the cache was not changed
+        assert f"after: REWRITTEN{token}" in res.stdout  # "original " rewritten in place
+        assert "exec: True" in res.stdout
+    cached = rig.sh(f"grep -l {token} /home/{rig.user}/.labdeck/cache/*").stdout.split()
+    assert len(cached) == 1
+    assert rig.sh(f"cat {cached[0]}").stdout == f"original {token}\n"
+
+
+def test_socket_folders_of_a_killed_supervisor_are_cleaned_on_the_next_start(
+        rproject: RemoteProject, rig: Rig) -> None:
+    """A supervisor killed with -9 cannot remove its /tmp/labdeck-ssh-<uid>-<pid>-* folder: the
+    next process that opens a link removes those whose pid is gone (not a live one's)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.gettempdir())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp / f"labdeck-ssh-{os.getuid()}-{dead.pid}-0"
+    stale.mkdir(mode=0o700)
+    (stale / "docker.sock").write_text("")
+    live = tmp / f"labdeck-ssh-{os.getuid()}-{os.getpid()}-999"
+    live.mkdir(mode=0o700)
+    try:
+        rproject.write("hello.py", "print('hi')\n")
+        res = rproject.cli("submit", "-c", "rig", "hello.py", timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert not stale.exists()
+        assert live.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
