@@ -100,11 +100,11 @@ class Engine:
         if script_name.endswith(".ipynb"):  # a notebook: the shim's runner executes it
             argv = ["-m", NOTEBOOK_RUNNER, *argv]
         env = {
+            **RUN_OUTPUT_ENV,  # defaults: a runconfig that sets PYTHONUNBUFFERED=1 keeps it
             **target.runconfig.environment_variables,
             "LABDECK_RUN_ID": run_id,
             "AZUREML_RUN_ID": run_id,
             "LABDECK_TARGET": target.compute.name,
-            **RUN_OUTPUT_ENV,
         }
         shared = target.compute.shared_volumes
         run_dir = self.project.run_dir(run_id)

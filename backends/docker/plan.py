@@ -91,7 +91,16 @@ class ContainerPlan:
 
     def config(self, ctx: RunContext, image: str) -> dict[str, Any]:
         """The body of ``POST /containers/create``."""
-        host: dict[str, Any] = {"Init": True, "Binds": self.binds(ctx)}
+        host: dict[str, Any] = {
+            "Init": True,
+            "Binds": self.binds(ctx),
+            # The daemon's own log is how the output reaches us (live, and again on reattach):
+            # a daemon that rotates logs (max-size in daemon.json) would drop lines a chatty run
+            # wrote faster than they were read. The container goes at the run's end, and its
+            # log with it; the run's log file is the record.
+            # (json-file takes no "unlimited" here: 1 TB in one file is as good.)
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "1t", "max-file": "1"}},
+        }
         requests = gpu.device_requests(self.compute.gpus)
         if requests:
             host["DeviceRequests"] = requests
