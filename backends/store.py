@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -188,7 +189,9 @@ class RunStore:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        # Every open connection, by the holder its thread keeps: a thread that ends drops its
+        # holder, whose finalizer closes the connection (Textual starts a thread per worker).
+        self._open: dict[int, sqlite3.Connection] = {}
         self._generation = 0  # bumped by disconnect(): threads' old connections are stale
         self._ready = False
         self._db  # noqa: B018 -- connect now: a damaged file is reported where the store opens
@@ -196,12 +199,19 @@ class RunStore:
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
-        local = self._local
-        if getattr(local, "generation", -1) != self._generation or local.conn is None:
-            local.conn = self._connect()
-            local.generation = self._generation
-        conn: sqlite3.Connection = local.conn
-        return conn
+        holder: _Holder | None = getattr(self._local, "holder", None)
+        if holder is None or holder.generation != self._generation:
+            holder = _Holder(self._connect(), self._generation)
+            weakref.finalize(holder, self._forget, id(holder), holder.conn)
+            with self._lock:
+                self._open[id(holder)] = holder.conn
+            self._local.holder = holder
+        return holder.conn
+
+    def _forget(self, key: int, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._open.pop(key, None)
+        conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -211,13 +221,16 @@ class RunStore:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock:
-            self._conns.append(conn)
             if not self._ready:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(SCHEMA)
                 self._migrate(conn)
                 self._ready = True
         return conn
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Add columns that newer labdeck versions introduced to stores made by older ones."""
@@ -233,7 +246,7 @@ class RunStore:
         """Close every thread's connection (before a fork: SQLite must not cross one); the
         store stays usable, each thread reconnecting on its next call."""
         with self._lock:
-            conns, self._conns = self._conns, []
+            conns, self._open = list(self._open.values()), {}
             self._generation += 1
         for conn in conns:
             conn.close()
@@ -489,6 +502,16 @@ class RunStore:
             "SELECT run_id, name, value, series FROM metrics ORDER BY run_id, name, seq"
         ).fetchall()
         return _fold(rows)
+
+
+class _Holder:
+    """A thread's connection, in the thread's local storage: collected when the thread ends."""
+
+    __slots__ = ("__weakref__", "conn", "generation")
+
+    def __init__(self, conn: sqlite3.Connection, generation: int):
+        self.conn = conn
+        self.generation = generation
 
 
 def _like_literal(text: str) -> str:

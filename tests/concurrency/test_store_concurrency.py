@@ -124,3 +124,29 @@ def test_id_prefix_wildcards_match_themselves(tmp_path: Path) -> None:
                  run_id="myXproj_2")
     assert store.find("my_").id == a.id  # '_' is not "any character"
     assert store.find("my_proj").id == a.id
+
+
+def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    """The dashboard starts a thread per worker: each thread's connection closes with it,
+    so a long session does not pile up open files."""
+    import gc
+
+    store = RunStore(tmp_path / "runs.db")
+    run = store.create("proj", "local", "local", runconfig=None, script="a.py", args=[], env={})
+
+    def read() -> None:
+        assert store.get(run.id).id == run.id
+
+    for _ in range(40):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert store.open_connections() == 1  # this thread's own
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(40):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds
