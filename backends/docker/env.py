@@ -30,6 +30,7 @@ class EnvSpec:
     channels: tuple[str, ...] = ()
     offline: bool = False
     python_pin: str | None = None  # "python=3.5.2" of the conda file (the image's Python wins)
+    conda_file: str | None = None  # conda_dependencies.yml's path: errors about an entry cite it
 
     def digest(self, base_id: str) -> str:
         inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
@@ -53,12 +54,13 @@ class EnvSpec:
 
     def offline_copy(self) -> EnvSpec:
         return EnvSpec(self.project, self.project_name, self.base, self.pip, self.conda,
-                       self.channels, offline=True, python_pin=self.python_pin)
+                       self.channels, offline=True, python_pin=self.python_pin,
+                       conda_file=self.conda_file)
 
     def with_pip(self, pip: tuple[str, ...]) -> EnvSpec:
         """The conda section installed with pip (a base image without conda)."""
         return EnvSpec(self.project, self.project_name, self.base, pip, (), self.channels,
-                       self.offline, self.python_pin)
+                       self.offline, self.python_pin, self.conda_file)
 
 
 def spec_for(project_root: object, project_name: str, base: str,
@@ -70,6 +72,7 @@ def spec_for(project_root: object, project_name: str, base: str,
         channels=conda.channels if conda else (),
         python_pin=next((p.strip() for p in conda.conda_packages if conda_name(p) == "python"),
                         None) if conda else None,
+        conda_file=str(conda.path) if conda else None,
     )
 
 

@@ -72,6 +72,7 @@ async def build_env(docker: Any, spec: EnvSpec, base_id: str, progress: Progress
     digest = spec.digest(base_id)
     tag = spec.tag(digest)
     progress(f"building {tag} from {spec.base} ({_summary(spec)})")
+    await check_pip_locations(spec)
     facts = await probe_base(docker, base_id) if (spec.conda or spec.offline
                                                    or spec.python_pin) else None
     if spec.python_pin and facts is not None:
@@ -129,14 +130,16 @@ def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: Path) -> bytes:
+def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: Path,
+                  requirements: tuple[str, ...] | None = None) -> bytes:
+    """``requirements``: what the image's pip installs (default: the pip list as written)."""
     import gzip  # builds only
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, facts).encode())
-        requirements = "".join(f"{p}\n" for p in spec.pip).encode()
-        _add_bytes(tar, "labdeck-env/requirements.txt", requirements)
+        listed = spec.pip if requirements is None else requirements
+        _add_bytes(tar, "labdeck-env/requirements.txt", "".join(f"{p}\n" for p in listed).encode())
         if wheels.is_dir():
             for wheel in sorted(wheels.iterdir()):
                 tar.add(wheel, arcname=f"labdeck-env/wheels/{wheel.name}", recursive=False)
@@ -169,10 +172,12 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
 
     with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
         wheels = Path(tmp) / "wheels"
+        requirements = spec.pip
         if spec.offline and spec.pip:
             assert facts is not None
-            await download_wheels(spec.pip, facts, wheels, progress)
-        context = build_context(spec, base_id, facts, wheels)
+            requirements = await download_wheels(spec.pip, facts, wheels, progress,
+                                                 Path(spec.project))
+        context = build_context(spec, base_id, facts, wheels, requirements)
     await _build(docker, context, tag, spec, digest, progress)
 
 
@@ -324,12 +329,26 @@ def nearest_version(wanted: str, available: list[str]) -> str:
     return above[0] if above else ordered[-1]
 
 
-def pip_download_argv(packages: tuple[str, ...], facts: BaseFacts, dest: Path) -> list[str]:
+def pip_download_argv(packages: tuple[str, ...], facts: BaseFacts, dest: Path,
+                      built: Path | None = None, own_platform: bool = False) -> list[str]:
+    """Wheels only, for the image's Python and platform; ``built``: wheels made here from
+    source (``own_platform``: one of them is for this machine's ``linux_<arch>``)."""
+    extra = _own_platform(facts) if own_platform else []
+    return [*_pip_base("download"), "--dest", str(dest), "--only-binary=:all:",
+            *_target_args(facts, extra),
+            *(["--find-links", str(built)] if built is not None else []), *packages]
+
+
+def _pip_base(command: str) -> list[str]:
+    return [sys.executable, "-m", "pip", command, "--disable-pip-version-check"]
+
+
+def _target_args(facts: BaseFacts, extra_platforms: list[str] | None = None) -> list[str]:
     major, minor = facts.python.split(".")
-    return [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-            "--dest", str(dest), "--only-binary=:all:", "--python-version", f"{major}{minor}",
-            "--implementation", "cp", "--abi", f"cp{major}{minor}",
-            *[arg for tag in platforms(facts) for arg in ("--platform", tag)], *packages]
+    return ["--python-version", f"{major}{minor}", "--implementation", "cp", "--abi",
+            f"cp{major}{minor}",
+            *[arg for tag in platforms(facts) + (extra_platforms or [])
+              for arg in ("--platform", tag)]]
 
 
 def platforms(facts: BaseFacts) -> list[str]:
@@ -343,11 +362,131 @@ def platforms(facts: BaseFacts) -> list[str]:
 
 
 async def download_wheels(packages: tuple[str, ...], facts: BaseFacts, dest: Path,
-                          progress: Progress) -> None:
+                          progress: Progress, project: Path) -> tuple[str, ...]:
+    """The wheels of ``packages`` and of their dependencies for the image's Python and platform,
+    into ``dest``; returns the requirements as the image installs them (a URL or path entry
+    becomes ``name==version`` of its wheel). A package published only as source is built into
+    a wheel here (``pip wheel``), kept when the image can install it."""
     dest.mkdir(parents=True, exist_ok=True)
-    argv = pip_download_argv(packages, facts, dest)
+    built = dest.parent / "built"  # wheels made on this machine, found by pip as --find-links
+    built.mkdir(exist_ok=True)
     progress(f"offline: downloading wheels for Python {facts.python} {facts.machine} "
              f"(glibc {facts.glibc}) on this machine")
+    requirements = []
+    for entry in packages:
+        if pip_location(entry) is None:
+            requirements.append(entry)
+            continue
+        # A URL or a path: there is no index to pick a wheel from; build (or fetch) it here.
+        wheel = await wheel_from_source(entry, [_local(entry, project)], facts, built, progress)
+        requirements.append(_pin_of(wheel))
+    own_platform = False  # a C-extension wheel built here for this very platform
+    tried: set[str] = set()
+    while True:
+        argv = pip_download_argv(tuple(requirements), facts, dest, built, own_platform)
+        code, tail = await _pip(argv, progress)
+        if code == 0:
+            return tuple(requirements)
+        missing = _no_wheel_for(tail)
+        if missing is None or missing in tried:
+            raise PrepareError("pip download failed for the offline build: "
+                               + (_reason(tail) or f"exit code {code}"))
+        tried.add(missing)
+        progress(f"offline: {missing} has no wheel for Python {facts.python} {facts.machine}; "
+                 "building it from source on this machine")
+        sources = dest.parent / f"source-{len(tried)}"
+        code, tail = await _pip([*_pip_base("download"), "--no-deps", "--dest", str(sources),
+                                 *_target_args(facts), missing], progress)
+        if code != 0 or not sources.is_dir() or not any(sources.iterdir()):
+            raise PrepareError(f"pip download failed for the offline build: {missing}: "
+                               + (_reason(tail) or f"exit code {code}"))
+        source = next(iter(sorted(sources.iterdir())))
+        wheel = await wheel_from_source(missing, [str(source)], facts, built, progress)
+        own_platform = own_platform or not _is_pure(wheel)
+
+
+async def wheel_from_source(what: str, args: list[str], facts: BaseFacts, built: Path,
+                            progress: Progress) -> Path:
+    """``pip wheel --no-deps`` of a source (sdist, URL, path) into ``built``: the wheel, when
+    the image's Python and platform can install it."""
+    before = set(built.iterdir())
+    code, tail = await _pip([*_pip_base("wheel"), "--no-deps", "--wheel-dir", str(built),
+                             *args], progress)
+    made = sorted(set(built.iterdir()) - before)
+    if code != 0 or not made:
+        raise PrepareError(f"cannot build {what} into a wheel on this machine for the offline "
+                           "build: " + (_reason(tail) or f"pip wheel exit code {code}"))
+    wheel = made[0]
+    if not wheel_fits(wheel.name, facts):
+        for stale in made:
+            stale.unlink()
+        raise PrepareError(
+            f"{what} is published only as source and has compiled extensions: the wheel built "
+            f"on this machine ({wheel.name}) does not fit the image's Python {facts.python} "
+            f"{facts.machine} (glibc {facts.glibc}); prepare without --offline from a base image "
+            "with a compiler (gcc and the Python headers) so the build compiles it there, or "
+            f"run the offline prepare on a machine with Python {facts.python} {facts.machine}")
+    progress(f"offline: built {wheel.name} from source on this machine")
+    return wheel
+
+
+def wheel_fits(filename: str, facts: BaseFacts) -> bool:
+    """Whether a wheel's tags are ones the image's pip installs (cf. packaging.tags)."""
+    parts = filename.removesuffix(".whl").split("-")
+    if len(parts) < 5:
+        return False
+    pythons, abis, plats = (set(p.split(".")) for p in parts[-3:])
+    major, minor = facts.python.split(".")
+    if "any" in plats:
+        return "none" in abis and any(
+            t in {f"py{major}", f"cp{major}{minor}"} or
+            (t.startswith(f"py{major}") and t[len(f"py{major}"):].isdigit()
+             and int(t[len(f"py{major}"):]) <= int(minor)) for t in pythons)
+    own = f"cp{major}{minor}"
+    if not plats & set(platforms(facts) + _own_platform(facts)):
+        return False
+    if own in pythons and abis & {own, "abi3", "none"}:
+        return True
+    # abi3: built for an older CPython 3, loads on later ones
+    start = len(f"cp{major}")
+    return "abi3" in abis and any(t.startswith(f"cp{major}") and t[start:].isdigit()
+                                  and int(t[start:]) <= int(minor) for t in pythons)
+
+
+def _own_platform(facts: BaseFacts) -> list[str]:
+    """``linux_<arch>`` (what pip wheel tags a build here) when this machine's platform and
+    glibc can stand in for the image's: same arch, a glibc no newer than the image's."""
+    import platform
+
+    host_glibc = platform.libc_ver()[1] or ""
+    if platform.machine() != facts.machine or not host_glibc:
+        return []
+    def key(text: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in text.split(".") if p.isdigit())
+    return [f"linux_{facts.machine}"] if key(host_glibc) <= key(facts.glibc) else []
+
+
+def _is_pure(wheel: Path) -> bool:
+    return wheel.name.removesuffix(".whl").endswith("-none-any")
+
+
+def _pin_of(wheel: Path) -> str:
+    name, version = wheel.name.split("-")[:2]
+    return f"{name}=={version}"
+
+
+def _no_wheel_for(tail: list[str]) -> str | None:
+    """The requirement pip found no wheel for ("No matching distribution found for X")."""
+    for line in reversed(tail):
+        match = re.search(r"No matching distribution found for (\S+)", line)
+        if match:
+            return match.group(1)
+    return None
+
+
+async def _pip(argv: list[str], progress: Progress) -> tuple[int, list[str]]:
+    """Run pip here, its lines as progress (its ERROR lines only in the tail: the caller
+    decides whether they are the end); (exit code, last lines)."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -359,9 +498,115 @@ async def download_wheels(packages: tuple[str, ...], facts: BaseFacts, dest: Pat
     async for raw in proc.stdout:
         line = raw.decode(errors="replace").rstrip()
         if line:
-            progress(line)
+            if not line.startswith("ERROR:"):
+                progress(line)
             tail.append(line)
             del tail[:-40]
-    if await proc.wait() != 0:
-        raise PrepareError("pip download failed for the offline build: "
-                           + (_reason(tail) or f"exit code {proc.returncode}"))
+    return await proc.wait(), tail
+
+
+# ------------------------------------------------------------------ pip entries that are places
+SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+DIRECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*\s*(\[[^\]]*\])?\s*@\s*(\S+)")
+
+
+def pip_location(entry: str) -> str | None:
+    """The URL or path a pip entry installs from (``git+https://...``, ``name @ https://...``,
+    ``./pkg``, ``/abs/pkg.tar.gz``); None for a requirement an index answers."""
+    text = entry.split(";", 1)[0].strip()
+    if SCHEME_RE.match(text):
+        return text.split()[0]
+    direct = DIRECT_RE.match(text)
+    if direct:
+        return direct.group(2)
+    if text.startswith(("/", "./", "../", "~/")) or text in {".", ".."}:
+        return text
+    return None
+
+
+def _local(entry: str, project: Path) -> str:
+    """A path entry made absolute against the project (pip runs elsewhere); others as is."""
+    location = pip_location(entry)
+    if location is None or SCHEME_RE.match(location) or location != entry.strip():
+        return entry
+    return str(project / os.path.expanduser(location))
+
+
+async def check_pip_locations(spec: EnvSpec) -> None:
+    """A pip entry naming a URL that cannot serve it (no such host, refused, HTTP 404/410) or a
+    path that does not exist is a file:line error before anything is built, instead of pip's
+    page of retries and tracebacks inside the build."""
+    from ..errors import ConfigError
+
+    for entry in spec.pip:
+        location = pip_location(entry)
+        if location is None:
+            continue
+        why = await asyncio.to_thread(dead_location, location, Path(spec.project))
+        if why is not None:
+            path = Path(spec.conda_file) if spec.conda_file else None
+            raise ConfigError(f"pip entry {entry!r} cannot be installed: {why}", path,
+                              _entry_line(path, entry) if path else None)
+
+
+def dead_location(location: str, project: Path) -> str | None:
+    """Why ``location`` certainly cannot be fetched from here; None when it can or when the
+    answer is unsure (a timeout, a TLS or proxy problem: the build's pip reports those)."""
+    from urllib.parse import urlsplit
+
+    if not SCHEME_RE.match(location):
+        path = project / os.path.expanduser(location)
+        return None if path.exists() else f"no such file or directory ({path})"
+    scheme = location.split("://", 1)[0].lower()
+    if scheme == "file":
+        path = Path(urlsplit(location).path)
+        return None if path.exists() else f"no such file or directory ({path})"
+    if scheme in {"git+http", "git+https"}:
+        # git's smart HTTP: the repository's refs, at the URL less "git+", "@ref" and "#...".
+        parts = urlsplit(location[len("git+"):])
+        repo = parts.path.rsplit("@", 1)[0] if "@" in parts.path else parts.path
+        return _dead_http(f"{parts.scheme}://{parts.netloc}{repo.rstrip('/')}"
+                          "/info/refs?service=git-upload-pack")
+    if scheme in {"http", "https"}:
+        return _dead_http(location.split("#", 1)[0])
+    return None
+
+
+def _dead_http(url: str) -> str | None:
+    import errno
+    import socket
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    request = urllib.request.Request(url, headers={"User-Agent": "labdeck"})
+    try:
+        with urllib.request.urlopen(request, timeout=15):
+            return None
+    except urllib.error.HTTPError as err:
+        return f"{parts.netloc} answered HTTP {err.code} {err.reason}" \
+            if err.code in (404, 410) else None
+    except urllib.error.URLError as err:
+        reason = err.reason
+        if isinstance(reason, ConnectionRefusedError):
+            return f"connection refused by {parts.netloc} (nothing listens there)"
+        if isinstance(reason, socket.gaierror) and reason.errno in (
+                socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            return f"host {parts.hostname!r} not found"
+        if isinstance(reason, OSError) and reason.errno == errno.ECONNREFUSED:
+            return f"connection refused by {parts.netloc} (nothing listens there)"
+        return None
+    except (OSError, ValueError):
+        return None
+
+
+def _entry_line(path: Path, entry: str) -> int | None:
+    """The line of a list entry in the conda file (the parsed list keeps no lines)."""
+    try:
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if entry.strip() in text and text.lstrip().startswith("-"):
+                return number
+    except OSError:
+        pass
+    return None

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,7 @@ from backends.engine import Engine
 from backends.project import Project as EngineProject
 from tests.conftest import Project
 from tests.docker.conftest import docker, record, run_id_of
-from tests.docker.wheels import make_wheel
+from tests.docker.wheels import make_sdist, make_wheel
 
 pytestmark = pytest.mark.docker
 
@@ -20,6 +25,34 @@ pytestmark = pytest.mark.docker
 def offline_env(wheels: Path) -> dict[str, str]:
     # The client's pip finds wheels only in this folder: no index, no network.
     return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1 (a package index, files, 404s): (folder, URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def index_env(url: str) -> dict[str, str]:
+    # The client's pip asks only this index (the supported way: pip options are not pip entries).
+    return {"PIP_INDEX_URL": f"{url}/simple/", "PIP_FIND_LINKS": "", "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1"}
 
 
 def env_images(root: Path) -> list[str]:
@@ -112,3 +145,69 @@ def test_conda_section_without_conda_in_the_image_goes_through_pip(dproject: Pro
     run = dproject.cli("submit", "-c", "docker", "uses.py", timeout=120)
     assert run.returncode == 0, run.stderr
     assert "value 1" in run.stdout
+
+
+def test_offline_build_makes_wheels_of_packages_published_only_as_source(
+        dproject: Project, served: tuple[Path, str]) -> None:
+    # An index where labdecksrc exists only as an sdist and needs labdecktiny (a wheel there);
+    # labdeckurl is an sdist named by URL. Neither has a wheel for the image to download.
+    root, url = served
+    make_sdist(root / "simple" / "labdecksrc", "labdecksrc", "1.0",
+               source="from labdecktiny import VALUE\n", requires=("labdecktiny>=0.1",))
+    make_wheel(root / "simple" / "labdecktiny", value=42)
+    make_sdist(root / "files", "labdeckurl", "2.0", source="WORD = 'from-url'\n")
+    dproject.write("aml_config/conda_dependencies.yml", f"""
+        dependencies:
+          - pip:
+            - labdecksrc
+            - {url}/files/labdeckurl-2.0.tar.gz
+    """)
+    res = dproject.cli("prepare", "-c", "docker", "--offline", env=index_env(url), timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "offline: built labdeckurl-2.0-py3-none-any.whl from source on this machine" in \
+        res.stderr
+    assert "offline: labdecksrc has no wheel for Python 3.11 x86_64; building it from source" \
+        in res.stderr
+    assert "offline: built labdecksrc-1.0-py3-none-any.whl from source on this machine" in \
+        res.stderr
+    dproject.write("uses.py", "import labdecksrc, labdeckurl\n"
+                              "print('value', labdecksrc.VALUE, labdeckurl.WORD)\n")
+    run = dproject.cli("submit", "-c", "docker", "uses.py", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "value 42 from-url" in run.stdout  # 42: labdecktiny, the source package's dependency
+
+
+def test_dead_pip_urls_are_one_line_errors_naming_the_entry(dproject: Project,
+                                                            served: tuple[Path, str]) -> None:
+    _, url = served
+    closed = socket.socket()  # bound, never listening: connections to it are refused
+    closed.bind(("127.0.0.1", 0))
+    try:
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/pkg-1.0.tar.gz"
+        cases = [
+            (f"{url}/missing-1.0.tar.gz", "answered HTTP 404"),
+            (f"git+{url}/nope.git@v1.0#egg=nope", "answered HTTP 404"),
+            (f"nope @ {url}/nope-1.0-py3-none-any.whl", "answered HTTP 404"),
+            ("https://pkgs.labdeck.invalid/pkg-1.0.tar.gz",
+             "host 'pkgs.labdeck.invalid' not found"),
+            (refused, "connection refused by 127.0.0.1:"),
+            ("./vendor/missing-pkg", "no such file or directory"),
+        ]
+        for entry, why in cases:
+            dproject.write("aml_config/conda_dependencies.yml", f"""
+                name: env
+                dependencies:
+                  - pip:
+                    - labdecktiny
+                    - {entry}
+            """)
+            res = dproject.cli("prepare", "-c", "docker", env=index_env(url), timeout=120)
+            assert res.returncode == 2, (entry, res.stderr)
+            # The error is stderr's last line, citing the entry's line (the file's 6th: the
+            # text starts with an empty line); before it only prepare's "building" line.
+            lines = res.stderr.strip().splitlines()
+            assert len(lines) == 2 and lines[0].startswith("building "), res.stderr
+            assert f"conda_dependencies.yml:6: pip entry {entry!r} cannot be installed: " \
+                in lines[1] and why in lines[1], (entry, res.stderr)
+    finally:
+        closed.close()
