@@ -209,25 +209,30 @@ class DockerAPI:
     async def send_streamed(self, request: bytes, write: Callable[[BinaryIO], None]) -> None:
         """``request`` (a head announcing a chunked body: encode_request(chunked=True)) sent
         with the body that ``write`` produces in a thread; APIError for a status >= 400."""
-        head = request
+        async with aclosing(written_in_thread(write)) as chunks:
+            await self.send_chunks(request, chunks)
+
+    async def send_chunks(self, request: bytes, chunks: AsyncIterator[bytes]) -> bytes:
+        """``request`` (a head announcing a chunked body) sent with ``chunks`` as its body, as
+        they come (another daemon's stream, say); the answer's body, or APIError for a status
+        >= 400."""
         conn = await self._connect()
         reader, writer = conn
         try:
-            writer.write(head)
-            async with aclosing(written_in_thread(write)) as chunks:
-                try:
-                    async for chunk in chunks:
-                        writer.write(encode_chunk(chunk))
-                        await writer.drain()
-                    writer.write(encode_chunk(b""))
+            writer.write(request)
+            try:
+                async for chunk in chunks:
+                    writer.write(encode_chunk(chunk))
                     await writer.drain()
-                except ConnectionError:
-                    pass  # the daemon answered early (and closed): its answer says why
+                writer.write(encode_chunk(b""))
+                await writer.drain()
+            except ConnectionError:
+                pass  # the daemon answered early (and closed): its answer says why
             response = await read_response(reader)
         except BaseException:
             writer.close()
             raise
-        await self._finish(response, conn)
+        return await self._finish(response, conn)
 
 
 class _PullReader(io.RawIOBase):

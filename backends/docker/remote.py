@@ -41,7 +41,9 @@ from ..ssh.connection import SSHEndpoint, split_address
 from ..ssh.sync import REMOTE_BASE, SyncResult, build_manifest, remove_remote, sync_run
 from .api import APIError, DockerAPI
 from .backend import DockerBackend
+from .client import docker_errors, refused
 from .plan import SHARE, SHIM, WORKDIR, ContainerPlan
+from .remote_image import ensure_base_image
 from .remote_link import RemoteLink
 from .run import DockerRunHandle
 
@@ -182,8 +184,21 @@ class RemoteDockerBackend(DockerBackend):
     # ------------------------------------------------------------------ the run's life
 
     async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
+        """The docker prepare on the remote daemon (built there, cached by the same input
+        hash), its base image first pulled there or sent from here when missing. A run keeps
+        the link for its start; an explicit prepare closes it."""
         await self.link.open()
-        return await super().prepare(ctx, options)
+        try:
+            async with DockerAPI(self.url) as api:
+                with docker_errors(self.url):
+                    try:
+                        await ensure_base_image(api, self.plan.env_spec(ctx).base, ctx.progress)
+                    except APIError as err:
+                        raise refused(err) from err
+            return await super().prepare(ctx, options)
+        finally:
+            if options.explicit:
+                await self.link.close()
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
         await self.link.open()
