@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import platform
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -211,3 +213,40 @@ def test_dead_pip_urls_are_one_line_errors_naming_the_entry(dproject: Project,
                 in lines[1] and why in lines[1], (entry, res.stderr)
     finally:
         closed.close()
+
+
+NATIVE_C = """
+#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_offline_build_of_a_compiled_source_package_uses_this_machines_wheel_when_it_fits(
+        dproject: Project, served: tuple[Path, str]) -> None:
+    # A C extension published only as source: pip wheel compiles it here, for this Python
+    # and platform (cp3XY-cp3XY-linux_x86_64). The image (Python 3.11, glibc 2.36) takes it
+    # when this machine has the same Python and a glibc no newer; else one line says so.
+    root, url = served
+    make_sdist(root / "simple" / "labdeckc", "labdeckc", "1.0",
+               source="from labdeckc._native import answer\n", c_source=NATIVE_C)
+    dproject.write("aml_config/conda_dependencies.yml", """
+        dependencies:
+          - pip:
+            - labdeckc
+    """)
+    res = dproject.cli("prepare", "-c", "docker", "--offline", env=index_env(url), timeout=300)
+    glibc = tuple(int(p) for p in platform.libc_ver()[1].split("."))
+    if sys.version_info[:2] != (3, 11) or glibc > (2, 36) or platform.machine() != "x86_64":
+        assert res.returncode == 1
+        assert "labdeckc is published only as source and has compiled extensions" in \
+            res.stderr.strip().splitlines()[-1], res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    assert "offline: built labdeckc-1.0-cp311-cp311-linux_x86_64.whl from source" in res.stderr
+    dproject.write("uses.py", "import labdeckc\nprint('answer', labdeckc.answer())\n")
+    run = dproject.cli("submit", "-c", "docker", "uses.py", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "answer 42" in run.stdout

@@ -46,15 +46,25 @@ def get_requires_for_build_wheel(config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import platform, subprocess, sys, sysconfig
+
+    tag, pure = "py3-none-any", "true"
+    native = os.path.join(NAME, "_native.c")
+    if os.path.exists(native):  # a C extension, compiled as setuptools would, for this Python
+        so = os.path.join(NAME, "_native" + sysconfig.get_config_var("EXT_SUFFIX"))
+        subprocess.run(["cc", "-shared", "-fPIC", "-I" + sysconfig.get_paths()["include"],
+                        native, "-o", so], check=True)
+        py = f"cp{{sys.version_info[0]}}{{sys.version_info[1]}}"
+        tag, pure = f"{{py}}-{{py}}-linux_{{platform.machine()}}", "false"
     info = f"{{NAME}}-{{VERSION}}.dist-info"
     meta = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n"
     meta += "".join(f"Requires-Dist: {{r}}\\n" for r in REQUIRES)
     files = {{f"{{info}}/METADATA": meta.encode(),
-             f"{{info}}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: labdeck-tests\\n"
-                               b"Root-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+             f"{{info}}/WHEEL": (f"Wheel-Version: 1.0\\nGenerator: labdeck-tests\\n"
+                                f"Root-Is-Purelib: {{pure}}\\nTag: {{tag}}\\n").encode()}}
     for root, _, names in os.walk(NAME):
         for n in names:
-            if n.endswith(".py"):
+            if n.endswith((".py", ".so")):
                 path = os.path.join(root, n)
                 with open(path, "rb") as f:
                     files[path.replace(os.sep, "/")] = f.read()
@@ -64,7 +74,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         record.append(f"{{path}},sha256={{digest}},{{len(data)}}")
     record.append(f"{{info}}/RECORD,,")
     files[f"{{info}}/RECORD"] = ("\\n".join(record) + "\\n").encode()
-    wheel = f"{{NAME}}-{{VERSION}}-py3-none-any.whl"
+    wheel = f"{{NAME}}-{{VERSION}}-{{tag}}.whl"
     with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
         for path, data in files.items():
             zf.writestr(path, data)
@@ -73,9 +83,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 
 def make_sdist(dest: Path, name: str = "labdecksrc", version: str = "1.0",
-               source: str = "VALUE = 42\n", requires: tuple[str, ...] = ()) -> Path:
+               source: str = "VALUE = 42\n", requires: tuple[str, ...] = (),
+               c_source: str | None = None) -> Path:
     """A source-only package (``name-version.tar.gz``, no wheel anywhere) whose module is
-    ``source``; ``requires`` become its wheel's Requires-Dist."""
+    ``source``; ``requires`` become its wheel's Requires-Dist; ``c_source``: the C of an
+    extension module ``name._native``, compiled with cc when the wheel is built."""
     import tarfile
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -88,6 +100,8 @@ def make_sdist(dest: Path, name: str = "labdecksrc", version: str = "1.0",
                                                      requires=list(requires)),
         f"{name}/__init__.py": source,
     }
+    if c_source is not None:
+        files[f"{name}/_native.c"] = c_source
     sdist = dest / f"{top}.tar.gz"
     with tarfile.open(sdist, "w:gz") as tar:
         for path, text in files.items():
