@@ -214,6 +214,7 @@ class RemoteDockerBackend(DockerBackend):
             await self.link.close()
             raise
         assert isinstance(handle, DockerRunHandle)
+        self.link.report = ctx.progress  # drops and reconnections go to the run's log
         return RemoteRunHandle(handle, self.link, synced.root, None)
 
     async def _sync(self, ctx: RunContext) -> SyncResult:
@@ -248,6 +249,7 @@ class RemoteDockerBackend(DockerBackend):
         await self.link.open()
         handle = await super().reattach(ctx, durable_ref, resume)
         assert isinstance(handle, DockerRunHandle)
+        self.link.report = ctx.progress
         return RemoteRunHandle(handle, self.link, self.plan_root, resume)
 
     def _outputs_of(self, ctx: RunContext, info: dict[str, Any]) -> tuple[str, Path] | None:

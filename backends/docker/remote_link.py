@@ -44,6 +44,10 @@ def _none() -> str | None:
     return None
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 class RemoteLink:
     def __init__(self, endpoint: SSHEndpoint, password: Callable[[], str | None] = _none):
         self.endpoint = endpoint
@@ -60,6 +64,7 @@ class RemoteLink:
         self.state = "disconnected"  # connected / reconnecting / lost
         self._listener: object = None
         self._lock = asyncio.Lock()
+        self.report: Callable[[str], None] = _quiet  # a run's log, once the run has one
 
     # ------------------------------------------------------------------ connect
 
@@ -168,15 +173,22 @@ class RemoteLink:
                 return
             self._drop()
             self.state = "reconnecting"
-            deadline = time.monotonic() + RECONNECT_FOR
+            self.report(f"the SSH link to {self.endpoint.where} was lost; reconnecting (the "
+                        "run goes on there)")
+            began = time.monotonic()
+            deadline = began + RECONNECT_FOR
             attempt = 0
             while True:
                 try:
                     await self._connect()
+                    self.report(f"the SSH link to {self.endpoint.where} is back after "
+                                f"{time.monotonic() - began:.1f} s ({attempt + 1} "
+                                f"attempt{'s' if attempt else ''})")
                     return
                 except TargetError as err:
                     if time.monotonic() >= deadline:
                         self.state = "lost"
+                        self.report(f"the SSH link to {self.endpoint.where} is lost: {err}")
                         raise TargetError(f"lost the SSH link to {self.endpoint.where} and "
                                           f"could not reconnect: {err}") from err
                     await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
