@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .. import gpu
+from .. import gpu, snapshot
 from ..base import (
     Capability,
     EnvRef,
@@ -38,7 +38,15 @@ from ..logfile import ResumePoint, format_ts
 from ..metrics import SHIM_DIR
 from ..ssh import secrets
 from ..ssh.connection import SSHEndpoint, split_address
-from ..ssh.sync import REMOTE_BASE, SyncResult, build_manifest, remove_remote, sync_run
+from ..ssh.sync import (
+    PREVIEW_BYTES,
+    REMOTE_BASE,
+    SyncResult,
+    build_manifest,
+    remove_remote,
+    sync_run,
+    upload_preview,
+)
 from .api import APIError, DockerAPI
 from .backend import DockerBackend
 from .client import docker_errors, refused
@@ -179,6 +187,10 @@ class RemoteDockerBackend(DockerBackend):
                  f"host's cache {REMOTE_BASE}/cache lacks travel) and bind-mounted at "
                  f"{WORKDIR}; outputs/ is copied back through the Docker API"]
         notes += [n for n in base.notes if not n.startswith(("docker target", "the snapshot"))]
+        files = snapshot.list_files(ctx.project.root)
+        notes.append(f"upload: the snapshot is {upload_preview((f.rel, f.size) for f in files)}"
+                     f"; a first sync to {self.where} sends all of it, later ones only the "
+                     "files whose content the host's cache lacks")
         return Explanation(commands=commands, workdir=base.workdir, env={}, notes=notes)
 
     # ------------------------------------------------------------------ the run's life
@@ -223,8 +235,21 @@ class RemoteDockerBackend(DockerBackend):
         manifest = await asyncio.to_thread(
             build_manifest, [("work", ctx.workdir), ("shim", SHIM_DIR)], ["work/outputs"])
         share = self.compute.native_shared_directory
+
+        def preview(missing: list[str]) -> None:
+            """A large upload (a project's first sync, mostly) is said before it goes."""
+            wanted = set(missing)
+            sizes = []
+            for rel, key in manifest.files:
+                if key in wanted:  # each blob once, named by its first path
+                    wanted.remove(key)
+                    sizes.append((rel.removeprefix("work/"), manifest.blobs[key][1]))
+            if sum(size for _, size in sizes) >= PREVIEW_BYTES:
+                ctx.progress(f"sync: uploading {upload_preview(sizes)} to {self.where} (files "
+                             "its cache lacks; later runs send only what changed)")
+
         result = await sync_run(self.link.conn, f"{project_folder(ctx)}/{ctx.run_id}",
-                                manifest, [share] if share else [])
+                                manifest, [share] if share else [], before_send=preview)
         took = time.monotonic() - started
         ctx.progress(f"sync: {result.sent_files} of {len(manifest.blobs)} distinct files sent "
                      f"({result.bytes_sent} bytes) to {self.where}:{result.root} in {took:.2f} s")

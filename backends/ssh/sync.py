@@ -22,7 +22,7 @@ import os
 import shlex
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -193,14 +193,35 @@ def _write_blobs(manifest: Manifest, keys: list[str], out: BinaryIO) -> None:
                 tar.addfile(info, src)
 
 
+PREVIEW_BYTES = 20 * 1024 * 1024  # an upload at least this large is previewed before it goes
+
+
+def upload_preview(sizes: Iterable[tuple[str, int]], top: int = 3) -> str:
+    """``N MB in F files; largest: a 5.0 MB, b 1.0 MB`` for (path, size) pairs."""
+    items = list(sizes)
+    total = sum(size for _, size in items)
+    largest = sorted(items, key=lambda item: item[1], reverse=True)[:top]
+    text = f"{_mb(total)} in {len(items):,} file{'s' if len(items) != 1 else ''}"
+    if largest:
+        text += "; largest: " + ", ".join(f"{rel} {_mb(size)}" for rel, size in largest)
+    return text
+
+
+def _mb(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 def remote_python(script: str, *args: str) -> str:
     return shlex.join(["python3", "-c", script, *args])
 
 
 async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: Manifest,
-                   mkdirs: Iterable[str] = (), base: str = REMOTE_BASE) -> SyncResult:
+                   mkdirs: Iterable[str] = (), base: str = REMOTE_BASE,
+                   before_send: Callable[[list[str]], None] | None = None) -> SyncResult:
     """Make ``<base>/<run_rel>`` on the host hold exactly ``manifest``; send only what the
-    host's cache lacks."""
+    host's cache lacks (``before_send`` is told those keys first: a preview)."""
     import asyncssh
 
     from ..docker.api import written_in_thread  # the thread-to-loop byte pipe
@@ -224,6 +245,8 @@ async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: M
             raise TargetError(f"the sync on the remote host failed: {await _stderr(proc)}")
         answer = json.loads(answer_line)
         missing: list[str] = answer["missing"]
+        if missing and before_send is not None:
+            before_send(missing)
         if missing:
             async for chunk in written_in_thread(
                     lambda out: _write_blobs(manifest, missing, out)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import uuid
 
@@ -214,3 +215,29 @@ def test_socket_folders_of_a_killed_supervisor_are_cleaned_on_the_next_start(
 
         shutil.rmtree(stale, ignore_errors=True)
         shutil.rmtree(live, ignore_errors=True)
+
+
+def test_a_large_first_upload_is_previewed_and_explain_shows_it(rproject: RemoteProject,
+                                                                 rig: Rig) -> None:
+    import hashlib
+
+    big = os.urandom(21 * 1024 * 1024)  # content the rig's cache cannot hold yet
+    (rproject.root / "data").mkdir()
+    (rproject.root / "data" / "big.bin").write_bytes(big)
+    rproject.write("hello.py", "print('ran')\n")
+    res = rproject.cli("submit", "-c", "rig", "--explain", "hello.py", check=True)
+    assert re.search(r"upload: the snapshot is 21\.0 MB in 5 files; largest: data/big\.bin "
+                     r"21\.0 MB, \S+ [\d.]+ KB", res.stdout), res.stdout
+    try:
+        res = rproject.cli("submit", "-c", "rig", "hello.py", timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        log = log_text(rproject, run_id_of(res.stdout))
+        preview = re.search(r"sync: uploading 21\.0 MB in \d+ files?; largest: data/big\.bin "
+                            r"21\.0 MB", log)
+        assert preview is not None, log
+        assert preview.start() < log.index(" sys sync: ", preview.end())  # said before it went
+        res = rproject.cli("submit", "-c", "rig", "hello.py", timeout=180)
+        assert res.returncode == 0
+        assert "sync: uploading" not in log_text(rproject, run_id_of(res.stdout))
+    finally:
+        rig.sh(f"rm -f /home/{rig.user}/.labdeck/cache/{hashlib.sha256(big).hexdigest()}")
