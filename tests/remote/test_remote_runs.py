@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import uuid
+from typing import Any
 
 import pytest
 
@@ -42,8 +43,8 @@ SLOW = """
 """
 
 
-def sync_record(project: RemoteProject, run_id: str) -> dict[str, object]:
-    data: dict[str, object] = json.loads(
+def sync_record(project: RemoteProject, run_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
         (project.root / ".labdeck" / "runs" / run_id / "sync.json").read_text())
     return data
 

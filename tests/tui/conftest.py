@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -58,7 +59,7 @@ def make_store(root: Path) -> Project:
              created + 1 + dur, 0 if status is RunStatus.COMPLETED else 1,
              json.dumps(["result.txt"] if suffix == "1003" else []), "[]"),
         )
-        for name, value in metrics.items():
+        for name, value in cast("dict[str, object]", metrics).items():
             store.add_metric(run_id, name, value, ts=created + 1)
         run_dir = project.run_dir(run_id)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 from backends.metrics import SHIM_DIR
 from backends.outputenv import RUN_OUTPUT_ENV
@@ -31,10 +32,10 @@ def probe(pythonpath: list[str], hook: bool = True, *flags: str) -> dict[str, ob
 
 
 def test_the_hook_loads_no_module_a_bare_start_does_not() -> None:
-    bare = set(probe([], hook=False)["modules"])  # type: ignore[arg-type]
+    bare = set(cast("list[str]", probe([], hook=False)["modules"]))
     hooked = probe([str(SHIM_DIR)])
     assert hooked["stderr"] == "StderrAfterStdout"  # it is installed
-    extra = set(hooked["modules"]) - bare  # type: ignore[arg-type]
+    extra = set(cast("list[str]", hooked["modules"])) - bare
     assert extra <= {"sitecustomize", "_signal", "atexit", "_thread"}, extra
 
 

@@ -10,7 +10,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from backends import outputs
+from backends import snapshot
 from backends.outputs import Baseline, collect_outputs_dir, extract_tar, take_baseline
 from tests.conftest import Project
 
@@ -69,11 +69,11 @@ def test_shared_outputs_only_what_the_run_created_or_changed(tmp_path: Path) -> 
 def test_racily_clean_file_is_decided_by_its_content(tmp_path: Path) -> None:
     path = _write(tmp_path / "f.txt", "bbbb")
     st = os.stat(path)
-    stamps = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    stamps: list[object] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     # Taken in the tick the file was last written: the stamps alone cannot show a change.
     racy_then = Baseline({"f.txt": [*stamps, "0" * 64]}, 0)
     assert racy_then.is_runs(path, "f.txt", st)
-    same = Baseline({"f.txt": [*stamps, outputs.file_sha256(path)]}, 0)
+    same = Baseline({"f.txt": [*stamps, snapshot.file_sha256(path)]}, 0)
     assert not same.is_runs(path, "f.txt", st)
     assert not Baseline({"f.txt": stamps}, 0).is_runs(path, "f.txt", st)
 

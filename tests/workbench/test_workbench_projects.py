@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.config import DEFAULT_PREPARE_ENVIRONMENT, load_runconfig
+from backends.config import DEFAULT_PREPARE_ENVIRONMENT, Warning_, load_runconfig
 from backends.project import Project as EngineProject
 from tests.conftest import Project
 
@@ -92,7 +92,7 @@ def test_placeholders_are_errors_only_when_the_target_is_used(realistic: Project
 
 def test_keys_of_the_time_are_known_and_prepare_environment_defaults_to_true(
         realistic: Project) -> None:
-    warnings: list[object] = []
+    warnings: list[Warning_] = []
     rc = load_runconfig(realistic.root / "aml_config" / "local.runconfig", warnings)
     assert warnings == []  # ManagedEnvironment, UseSampling, userManagedEnvironment...
     assert rc.prepare_environment is False  # PrepareEnvironment wins over ManagedEnvironment

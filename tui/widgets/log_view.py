@@ -17,10 +17,11 @@ import os
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -138,7 +139,7 @@ def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> S
 class LogView(ScrollView, can_focus=True):
     """The lines of one log file, live."""
 
-    BINDINGS: list[Binding] = LOG_BINDINGS  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = [*LOG_BINDINGS]
     DEFAULT_CSS = """
     LogView { background: $surface; }
     """
