@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._records import dataclass, field
 from .config import Compute
-from .errors import CapabilityError
+from .errors import CapabilityError, ConfigError
 from .logfile import ResumePoint
 from .project import Project, Target
 
@@ -186,6 +186,19 @@ class RunHandle(ABC):
         """Free what the run held (containers, connections). Called once, at the very end."""
 
 
+def compute_line(compute: Compute, *keys: str) -> int | None:
+    """The line of the first of ``keys`` in the compute's file (for a backend's errors)."""
+    if compute.path is None:
+        return None
+    from .yamlfile import load_mapping
+
+    try:
+        mapping = load_mapping(compute.path)
+    except (OSError, ConfigError):
+        return None
+    return next((line for key in keys if (line := mapping.line_of(key)) is not None), None)
+
+
 class Backend(ABC):
     """A target family. ``capabilities`` is what the type can do at most; ``capabilities_for``
     says what it can do for one compute (Spark cluster mode has no live driver output), and
@@ -210,6 +223,17 @@ class Backend(ABC):
             raise CapabilityError(
                 f"target {self.compute.name!r} ({self.compute.type}) cannot {capability.value}"
             )
+
+    @classmethod
+    def validate(cls, compute: Compute) -> None:
+        """Refuse a compute this backend cannot serve, with a ConfigError naming its file and
+        line: each backend checks its own keys (the shared parser only reads them). Called
+        where the backend is loaded anyway: ``--explain``, ``prepare``, ``target show`` and
+        the supervisor before it prepares (the plain submit never loads a backend)."""
+        if compute.gpus is not None and Capability.GPU not in cls.capabilities_for(compute):
+            raise ConfigError(
+                f"GPUs are requested but target type {compute.type!r} cannot hand GPUs to a run",
+                compute.path, compute_line(compute, "gpus", "nvidiaDocker"))
 
     @classmethod
     def abandon(cls, durable_ref: str) -> None:

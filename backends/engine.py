@@ -21,7 +21,7 @@ from . import procutil, registry, snapshot
 from ._records import dataclass
 from .base import Capability, EnvRef, Explanation, PrepareOptions, RunContext, TargetInfo
 from .config import conda_name
-from .errors import CapabilityError, RunNotFound, StorageError, TargetError, UsageError
+from .errors import CapabilityError, ConfigError, RunNotFound, StorageError, TargetError, UsageError
 from .outputenv import RUN_OUTPUT_ENV
 from .project import Project, Target
 from .runspec import RunSpec
@@ -117,6 +117,7 @@ class Engine:
     def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:
         sub = self.plan(target_name, script, args)
         backend = registry.create(sub.target.compute)
+        backend.validate(sub.target.compute)
         ctx = self._context(sub)
         explanation = backend.explain(ctx)
         for warning in sub.target.warnings:
@@ -544,14 +545,17 @@ class Engine:
         if progress is not None:
             ctx.progress = progress
         backend = registry.create(target.compute)
+        backend.validate(target.compute)
         base = options or PrepareOptions()
         return await backend.prepare(ctx, PrepareOptions(True, base.force, base.offline))
 
     async def describe_target(self, name: str) -> TargetInfo:
         target = self.project.resolve(name)
+        backend = registry.create(target.compute)
         try:
-            return await registry.create(target.compute).describe()
-        except TargetError as err:
+            backend.validate(target.compute)
+            return await backend.describe()
+        except (TargetError, ConfigError) as err:
             return TargetInfo(False, str(err))
 
 

@@ -57,6 +57,8 @@ class Supervisor:
             ctx = ctx or prestart.run_context(self.project, self.run_id)
             ctx.progress = lambda m: self.log.write("sys", m)
             backend = registry.create(ctx.compute)
+            if not self.reattach:  # a run under way is taken up whatever its file says now
+                backend.validate(ctx.compute)  # a ConfigError fails the run with file:line
             # What this run can do (cancel, reattach...), for clients that never load backends.
             self.store.update(self.run_id, capabilities=sorted(c.value for c in backend.declared))
             handle = await self._start(backend, ctx)
