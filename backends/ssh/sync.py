@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 REMOTE_BASE = "~/.labdeck"
 
-# Runs on the remote host as ``python3 -c``: reads the manifest line, answers what is missing,
+# Runs on the remote host as ``python3 -c``: reads the manifest (its length on a line, then
+# gzipped JSON), answers what is missing,
 # reads the tar of the missing blobs, materialises the run folder, says "ok".
 _REMOTE = r'''
-import fcntl, hashlib, json, os, shutil, sys, tarfile
+import fcntl, gzip, hashlib, json, os, shutil, sys, tarfile
 SENTINEL = 946684800
 def copy_data(s, d):
     size, offset = os.fstat(s.fileno()).st_size, 0
@@ -51,7 +52,7 @@ def copy_data(s, d):
         s.seek(offset)
         d.seek(offset)
         shutil.copyfileobj(s, d, 1 << 20)
-req = json.loads(sys.stdin.buffer.readline())
+req = json.loads(gzip.decompress(sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))))
 base = os.path.expanduser(req["base"])
 cache = os.path.join(base, "cache")
 root = os.path.join(base, req["run"])
@@ -230,7 +231,8 @@ async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: M
                "blobs": {key: size for key, (_, size) in manifest.blobs.items()},
                "files": manifest.files, "dirs": manifest.dirs, "links": manifest.links,
                "mkdirs": list(mkdirs)}
-    line = json.dumps(request).encode() + b"\n"
+    packed = gzip.compress(json.dumps(request).encode(), compresslevel=6, mtime=0)
+    line = b"%d\n%b" % (len(packed), packed)  # the manifest, gzipped: ~half its hex hashes
     sent = len(line)
     payload = 0
     try:

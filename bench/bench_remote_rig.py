@@ -1,0 +1,193 @@
+"""The remotedocker target on the rig (scripts/start-rigs.sh), side by side with the tools a user
+would reach for, in one run:
+
+- submit of a no-op (``labdeck submit -c rig noop.py``: sync, container, log, outputs, removal)
+  vs ``docker -H ssh://rig run --rm IMAGE python3 -c pass``; goal <= 1.0x;
+- initial sync of a 5,000-file 200 MB project (labdeck's hash + manifest + one gzip tar stream
+  + the run folder made from the host's cache, on a fresh cache each round) vs ``rsync -az``
+  over the same sshd to a fresh folder; goal <= 1.2x rsync's time;
+- resync after a one-file change (warm cache / existing folder): time and bytes sent; goal
+  bytes within 1.2x of rsync's.
+
+Both sides log in with the same key through a temporary HOME whose ~/.ssh/config has the rig's
+Host entry (``docker -H ssh://`` takes options only from ssh's config; a wrapper ``ssh`` first on
+PATH passes ``-F`` with it, since OpenSSH reads the passwd home, not $HOME). Usage:
+    python bench/bench_remote_rig.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import REPO, byte_compile, labdeck_cli, median, ms, report, side_by_side
+
+FILES = 5_000
+TOTAL = 200 * 1000 * 1000
+
+
+def rig_facts() -> dict[str, object]:
+    subprocess.run(["bash", str(REPO / "scripts" / "start-rigs.sh")], check=True,
+                   capture_output=True)
+    facts: dict[str, object] = json.loads(
+        (REPO / ".labdeck-rigs" / "remotedocker.json").read_text())
+    return facts
+
+
+def client_home(facts: dict[str, object], root: Path) -> dict[str, str]:
+    home = root / "home"
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    (ssh / "known_hosts").write_text(f"[{facts['host']}]:{facts['port']} {facts['host_key']}\n")
+    (ssh / "config").write_text(
+        f"Host rig\n  HostName {facts['host']}\n  Port {facts['port']}\n  User {facts['user']}\n"
+        f"  IdentityFile {facts['identity_file']}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {ssh / 'known_hosts'}\n  StrictHostKeyChecking yes\n")
+    # OpenSSH reads the passwd entry's home, not $HOME: an ``ssh`` first on PATH names the file
+    # (docker -H ssh:// and rsync both run plain ``ssh``).
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {ssh / "config"} "$@"\n')
+    wrapper.chmod(0o755)
+    return {**os.environ, "HOME": str(home), "SSH_AUTH_SOCK": "", "LABDECK_SECRETS": "file",
+            "XDG_CONFIG_HOME": str(root / "xdg"),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def make_project(folder: Path) -> None:
+    """5,000 files, 200 MB: half random (incompressible), half repetitive text."""
+    size = TOTAL // FILES
+    for i in range(FILES):
+        sub = folder / f"d{i % 50:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        if i % 2:
+            data = os.urandom(size)
+        else:
+            data = (f"line {i} of a text file that compresses well\n" * (size // 40 + 1)
+                    ).encode()[:size]
+        (sub / f"f{i:05d}.dat").write_bytes(data)
+
+
+async def labdeck_sync(facts: dict[str, object], folder: Path, base: str,
+                       run: str) -> tuple[float, int]:
+    """One handshake, hashing, manifest, the missing blobs, the run folder: (seconds, bytes)."""
+    from backends.ssh.connection import SSHEndpoint, connect
+    from backends.ssh.sync import build_manifest, sync_run
+
+    endpoint = SSHEndpoint(host=str(facts["host"]), port=int(str(facts["port"])),
+                           username=str(facts["user"]),
+                           identity_file=str(facts["identity_file"]))
+    began = time.perf_counter()
+    conn = await connect(endpoint)
+    try:
+        manifest = await asyncio.to_thread(build_manifest, [("work", folder)])
+        result = await sync_run(conn, run, manifest, base=base)
+    finally:
+        conn.close()
+    return time.perf_counter() - began, result.bytes_sent
+
+
+def rsync(env: dict[str, str], folder: Path, dest: str) -> tuple[float, int]:
+    began = time.perf_counter()
+    proc = subprocess.run(["rsync", "-az", "--stats", f"{folder}/", f"rig:{dest}/"], env=env,
+                          capture_output=True, text=True, check=True)
+    took = time.perf_counter() - began
+    sent = re.search(r"Total bytes sent: ([\d,]+)", proc.stdout)
+    return took, int(sent.group(1).replace(",", "")) if sent else -1
+
+
+def on_rig(env: dict[str, str], command: str) -> None:
+    subprocess.run(["ssh", "rig", command], env=env, check=True, capture_output=True)
+
+
+def bench_submit(env: dict[str, str], root: Path, image: str, rounds: int) -> list[str]:
+    project = root / "proj"
+    (project / "aml_config").mkdir(parents=True)
+    facts = json.loads((REPO / ".labdeck-rigs" / "remotedocker.json").read_text())
+    (project / "aml_config" / "rig.compute").write_text(
+        f'type: remotedocker\naddress: "{facts["host"]}:{facts["port"]}"\n'
+        f'username: "{facts["user"]}"\nprivateKeyFile: "{facts["identity_file"]}"\n'
+        f'baseDockerImage: "{image}"\n')
+    (project / "noop.py").write_text("pass\n")
+    subprocess.run([labdeck_cli(), "prepare", "-c", "rig"], cwd=project, env=env, check=True,
+                   capture_output=True)
+    ours, theirs = side_by_side(
+        [labdeck_cli(), "submit", "-c", "rig", "noop.py"],
+        ["docker", "-H", "ssh://rig", "run", "--rm", image, "python3", "-c", "pass"],
+        project, rounds, warmup=1, env=env)
+    a, b = median(ours), median(theirs)
+    return [f"submit no-op: labdeck {ms(a)} vs docker -H ssh:// run --rm {ms(b)}: "
+            f"{a / b:.2f}x (goal <= 1.0x; {rounds} rounds)"]
+
+
+def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
+               rounds: int) -> list[str]:
+    folder = root / "big"
+    make_project(folder)
+    stamp = f"{os.getpid()}"
+    times: dict[str, list[float]] = {k: [] for k in ("ld0", "rs0", "ld1", "rs1")}
+    sent: dict[str, list[int]] = {k: [] for k in ("ld0", "rs0", "ld1", "rs1")}
+    changed = folder / "d07" / "f00007.dat"
+    try:
+        for i in range(rounds):
+            base, dest = f"/tmp/bench-ld-{stamp}-{i}", f"/tmp/bench-rs-{stamp}-{i}"
+            for key, (t, n) in (("ld0", asyncio.run(labdeck_sync(facts, folder, base, "r0"))),
+                                ("rs0", rsync(env, folder, dest))):
+                times[key].append(t)
+                sent[key].append(n)
+            changed.write_bytes(os.urandom(changed.stat().st_size))
+            for key, (t, n) in (("ld1", asyncio.run(labdeck_sync(facts, folder, base, "r1"))),
+                                ("rs1", rsync(env, folder, dest))):
+                times[key].append(t)
+                sent[key].append(n)
+            on_rig(env, f"rm -rf {base} {dest}")
+    finally:
+        on_rig(env, f"rm -rf /tmp/bench-ld-{stamp}-* /tmp/bench-rs-{stamp}-*")
+    t = {k: median(v) for k, v in times.items()}
+    n = {k: int(median([float(x) for x in v])) for k, v in sent.items()}
+    return [
+        f"initial sync, {FILES} files {TOTAL // 1_000_000} MB: labdeck {t['ld0']:.2f} s "
+        f"({n['ld0'] / 1e6:.1f} MB sent) vs rsync -az {t['rs0']:.2f} s "
+        f"({n['rs0'] / 1e6:.1f} MB): {t['ld0'] / t['rs0']:.2f}x (goal <= 1.2x)",
+        f"resync after a one-file change: labdeck {t['ld1']:.2f} s, {n['ld1']:,} bytes vs "
+        f"rsync -az {t['rs1']:.2f} s, {n['rs1']:,} bytes: time {t['ld1'] / t['rs1']:.2f}x, "
+        f"bytes {n['ld1'] / n['rs1']:.2f}x (goal <= 1.2x)",
+        f"({rounds} rounds; labdeck's times include its SSH handshake, hashing every file and "
+        "making the run folder from the host's cache; rsync's its ssh start)",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sync-rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("rsync") is None:
+        raise SystemExit("rsync is missing on this machine (apt-get install rsync)")
+    byte_compile()
+    facts = rig_facts()
+    root = Path(tempfile.mkdtemp(prefix="labdeck-bench-remote-"))
+    try:
+        env = client_home(facts, root)
+        os.environ["HOME"] = env["HOME"]  # this process's own sync reads known_hosts there
+        lines = bench_submit(env, root, str(facts["base_image"]), args.rounds)
+        lines += bench_sync(facts, env, root, args.sync_rounds)
+        report("remotedocker on the rig (vs docker -H ssh://, rsync -az)", lines)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
