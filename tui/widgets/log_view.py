@@ -29,6 +29,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from backends.errors import one_line
 from backends.logfile import PROGRESS_TAG, STREAMS, last_lines_placed, supersedes
 
 from ..keymap import LOG_BINDINGS
@@ -431,8 +432,22 @@ class LogView(ScrollView, can_focus=True):
 
     def _scan_filter(self, needle: str) -> None:
         assert self.path is not None
-        result = scan(self.path, needle, os.path.getsize(self.path), self.window, True)
+        try:
+            result = scan(self.path, needle, os.path.getsize(self.path), self.window, True)
+        except Exception as err:  # the view must not stay "filtering…" (and frozen) for good
+            self.app.call_from_thread(self._filter_failed, needle, err)
+            return
         self.app.call_from_thread(self._filter_done, needle, result)
+
+    def _filter_failed(self, needle: str, err: Exception) -> None:
+        """The scan broke (the log went away, a read error): show the whole log again and
+        say why; tailing goes on."""
+        self.scanning = False
+        if self.filter_text != needle:
+            return
+        self.filter_text = None
+        self.app.notify(f"filter {needle!r} failed: {one_line(err)}", severity="error")
+        self.load_tail()
 
     def _filter_done(self, needle: str, result: ScanResult) -> None:
         self.scanning = False
