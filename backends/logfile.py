@@ -115,10 +115,6 @@ class LogWriter:
             self._fh.write(prefix + ("\n" + prefix).join(lines) + "\n")
             self._fh.flush()
 
-    def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.flush()
