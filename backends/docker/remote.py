@@ -30,6 +30,7 @@ from ..base import (
     RunContext,
     RunHandle,
     TargetInfo,
+    compute_line,
 )
 from ..config import Compute
 from ..errors import ConfigError, TargetError
@@ -129,26 +130,23 @@ class RemotePlan(ContainerPlan):
 def refuse_shared_volumes(compute: Compute) -> None:
     """``sharedVolumes: true`` mounts the project folder itself, which is not on the remote
     host: refused (file:line) rather than silently replaced by a synced copy."""
-    if not compute.shared_volumes:
-        return
-    line = None
-    if compute.path is not None:
-        from ..yamlfile import load_mapping  # parsed already: the cache answers
-
-        try:
-            line = load_mapping(compute.path).line_of("sharedVolumes")
-        except ConfigError:
-            line = None
-    raise ConfigError("sharedVolumes: true is not possible on a remotedocker target (the "
-                      "project folder is not on the remote host; each run gets a synced copy): "
-                      "remove it or set it to false", compute.path, line)
+    if compute.shared_volumes:
+        raise ConfigError("sharedVolumes: true is not possible on a remotedocker target (the "
+                          "project folder is not on the remote host; each run gets a synced "
+                          "copy): remove it or set it to false",
+                          compute.path, compute_line(compute, "sharedVolumes"))
 
 
 class RemoteDockerBackend(DockerBackend):
     capabilities: ClassVar[frozenset[Capability]] = DockerBackend.capabilities
 
-    def __init__(self, compute: Compute, link: RemoteLink | None = None):
+    @classmethod
+    def validate(cls, compute: Compute) -> None:
+        super().validate(compute)
         refuse_shared_volumes(compute)
+
+    def __init__(self, compute: Compute, link: RemoteLink | None = None):
+        refuse_shared_volumes(compute)  # also here: nothing is built for such a compute
         self.link = link or RemoteLink(endpoint_of(compute), password_of(compute))
         super().__init__(compute, self.link.url)
         self.plan: RemotePlan = RemotePlan(compute, self.url)
