@@ -16,6 +16,7 @@ from backends.store import RunRecord
 from ..render import compare_rows as render_rows
 from ..render import metric_value
 from ..widgets.chart import sparkline
+from ..widgets.table import FittedTable
 
 
 def _metric_cell(value: Any) -> str:
@@ -46,7 +47,7 @@ class CompareScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("[b]Compare runs[/b] (esc closes)")
-            table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=True)
+            table: DataTable[Any] = FittedTable(cursor_type="row", zebra_stripes=True)
             yield table
 
     def on_mount(self) -> None:

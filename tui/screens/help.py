@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown
 
 from ..keymap import APP_BINDINGS, LOG_BINDINGS, RUNS_BINDINGS, keymap_path
+from ..widgets.table import FittedTable
 
 INTRO = """\
 # labdeck
@@ -48,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Markdown(INTRO.format(path=keymap_path()))
-            table: DataTable[Any] = DataTable(cursor_type="row")
+            table: DataTable[Any] = FittedTable(cursor_type="row")
             yield table
 
     def on_mount(self) -> None:

@@ -27,6 +27,7 @@ from ..keymap import RUNS_BINDINGS
 from ..messages import RunSelected
 from ..render import duration, metric_value
 from .store_worker import StoreWorker
+from .table import FittedTable
 
 if TYPE_CHECKING:
     from backends.engine import Engine
@@ -104,7 +105,7 @@ class RunsPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
                     id="runs-filter")
-        table: DataTable[Any] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = FittedTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for col in COLUMNS:
             table.add_column(col, key=col)
         yield table

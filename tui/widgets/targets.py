@@ -5,7 +5,7 @@ describing a target is async I/O: a worker per refresh."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -15,6 +15,7 @@ from backends.base import TargetInfo
 from backends.errors import one_line
 
 from ..messages import TargetSelected
+from .table import FittedTable
 
 if TYPE_CHECKING:
     from backends.engine import Engine
@@ -30,7 +31,7 @@ def gpu_text(info: TargetInfo) -> str:
                     for g in info.gpus)
 
 
-class TargetsPanel(DataTable[Any]):
+class TargetsPanel(FittedTable):
     DEFAULT_CSS = """
     TargetsPanel { height: auto; max-height: 6; }
     """
