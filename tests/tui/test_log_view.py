@@ -156,3 +156,21 @@ def test_split_line_keeps_foreign_lines_visible() -> None:
 
 def _unused(_: Any) -> None:
     return None
+
+
+async def test_a_log_opens_at_its_end_after_a_short_one(tmp_path: Path) -> None:
+    """Moving from a short log to a long one shows the long one's last line (its result or
+    error), as 'following' says."""
+    short, long = tmp_path / "short", tmp_path / "long"
+    write_log(short, 3)
+    write_log(long, 500)
+    app = Host(short)
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(LogPanel)
+        view = panel.view
+        panel.show(long, "long")
+        await pilot.pause()
+        await until(pilot, lambda: view.total == 500, "the long log read")
+        assert view.max_scroll_y > 0
+        assert view.scroll_y == view.max_scroll_y, (view.scroll_y, view.max_scroll_y)
+        assert "following" in view.status_text()

@@ -351,13 +351,17 @@ class LogView(ScrollView, can_focus=True):
 
     def scroll_to_end(self) -> None:
         self._programmatic = True
-        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        # force: a view that held a short log has no vertical scrollbar until the next layout,
+        # and without one Textual ignores the scroll (a long log opened at its first line).
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         self._programmatic = False
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if not self._programmatic and new < old and self.follow:
-            self.follow = False  # the user scrolled up: stop following
+        # The user scrolled up: stop following. A window that shrank clamps the offset to its
+        # new end (new == max_scroll_y): still at the end, still following.
+        if not self._programmatic and new < old and new < self.max_scroll_y and self.follow:
+            self.follow = False
 
     # ------------------------------------------------------------------ render
 
