@@ -26,7 +26,7 @@ from .outputenv import RUN_OUTPUT_ENV
 from .project import Project, Target
 from .runspec import RunSpec
 from .status import RunStatus
-from .store import RunRecord, RunStore
+from .store import RunMeta, RunRecord, RunStore
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ class Engine:
         *,
         target: Target | None = None,
         pending: PendingSupervisor | None = None,
+        meta: RunMeta | None = None,
     ) -> RunRecord:
         """Record the run and hand it to its supervisor. ``target``: ``target_name`` already
         resolved; ``pending``: a supervisor the caller forked ahead (the CLI does it first)."""
@@ -147,7 +148,7 @@ class Engine:
         # records the run (zygote.early_fork); any error before the hand-off ends it unused.
         self._pending = pending or self._fork_ahead()
         try:
-            return self._submit(target_name, script, args, trigger, target)
+            return self._submit(target_name, script, args, trigger, target, meta)
         finally:
             if self._pending is not None:  # not handed a run: end it, nothing outlives us
                 self._pending.abort()
@@ -169,6 +170,7 @@ class Engine:
         args: list[str],
         trigger: list[str] | None,
         target: Target | None,
+        meta: RunMeta | None = None,
     ) -> RunRecord:
         target = target or self.project.resolve(target_name)
         kind = target.compute.type
@@ -206,6 +208,7 @@ class Engine:
                 created=created,
                 snapshot=digest,
                 git_commit=commit,
+                meta=meta,
             )
         except BaseException as err:
             _remove_tree(run_dir)

@@ -11,12 +11,12 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from ._records import dataclass, field
-from .errors import RunNotFound
+from .errors import RunNotFound, UsageError
 from .status import TERMINAL, RunStatus
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS runs (
     supervisor_start INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     trigger TEXT,
-    capabilities TEXT NOT NULL DEFAULT '[]'
+    capabilities TEXT NOT NULL DEFAULT '[]',
+    name TEXT,
+    note TEXT,
+    sweep TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -59,9 +62,61 @@ CREATE TABLE IF NOT EXISTS metrics (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, name, seq);
+CREATE TABLE IF NOT EXISTS params (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX IF NOT EXISTS tags_name ON tags(name, value);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    target TEXT NOT NULL,
+    script TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    total INTEGER NOT NULL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+"""
+# On the columns _migrate adds (a store made before them has the tables above but not these).
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS runs_name ON runs(name) WHERE name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep) WHERE sweep IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 """
 
 _TERMINAL_SQL = "(" + ",".join(f"'{s.value}'" for s in TERMINAL) + ")"
+# A metric record whose name carries this kind is a param or a tag (backends/metrics.py: Key).
+PARAM, TAG = "param", "tag"
+
+
+@dataclass
+class RunMeta:
+    """What a person (or a sweep) says about a run at submit: recorded with the run, atomically."""
+
+    name: str | None = None
+    note: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    sweep: str | None = None
+
+
+@dataclass
+class SweepRecord:
+    id: str
+    created: float
+    target: str
+    script: str
+    spec: dict[str, Any]
+    total: int
+    cancel_requested: bool
 
 
 @dataclass
@@ -90,6 +145,11 @@ class RunRecord:
     trigger: list[str] = field(default_factory=list)
     capabilities: list[str] = field(default_factory=list)  # its backend's, for its compute
     metrics: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    note: str | None = None
+    sweep: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # read with the metrics
+    params: dict[str, Any] = field(default_factory=dict)  # read with the metrics
 
     def __init__(  # written out: one per row read, and the generic one binds ~10x slower
         self,
@@ -117,6 +177,11 @@ class RunRecord:
         trigger: list[str] | None = None,
         capabilities: list[str] | None = None,
         metrics: dict[str, Any] | None = None,
+        name: str | None = None,
+        note: str | None = None,
+        sweep: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ):
         self.id = id
         self.project = project
@@ -142,6 +207,11 @@ class RunRecord:
         self.trigger = [] if trigger is None else trigger
         self.capabilities = [] if capabilities is None else capabilities
         self.metrics = {} if metrics is None else metrics
+        self.name = name
+        self.note = note
+        self.sweep = sweep
+        self.tags = {} if tags is None else tags
+        self.params = {} if params is None else params
 
     @property
     def duration(self) -> float | None:
@@ -152,6 +222,7 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "name": self.name,
             "status": self.status.value,
             "target": self.target,
             "script": self.script,
@@ -161,6 +232,10 @@ class RunRecord:
             "ended": _iso(self.ended),
             "exit_code": self.exit_code,
             "metrics": self.metrics,
+            "params": self.params,
+            "tags": self.tags,
+            "note": self.note,
+            "sweep": self.sweep,
             "outputs": self.outputs,
             "snapshot": self.snapshot,
             "commit": self.git_commit,
@@ -238,9 +313,13 @@ class RunStore:
         for column, decl in (
             ("supervisor_start", "INTEGER"),
             ("capabilities", "TEXT NOT NULL DEFAULT '[]'"),
+            ("name", "TEXT"),
+            ("note", "TEXT"),
+            ("sweep", "TEXT"),
         ):
             if column not in have:
                 conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
+        conn.executescript(_INDEXES)
 
     def disconnect(self) -> None:
         """Close every thread's connection (before a fork: SQLite must not cross one); the
@@ -286,19 +365,25 @@ class RunStore:
         created: float | None = None,
         snapshot: str | None = None,
         git_commit: str | None = None,
+        meta: RunMeta | None = None,
     ) -> RunRecord:
         """Record a run: under ``run_id`` when the caller reserved one (Engine.submit prepares
-        the run's folder first, so only a run that can start is ever recorded)."""
+        the run's folder first, so only a run that can start is ever recorded). ``meta``: its
+        name, note, tags, params and sweep, in the same transaction (a taken name records
+        nothing)."""
         ms = int((created if created is not None else time.time()) * 1000)
+        meta = meta or RunMeta()
         with self._tx() as db:
+            if meta.name is not None:
+                self._check_name_free(db, meta.name)
             if run_id is None:
                 while db.execute("SELECT 1 FROM runs WHERE id=?", (f"{project}_{ms}",)).fetchone():
                     ms += 1  # two submits in the same millisecond still get distinct ids
                 run_id = f"{project}_{ms}"
             db.execute(
                 "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
-                " status, created, trigger, snapshot, git_commit)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " status, created, trigger, snapshot, git_commit, name, note, sweep)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     project,
@@ -313,9 +398,21 @@ class RunStore:
                     json.dumps(trigger or []),
                     snapshot,
                     git_commit,
+                    meta.name,
+                    meta.note,
+                    meta.sweep,
                 ),
             )
+            _put(db, "tags", run_id, meta.tags.items())
+            _put(db, "params", run_id, ((k, json.dumps(v)) for k, v in meta.params.items()))
         return self.get(run_id)
+
+    @staticmethod
+    def _check_name_free(db: sqlite3.Connection, name: str) -> None:
+        row = db.execute("SELECT id FROM runs WHERE name=? OR id=?", (name, name)).fetchone()
+        if row is not None:
+            raise UsageError(f"the name {name!r} is taken by run {row['id']}"
+                             " (rename that run, or pick another name)")
 
     def exists(self, run_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
@@ -329,13 +426,17 @@ class RunStore:
         record = _record(row)
         if with_metrics:
             record.metrics = self.metrics(run_id)
+            self._add_details([record])
         return record
 
     def find(self, prefix: str, with_metrics: bool = True) -> RunRecord:
-        """A run by id, or by a unique suffix/prefix as people type them."""
+        """A run by id, by name, or by a unique id suffix/prefix as people type them."""
         row = self._db.execute("SELECT id FROM runs WHERE id=?", (prefix,)).fetchone()
         if row is not None:
             return self.get(prefix, with_metrics)
+        row = self._db.execute("SELECT id FROM runs WHERE name=?", (prefix,)).fetchone()
+        if row is not None:
+            return self.get(row["id"], with_metrics)
         pattern = _like_literal(prefix)  # an id's '_' must match '_' only
         rows = self._db.execute(
             "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\'"
@@ -356,7 +457,137 @@ class RunStore:
             by_run = self._all_metrics()
             for rec in records:
                 rec.metrics = by_run.get(rec.id, {})
+            self._add_details(records)
         return records
+
+    def select(
+        self,
+        where: str = "",
+        args: Sequence[Any] = (),
+        order: str = "created DESC",
+        limit: int | None = None,
+        with_metrics: bool = True,
+    ) -> list[RunRecord]:
+        """Runs matching an SQL condition on ``runs`` (built by backends/query.py from typed
+        filters, values always bound as ``args``), in ``order``; only their metrics are read."""
+        sql = "SELECT * FROM runs" + (f" WHERE {where}" if where else "") + f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        records = [_record(r) for r in self._db.execute(sql, tuple(args)).fetchall()]
+        if with_metrics and records:
+            by_run = self._metrics_of([r.id for r in records])
+            for rec in records:
+                rec.metrics = by_run.get(rec.id, {})
+            self._add_details(records)
+        return records
+
+    def _metrics_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids):
+            rows = self._db.execute(
+                "SELECT run_id, name, value, series FROM metrics WHERE run_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY run_id, name, seq", chunk,
+            ).fetchall()
+            out.update(_fold(rows))
+        return out
+
+    def _add_details(self, records: list[RunRecord]) -> None:
+        """Fill the records' tags and params (small: read for the records asked, never all)."""
+        by_id = {r.id: r for r in records}
+        for chunk in _chunks(list(by_id)):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT run_id, name, value FROM tags WHERE run_id IN ({marks}) ORDER BY name",
+                chunk,
+            ):
+                by_id[row[0]].tags[row[1]] = row[2]
+            for row in self._db.execute(
+                f"SELECT run_id, name, value FROM params WHERE run_id IN ({marks}) ORDER BY name",
+                chunk,
+            ):
+                by_id[row[0]].params[row[1]] = json.loads(row[2])
+
+    # ---------------------------------------------------------------- metadata
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        with self._tx() as db:
+            self._must_exist(db, run_id)
+            _put(db, "tags", run_id, tags.items())
+
+    def remove_tags(self, run_id: str, names: Sequence[str]) -> list[str]:
+        """The names that were there (and are gone now)."""
+        with self._tx() as db:
+            self._must_exist(db, run_id)
+            gone = [n for n in names if db.execute(
+                "DELETE FROM tags WHERE run_id=? AND name=?", (run_id, n)).rowcount]
+        return gone
+
+    def set_params(self, run_id: str, params: dict[str, Any]) -> None:
+        with self._tx() as db:
+            self._must_exist(db, run_id)
+            _put(db, "params", run_id, ((k, json.dumps(v)) for k, v in params.items()))
+
+    def set_note(self, run_id: str, note: str | None) -> None:
+        with self._tx() as db:
+            self._must_exist(db, run_id)
+            db.execute("UPDATE runs SET note=? WHERE id=?", (note or None, run_id))
+
+    def rename(self, run_id: str, name: str | None) -> None:
+        """Give a run a name (None: drop it); a name another run holds is refused."""
+        with self._tx() as db:
+            self._must_exist(db, run_id)
+            if name is not None:
+                row = db.execute("SELECT name FROM runs WHERE id=?", (run_id,)).fetchone()
+                if row["name"] == name:
+                    return
+                self._check_name_free(db, name)
+            db.execute("UPDATE runs SET name=? WHERE id=?", (name, run_id))
+
+    @staticmethod
+    def _must_exist(db: sqlite3.Connection, run_id: str) -> None:
+        if db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is None:
+            raise RunNotFound(f"no run {run_id!r} in this project")
+
+    def delete(self, run_id: str) -> bool:
+        """Forget a terminal run (its row, metrics, params, tags); False, with nothing changed,
+        when it is not terminal (or gone): the guard is in the DELETE, the row count decides."""
+        with self._tx() as db:
+            cur = db.execute(
+                f"DELETE FROM runs WHERE id=? AND status IN {_TERMINAL_SQL}", (run_id,))
+            if cur.rowcount != 1:
+                return False
+            for table in ("metrics", "params", "tags"):
+                db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+        return True
+
+    # ---------------------------------------------------------------- sweeps
+
+    def create_sweep(self, sweep_id: str, target: str, script: str, spec: dict[str, Any],
+                     total: int) -> SweepRecord:
+        self._db.execute(
+            "INSERT INTO sweeps (id, created, target, script, spec, total) VALUES (?,?,?,?,?,?)",
+            (sweep_id, time.time(), target, script, json.dumps(spec), total),
+        )
+        return self.sweep(sweep_id)
+
+    def sweep(self, prefix: str) -> SweepRecord:
+        """A sweep by id or unique id prefix."""
+        rows = self._db.execute("SELECT * FROM sweeps WHERE id=?", (prefix,)).fetchall()
+        if not rows:
+            rows = self._db.execute(
+                "SELECT * FROM sweeps WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                (_like_literal(prefix) + "%",),
+            ).fetchall()
+        if len(rows) > 1:
+            raise RunNotFound(f"sweep id {prefix!r} is ambiguous")
+        if not rows:
+            raise RunNotFound(f"no sweep {prefix!r} in this project")
+        row = rows[0]
+        return SweepRecord(row["id"], row["created"], row["target"], row["script"],
+                           json.loads(row["spec"]), row["total"], bool(row["cancel_requested"]))
+
+    def request_sweep_cancel(self, sweep_id: str) -> None:
+        self._db.execute("UPDATE sweeps SET cancel_requested=1 WHERE id=?", (sweep_id,))
 
     def last(self) -> RunRecord:
         row = self._db.execute("SELECT id FROM runs ORDER BY created DESC LIMIT 1").fetchone()
@@ -429,7 +660,10 @@ class RunStore:
 
     def add_metrics(self, run_id: str, items: list[tuple[str, Any, float | None]]) -> None:
         """``add_metric`` for each ``(name, value, ts)`` in order, in one transaction (a batch
-        of a run's output lines holds many)."""
+        of a run's output lines holds many).
+        Records of kind param or tag (a name that is a ``metrics.Key`` saying so: the
+        supervisor passes on what ``metrics.parse`` returned) go to their own tables, the last
+        value of a name kept."""
         if not items:
             return
         now = time.time()
@@ -437,6 +671,14 @@ class RunStore:
             next_seq: dict[str, int] = {}
             rows = []
             for name, value, ts in items:
+                kind = getattr(name, "kind", None)
+                if kind == PARAM:
+                    _put(db, "params", run_id, [(str(name), json.dumps(value))])
+                    continue
+                if kind == TAG:
+                    _put(db, "tags", run_id, [(str(name), str(value))])
+                    continue
+                name = str(name)
                 if name not in next_seq:
                     row = db.execute(
                         "SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
@@ -514,6 +756,19 @@ class _Holder:
         self.generation = generation
 
 
+def _put(db: sqlite3.Connection, table: str, run_id: str, items: Iterable[tuple[str, str]]) -> None:
+    db.executemany(
+        f"INSERT INTO {table} (run_id, name, value) VALUES (?,?,?)"
+        " ON CONFLICT (run_id, name) DO UPDATE SET value=excluded.value",
+        [(run_id, k, v) for k, v in items],
+    )
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def _like_literal(text: str) -> str:
     """``text`` for a LIKE pattern with ESCAPE '\\': its wildcards match themselves."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -577,4 +832,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         trigger=json.loads(row["trigger"] or "[]"),
         capabilities=json.loads(row["capabilities"] or "[]"),
+        name=row["name"],
+        note=row["note"],
+        sweep=row["sweep"],
     )
