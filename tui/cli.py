@@ -6,6 +6,7 @@ Heavy modules (textual, rich, asyncio backends) load only in the verbs that need
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,11 @@ def submit_options(func: F) -> F:
     show_default=True,
     help="With --watch: what happens to the run in flight.",
 )
+@click.option("--name", default=None,
+              help="A name for the run, usable wherever a run id is (unique in the project).")
+@click.option("--tag", "tags", multiple=True, metavar="NAME=VALUE",
+              help="Label the run (repeatable); 'runs list --tag NAME=VALUE' finds it.")
+@click.option("--note", default=None, help="A line of text kept with the run.")
 @click.pass_obj
 def submit(
     obj: Ctx,
@@ -94,8 +100,23 @@ def submit(
     script_args: tuple[str, ...],
     watch: bool,
     policy: str,
+    name: str | None,
+    tags: tuple[str, ...],
+    note: str | None,
 ) -> None:
     """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status."""
+    if name is not None or tags or note is not None:
+        from backends.history import check_name, parse_tags
+        from backends.store import RunMeta
+
+        if watch:
+            raise click.UsageError("--name, --tag and --note apply to one run, not to --watch")
+        meta = RunMeta(name=None if name is None else check_name(name), note=note or None,
+                       tags=parse_tags(tags))
+        if not explain:
+            # do_submit (tui/submitting.py) calls engine.submit without metadata: bind it there.
+            engine = obj.engine
+            engine.submit = functools.partial(engine.submit, meta=meta)
     do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy)
 
 
@@ -375,19 +396,232 @@ def output_option(func: F) -> F:
     )(func)
 
 
+STATUSES = ["queued", "preparing", "running", "completed", "failed", "canceled"]
+
+
+def filter_options(func: F) -> F:
+    """The filters ``runs list``, ``runs best`` and ``runs prune`` share (all must hold)."""
+    for decorator in reversed([
+        click.option("--status", "statuses", multiple=True,
+                     type=click.Choice([*STATUSES, "active", "terminal"]),
+                     help="Runs in this status (repeatable; active/terminal: any such)."),
+        click.option("--target", "targets", multiple=True, help="Runs on this target."),
+        click.option("--script", "scripts", multiple=True,
+                     help="Runs of this script (a path, its end, or a * pattern)."),
+        click.option("--tag", "tags", multiple=True, metavar="NAME[=VALUE]",
+                     help="Runs with this tag (and value)."),
+        click.option("--sweep", default=None, help="Runs of this sweep."),
+        click.option("--where", default=None, metavar="EXPR",
+                     help="A condition on metrics and params: 'DTree Accuracy > 0.9 and "
+                          "kernel = rbf' (and, or, not, parentheses; = != < <= > >=)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def build_filter(obj: Ctx, statuses: tuple[str, ...], targets: tuple[str, ...],
+                 scripts: tuple[str, ...], tags: tuple[str, ...], sweep: str | None,
+                 where: str | None, since: str | None = None,
+                 older_than: str | None = None) -> Any:
+    from backends.query import RunFilter, parse_tag, parse_when, parse_where
+    from backends.status import TERMINAL, RunStatus
+
+    chosen: list[RunStatus] = []
+    for status in statuses:
+        if status == "terminal":
+            chosen += sorted(TERMINAL, key=lambda s: s.value)
+        elif status == "active":
+            chosen += [s for s in RunStatus if s not in TERMINAL]
+        else:
+            chosen.append(RunStatus(status))
+    return RunFilter(
+        statuses=chosen,
+        targets=list(targets),
+        scripts=list(scripts),
+        tags=[parse_tag(t) for t in tags],
+        sweep=None if sweep is None else obj.engine.store.sweep(sweep).id,
+        where=None if where is None else parse_where(where),
+        since=None if since is None else parse_when(since, "--since"),
+        before=None if older_than is None else parse_when(older_than, "--older-than"),
+    )
+
+
+def select_runs(obj: Ctx, run_filter: Any, sort: str | None, limit: int | None) -> list[Any]:
+    from backends.query import order_sql
+
+    where, args = run_filter.sql()
+    order, order_args = order_sql(sort)
+    return list(recovered(obj).store.select(where, [*args, *order_args], order, limit))
+
+
 @runs.command("list")
-@output_option
-@click.option("-n", "--limit", type=int, default=None, help="Only the newest N runs.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
+              help="Output format.")
+@click.option("-n", "--limit", type=int, default=None, help="Only the first N runs.")
+@filter_options
+@click.option("--since", default=None, metavar="AGE|DATE",
+              help="Runs created since then: 12h, 3d, 2w or 2024-05-01[T12:30].")
+@click.option("--sort", default=None, metavar="NAME[:asc]",
+              help="By a metric or param, best (highest) first; NAME:asc for lowest first.")
 @click.pass_obj
-def runs_list(obj: Ctx, output: str, limit: int | None) -> None:
-    """List runs, newest first."""
-    records = recovered(obj).runs(limit)
+def runs_list(obj: Ctx, output: str, limit: int | None, statuses: tuple[str, ...],
+              targets: tuple[str, ...], scripts: tuple[str, ...], tags: tuple[str, ...],
+              sweep: str | None, where: str | None, since: str | None,
+              sort: str | None) -> None:
+    """List runs, newest first (or sorted by a metric), filtered by what they mean.
+
+    \b
+    Examples:
+      labdeck runs list --status failed --since 2d
+      labdeck runs list --where 'DTree Accuracy > 0.9' --sort 'DTree Accuracy'
+      labdeck runs list --tag team=vision -o csv > runs.csv
+    """
+    from backends.query import sort_name
+
+    run_filter = build_filter(obj, statuses, targets, scripts, tags, sweep, where, since)
+    records = select_runs(obj, run_filter, sort, limit)
     if output == "json":
         click.echo(_render().as_json([r.to_json() for r in records]))
+    elif output == "csv":
+        click.echo(_render().runs_csv(records))
     elif records:
-        click.echo(_render().runs_table(records))
+        click.echo(_render().runs_table(records, sort_name(sort) if sort else None))
     else:
-        click.echo("no runs yet", err=True)
+        click.echo("no runs match" if run_filter.sql()[0] else "no runs yet", err=True)
+
+
+@runs.command("best")
+@click.argument("metric")
+@click.option("--asc", "lowest", is_flag=True, help="Lowest is best (a loss).")
+@output_option
+@filter_options
+@click.pass_obj
+def runs_best(obj: Ctx, metric: str, lowest: bool, output: str, statuses: tuple[str, ...],
+              targets: tuple[str, ...], scripts: tuple[str, ...], tags: tuple[str, ...],
+              sweep: str | None, where: str | None) -> None:
+    """Show the run with the highest METRIC (lowest with --asc) among those the filters keep."""
+    from backends.errors import RunNotFound
+
+    run_filter = build_filter(obj, statuses, targets, scripts, tags, sweep, where)
+    sort = f"{metric}:{'asc' if lowest else 'desc'}"
+    records = select_runs(obj, run_filter, sort, 1)
+    if not records or _render().value_of(records[0], metric) == "-":
+        raise RunNotFound(f"no run has a numeric {metric!r}")
+    show_record(records[0], output)
+
+
+@runs.command("tag")
+@click.argument("run_id")
+@click.argument("tags", nargs=-1, required=True)
+@click.pass_obj
+def runs_tag(obj: Ctx, run_id: str, tags: tuple[str, ...]) -> None:
+    """Add or change tags: labdeck runs tag RUN NAME=VALUE [NAME=VALUE...]."""
+    from backends.history import parse_tags
+
+    record = obj.engine.get(run_id, with_metrics=False)
+    obj.engine.store.set_tags(record.id, parse_tags(tags, "tag"))
+    click.echo(_render().tags_text(obj.engine.get(record.id).tags))
+
+
+@runs.command("untag")
+@click.argument("run_id")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def runs_untag(obj: Ctx, run_id: str, names: tuple[str, ...]) -> None:
+    """Remove tags by name."""
+    record = obj.engine.get(run_id, with_metrics=False)
+    gone = obj.engine.store.remove_tags(record.id, list(names))
+    missing = [n for n in names if n not in gone]
+    if missing:
+        click.echo(f"labdeck: warning: run {record.id} had no tag {', '.join(missing)}", err=True)
+    click.echo(_render().tags_text(obj.engine.get(record.id).tags))
+
+
+@runs.command("note")
+@click.argument("run_id")
+@click.argument("text")
+@click.pass_obj
+def runs_note(obj: Ctx, run_id: str, text: str) -> None:
+    """Set a run's note ('' removes it)."""
+    record = obj.engine.get(run_id, with_metrics=False)
+    obj.engine.store.set_note(record.id, text)
+
+
+@runs.command("rename")
+@click.argument("run_id")
+@click.argument("name")
+@click.pass_obj
+def runs_rename(obj: Ctx, run_id: str, name: str) -> None:
+    """Name a run ('' removes its name); the name then works wherever a run id does."""
+    from backends.history import check_name
+
+    record = obj.engine.get(run_id, with_metrics=False)
+    obj.engine.store.rename(record.id, check_name(name) if name else None)
+    click.echo(f"run {record.id}" + (f" is named {name}" if name else " has no name"))
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="Show what would go and the space freed.")
+@click.pass_obj
+def runs_delete(obj: Ctx, run_ids: tuple[str, ...], dry_run: bool) -> None:
+    """Delete ended runs: their folders (snapshot, log, outputs) and records."""
+    from backends.history import select_delete
+
+    engine = recovered(obj)
+    doomed = select_delete(engine.store, engine.project.runs_dir, list(run_ids))
+    _delete(engine, doomed, dry_run)
+
+
+@runs.command("prune")
+@filter_options
+@click.option("--older-than", default=None, metavar="AGE|DATE",
+              help="Runs created before then: 12h, 3d, 2w or 2024-05-01.")
+@click.option("--keep-last", type=int, default=None, metavar="N",
+              help="Spare the newest N of the runs selected.")
+@click.option("--dry-run", is_flag=True, help="Show what would go and the space freed.")
+@click.pass_obj
+def runs_prune(obj: Ctx, statuses: tuple[str, ...], targets: tuple[str, ...],
+               scripts: tuple[str, ...], tags: tuple[str, ...], sweep: str | None,
+               where: str | None, older_than: str | None, keep_last: int | None,
+               dry_run: bool) -> None:
+    """Delete ended runs by age, status, tag, count...; runs in flight are never touched.
+
+    \b
+    Examples:
+      labdeck runs prune --keep-last 5 --dry-run
+      labdeck runs prune --status failed --older-than 7d
+    """
+    from backends.history import select_prune
+
+    if not (statuses or targets or scripts or tags or sweep or where or older_than
+            or keep_last is not None):
+        raise click.UsageError("say what to prune: --older-than, --status, --keep-last, --tag,"
+                               " --target, --script, --sweep or --where")
+    run_filter = build_filter(obj, statuses, targets, scripts, tags, sweep, where,
+                              older_than=older_than)
+    engine = recovered(obj)
+    _delete(engine, select_prune(engine.store, engine.project.runs_dir, run_filter, keep_last),
+            dry_run)
+
+
+def _delete(engine: Any, doomed: list[Any], dry_run: bool) -> None:
+    from backends.history import delete, human_size
+
+    if not doomed:
+        click.echo("nothing to delete", err=True)
+        return
+    if dry_run:
+        for item in doomed:
+            click.echo(f"would delete {item.record.id}  {item.record.status.value}"
+                       f"  {human_size(item.size)}")
+        total = sum(item.size for item in doomed)
+        click.echo(f"would delete {len(doomed)} run(s), freeing {human_size(total)}", err=True)
+        return
+    done, freed = delete(engine.store, engine.project.runs_dir, doomed)
+    for item in done:
+        click.echo(f"deleted {item.record.id}  {human_size(item.size)}")
+    click.echo(f"deleted {len(done)} run(s), freed {human_size(freed)}", err=True)
 
 
 def recovered(obj: Ctx) -> Any:
@@ -500,6 +734,165 @@ def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
         click.echo(_render().as_json([r.to_json() for r in records]))
     else:
         click.echo(_render().compare(records))
+
+
+# ------------------------------------------------------------------------------------ sweep
+
+
+class SweepGroup(click.Group):
+    """``labdeck sweep -c T script.py --grid ...`` starts one (the ``start`` verb implied);
+    ``labdeck sweep show|cancel|list ...`` are verbs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=SweepGroup)
+def sweep() -> None:
+    """Parameter sweeps: a grid or random search, each point a run under one sweep id.
+
+    \b
+    Examples:
+      labdeck sweep -c local train.py --grid 'rate=0.01,0.1,1' --grid 'depth=2,4' --parallel 2
+      labdeck sweep -c docker train.py --random 'rate=0.0001:1:log' --count 8 --seed 7
+      labdeck sweep -c local train.py --grid 'rate=0.1,1' -- --epochs 3   (the script's own args)
+      labdeck sweep show SWEEP --sort accuracy
+      labdeck sweep cancel SWEEP
+    """
+
+
+@sweep.command("start")
+@click.option("-c", "--target", "target", default="local", show_default=True,
+              help="A runconfig or compute name from aml_config/.")
+@click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
+              help="Values of one param; several --grid are crossed.")
+@click.option("--random", "randoms", multiple=True, metavar="NAME=LOW:HIGH[:log]",
+              help="A param drawn at random (integers when LOW and HIGH are); needs --count.")
+@click.option("--count", type=int, default=None, help="With --random: how many draws.")
+@click.option("--seed", type=int, default=None, help="With --random: the draws' seed.")
+@click.option("--parallel", type=int, default=1, show_default=True,
+              help="Runs in flight at once.")
+@click.option("--sort", default=None, metavar="METRIC[:asc]",
+              help="Order of the table printed at the end (best first).")
+@click.option("--tag", "tags", multiple=True, metavar="NAME=VALUE", help="Tag every run.")
+@click.argument("script")
+@click.argument("script_args", nargs=-1)
+@click.pass_obj
+def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[str, ...],
+                count: int | None, seed: int | None, parallel: int, sort: str | None,
+                tags: tuple[str, ...], script: str, script_args: tuple[str, ...]) -> None:
+    """Run SCRIPT once per point (passed as --NAME VALUE after the script's own args, which
+    follow --); waits for every run and prints the sweep's table."""
+    import secrets
+    import time
+
+    from backends.history import parse_tags
+    from backends.store import RunMeta
+    from backends.sweep import SweepEvents, parse_grid, parse_random, points, run_sweep
+
+    if parallel < 1:
+        raise click.UsageError("--parallel: 1 or more")
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    todo = points([parse_grid(g) for g in grids], [parse_random(r) for r in randoms], count,
+                  seed)
+    tag_map = parse_tags(tags)
+    engine = obj.engine
+    show_warnings(engine.project.resolve(target))
+    sweep_id = f"sweep_{int(time.time() * 1000)}"
+    spec = {"grid": list(grids), "random": list(randoms), "count": count, "seed": seed,
+            "parallel": parallel, "args": list(script_args)}
+    engine.store.create_sweep(sweep_id, target, script, spec, len(todo))
+    click.echo(sweep_id)
+    click.echo(f"sweep {sweep_id}: {len(todo)} run(s) of {script} on {target}, {parallel} at a"
+               f" time" + (f", seed {seed}" if randoms else ""), err=True)
+    if tag_map:
+        submit = engine.submit
+
+        def tagged(*args: Any, meta: RunMeta, **kwargs: Any) -> Any:
+            meta.tags = {**tag_map, **meta.tags}
+            return submit(*args, meta=meta, **kwargs)
+
+        engine.submit = tagged
+    events = SweepEvents(
+        submitted=lambda rec, point: click.echo(
+            f"run {rec.id} submitted: " + " ".join(f"{k}={v}" for k, v in point.items()),
+            err=True),
+        ended=lambda rec: click.echo(f"run {rec.id} {rec.status.value}", err=True),
+    )
+    try:
+        ids = run_sweep(engine, sweep_id, target, script, list(script_args), todo, parallel,
+                        events)
+    except KeyboardInterrupt:
+        click.echo(f"\nlabdeck: stopped submitting; runs in flight go on"
+                   f" (labdeck sweep cancel {sweep_id})", err=True)
+        sys.exit(130)
+    records = _sweep_records(obj, sweep_id, sort)
+    click.echo(_render().sweep_table(records, _sort_name(sort)))
+    if len(ids) < len(todo):
+        click.echo(f"sweep {sweep_id} canceled: {len(ids)} of {len(todo)} run(s) submitted",
+                   err=True)
+    sys.exit(0 if all(r.status.value == "completed" for r in records)
+             and len(ids) == len(todo) else 1)
+
+
+def _sort_name(sort: str | None) -> str | None:
+    from backends.query import sort_name
+
+    return sort_name(sort) if sort else None
+
+
+def _sweep_records(obj: Ctx, sweep_id: str, sort: str | None) -> list[Any]:
+    from backends.query import RunFilter, order_sql
+
+    where, args = RunFilter(sweep=sweep_id).sql()
+    order, order_args = order_sql(sort) if sort else ("created ASC", [])
+    return list(obj.engine.store.select(where, [*args, *order_args], order))
+
+
+@sweep.command("show")
+@click.argument("sweep_id")
+@click.option("--sort", default=None, metavar="METRIC[:asc]",
+              help="By a metric or param, best (highest) first; METRIC:asc for lowest first.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
+              help="Output format.")
+@click.pass_obj
+def sweep_show(obj: Ctx, sweep_id: str, sort: str | None, output: str) -> None:
+    """A sweep's runs with their params and metrics, best first by --sort."""
+    engine = recovered(obj)
+    found = engine.store.sweep(sweep_id)
+    records = _sweep_records(obj, found.id, sort)
+    if output == "json":
+        click.echo(_render().as_json({"id": found.id, "target": found.target,
+                                      "script": found.script, "spec": found.spec,
+                                      "total": found.total, "canceled": found.cancel_requested,
+                                      "runs": [r.to_json() for r in records]}))
+        return
+    if output == "csv":
+        click.echo(_render().runs_csv(records))
+        return
+    counts: dict[str, int] = {}
+    for rec in records:
+        counts[rec.status.value] = counts.get(rec.status.value, 0) + 1
+    state = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs yet"
+    click.echo(f"sweep {found.id}: {found.script} on {found.target}, {len(records)} of"
+               f" {found.total} run(s): {state}" + (" (canceled)" if found.cancel_requested
+                                                    else ""))
+    click.echo(_render().sweep_table(records, _sort_name(sort)))
+
+
+@sweep.command("cancel")
+@click.argument("sweep_id")
+@click.pass_obj
+def sweep_cancel(obj: Ctx, sweep_id: str) -> None:
+    """Cancel a sweep: no more of its points start, and its runs in flight are canceled."""
+    from backends.sweep import cancel_sweep
+
+    engine = recovered(obj)
+    found = engine.store.sweep(sweep_id)
+    canceled = cancel_sweep(engine, found.id)
+    click.echo(f"sweep {found.id} canceled; {len(canceled)} run(s) in flight asked to stop")
 
 
 # ------------------------------------------------------------------------------------ Workbench
