@@ -54,6 +54,13 @@ LOG_BINDINGS: list[Binding] = [
     Binding("t", "toggle_timestamps", "Times", id="log.timestamps", tooltip="Show timestamps"),
     Binding("z", "toggle_wrap", "Wrap", id="log.wrap", tooltip="Wrap long lines"),
     Binding("escape", "clear", "Clear", id="log.clear", show=False),
+    Binding("home,g", "scroll_home", "Top", id="log.top", tooltip="Line 1 of the log"),
+    Binding("end,G", "scroll_end", "End", id="log.end",
+            tooltip="The end of the log, following it"),
+    Binding("up", "line_up", "Up", id="log.up", show=False),
+    Binding("down", "line_down", "Down", id="log.down", show=False),
+    Binding("pageup", "page_up_lines", "Page up", id="log.pageup", show=False),
+    Binding("pagedown", "page_down_lines", "Page down", id="log.pagedown", show=False),
 ]
 
 

@@ -1,9 +1,12 @@
 """A run's log: tails the log file by byte offset, keeps a bounded window of lines.
 
-The file on disk is the whole log; this widget keeps the last ``window`` lines (or the lines
-around a search match) and renders only what is on screen (Textual's line API), so a run that
-prints a million lines costs a few reads per second, not a million widget writes. Search and
-filter scan the whole file in a worker thread, not only the lines in the window.
+The file on disk is the whole log; this widget keeps a window of ``window`` lines (the last ones
+while it follows) and renders only what is on screen (Textual's line API), so a run that prints a
+million lines costs a few reads per second, not a million widget writes. The window moves over
+the whole file: scrolling past its top or bottom reads the next page where a ``LineIndex`` (a
+newline count per 64 KiB block) says it starts, and Home (``g``) reads line 1 of any log, so
+memory stays bounded however long the log. Search and filter scan the whole file in a worker
+thread, not only the lines in the window.
 
 A progress entry (``out~``: the latest state of a bar the script redraws, backends/logfile.py) is
 shown at the bottom of its stream until the next entry of that stream supersedes it, so a bar
@@ -21,6 +24,7 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -33,6 +37,7 @@ from backends.errors import one_line
 from backends.logfile import PROGRESS_TAG, STREAMS, last_lines_placed, supersedes
 
 from ..keymap import LOG_BINDINGS
+from .log_index import LineIndex, read_lines
 
 WINDOW = 20_000  # lines kept in memory
 CHUNK = 1 << 20  # bytes read per tick at most: bounds the work of one frame (keys stay quick)
@@ -99,11 +104,15 @@ def count_lines(path: Path, end: int) -> int:
     return total
 
 
-def tail_lines(path: Path, count: int) -> tuple[list[str], list[int], int, int]:
+def tail_lines(path: Path, count: int, index: LineIndex | None = None
+               ) -> tuple[list[str], list[int], int, int]:
     """The last ``count`` lines shown, their line numbers, the byte offset after them and the
-    file's line count."""
+    file's line count (counted by ``index`` when given, which keeps what it read)."""
     lines, back, end = last_lines_placed(path, count)
-    total = count_lines(path, end) if end else 0
+    if not end:
+        total = 0
+    else:
+        total = index.lines_before(end) if index is not None else count_lines(path, end)
     return lines, [total - 1 - b for b in back], end, total
 
 
@@ -155,6 +164,7 @@ class LogView(ScrollView, can_focus=True):
         self.window = window
         self.poll = poll
         self.path: Path | None = None
+        self.index: LineIndex | None = None
         self.lines: list[str] = []
         self.linenos: list[int] = []  # file line number of each line (tail and anchored modes)
         self.first_lineno = 0  # of lines[0]
@@ -185,6 +195,7 @@ class LogView(ScrollView, can_focus=True):
     def set_path(self, path: Path | None) -> None:
         """Show another file from its tail (the run changed)."""
         self.path = path
+        self.index = LineIndex(path) if path is not None else None
         self.filter_text = None
         self.search_text = None
         self.search_hits = []
@@ -198,9 +209,110 @@ class LogView(ScrollView, can_focus=True):
         if self.path is None:
             self._replace([], [], 0, 0)
             return
-        lines, linenos, end, total = tail_lines(self.path, self.window)
+        lines, linenos, end, total = tail_lines(self.path, self.window, self.index)
         self._replace(lines, linenos, end, total)
         self.scroll_to_end()
+
+    # ------------------------------------------------------------------ paging
+
+    def load_page(self, first: int) -> None:
+        """Show the window of lines from line ``first`` (0-based) of the file; tailing pauses
+        unless the page reaches the end read so far."""
+        if self.path is None or self.index is None or self.filter_text is not None:
+            return
+        first = max(0, min(first, max(0, self.total - self.window)))
+        try:
+            self.index.update(self.byte_offset)
+            offset = self.index.offset_of(first)
+            lines, after = read_lines(self.path, offset, self.window, self.byte_offset)
+        except OSError:
+            return
+        self.anchored = after < self.byte_offset
+        self.follow = False
+        self.lines, self.linenos, self._progress = [], [], {}
+        self._absorb(lines, range(first, first + len(lines)))
+        self.first_lineno = first
+        self._max_width = max(map(len, lines), default=0)
+        self._rows = None
+        self._update_size()
+        self.refresh()
+
+    def _index_of_line(self, lineno: int) -> int:
+        return min(bisect_left(self.linenos, lineno), max(0, len(self.lines) - 1))
+
+    def page_up(self) -> bool:
+        """The window moves half a window up, the line at the top staying in place."""
+        if self.first_lineno <= 0 or self.filter_text is not None or not self.lines:
+            return False
+        top = self.linenos[self._index_of_row(round(self.scroll_y))]
+        self.load_page(self.first_lineno - self.window // 2)
+        self._scroll_top_to(self._index_of_line(top))
+        return True
+
+    def page_down(self) -> bool:
+        """The window moves half a window down (only while it does not hold the end)."""
+        if not self.anchored or self.filter_text is not None or not self.lines:
+            return False
+        top = self.linenos[self._index_of_row(round(self.scroll_y))]
+        self.load_page(self.first_lineno + self.window // 2)
+        self._scroll_top_to(self._index_of_line(top))
+        return True
+
+    def _index_of_row(self, row: int) -> int:
+        if self.wrap:
+            self._ensure_rows()
+            rows = self._rows or []
+            return rows[min(row, len(rows) - 1)][0] if rows else 0
+        return max(0, min(row, len(self.lines) - 1))
+
+    def _scroll_top_to(self, local: int) -> None:
+        row = local
+        if self.wrap:
+            self._ensure_rows()
+            row = next((r for r, (i, _b) in enumerate(self._rows or []) if i == local), 0)
+        self._programmatic = True
+        self.scroll_to(y=row, animate=False, immediate=True, force=True)
+        self._programmatic = False
+
+    def action_scroll_home(self) -> None:
+        """Line 1 of the log, however long."""
+        if self.filter_text is None and self.first_lineno > 0:
+            self.load_page(0)
+        self.follow = False
+        self._scroll_top_to(0)
+        self.refresh()
+
+    def action_line_up(self) -> None:
+        if round(self.scroll_y) <= 0:
+            self.page_up()
+        self._user_scroll(-1)
+
+    def action_line_down(self) -> None:
+        if round(self.scroll_y) >= self.max_scroll_y:
+            self.page_down()
+        self._user_scroll(1)
+
+    def action_page_up_lines(self) -> None:
+        if round(self.scroll_y) - self.scrollable_content_region.height < 0:
+            self.page_up()
+        self._user_scroll(-self.scrollable_content_region.height)
+
+    def action_page_down_lines(self) -> None:
+        if round(self.scroll_y) + self.scrollable_content_region.height > self.max_scroll_y:
+            self.page_down()
+        self._user_scroll(self.scrollable_content_region.height)
+
+    def _user_scroll(self, rows: int) -> None:
+        self.scroll_to(y=max(0, round(self.scroll_y) + rows), animate=False, immediate=True,
+                       force=True)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if round(self.scroll_y) <= 0:
+            self.page_up()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        if round(self.scroll_y) >= self.max_scroll_y:
+            self.page_down()
 
     def _replace(self, lines: list[str], linenos: list[int], offset: int, total: int) -> None:
         self.lines = []
@@ -362,6 +474,11 @@ class LogView(ScrollView, can_focus=True):
         # new end (new == max_scroll_y): still at the end, still following.
         if not self._programmatic and new < old and new < self.max_scroll_y and self.follow:
             self.follow = False
+        if not self._programmatic and not self.follow and self.filter_text is None:
+            if new <= 0 < old:
+                self.call_later(self.page_up)  # scrolled to the window's top: the page above
+            elif old < new >= self.max_scroll_y and self.anchored:
+                self.call_later(self.page_down)
 
     # ------------------------------------------------------------------ render
 
@@ -598,6 +715,9 @@ class LogView(ScrollView, can_focus=True):
 
     def status_text(self) -> str:
         parts = [f"{self.total:,} lines"]
+        if self.lines and self.filter_text is None and (self.anchored or self.first_lineno):
+            top = self.linenos[self._index_of_row(round(self.scroll_y))] + 1
+            parts[0] = f"line {top:,} of {self.total:,}"
         if self.anchored:
             parts.append("paused at a match (f: follow)")
         else:
