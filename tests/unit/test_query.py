@@ -125,7 +125,7 @@ def test_param_and_tag_records_travel_the_metric_channel_into_their_tables(
     lines = [metrics.encode("acc", 0.5), metrics.encode("rate", 0.1, metrics.PARAM),
              metrics.encode("kind", "tree", metrics.TAG), metrics.encode("rate", 0.2, "param")]
     # What the supervisor does with each parsed line (backends/supervisor.py _write_mixed).
-    found = []
+    found: list[tuple[str, object, float | None]] = []
     shown = []
     for line in lines:
         parsed = metrics.parse(line)
