@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._records import dataclass, field
-from .errors import RunNotFound, UsageError
+from .errors import RunNotFound, StorageError, UsageError
 from .status import TERMINAL, RunStatus
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
@@ -293,14 +293,23 @@ class RunStore:
             self.db_path, timeout=30, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with self._lock:
-            if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(SCHEMA)
-                self._migrate(conn)
-                self._ready = True
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with self._lock:
+                if not self._ready:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(SCHEMA)
+                    self._migrate(conn)
+                    self._ready = True
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            if isinstance(err, sqlite3.OperationalError):
+                raise  # locked, read-only, disk I/O: not the file's content
+            raise StorageError(
+                f"{self.db_path} is damaged ({err}): rebuild it from the run folders with "
+                "'labdeck runs reindex' (the damaged file is kept beside it)"
+            ) from None
         return conn
 
     def open_connections(self) -> int:

@@ -385,11 +385,14 @@ class LabdeckApp(App[None]):
 
 def run_app(engine: Engine, target: str = "local", submit_script: str | None = None) -> None:
     """``labdeck`` / ``labdeck ui``: open the dashboard; runs go on after it closes."""
+    engine.store  # noqa: B018 -- a damaged store is one line before the screen opens
     app = LabdeckApp(engine, target=target, submit_script=submit_script)
     try:
         app.run()
     finally:
         engine.close()
+    if app.return_code:  # a crash inside the app: Textual printed it; the status says so
+        raise SystemExit(app.return_code)
 
 
 __all__ = ["LabdeckApp", "run_app"]

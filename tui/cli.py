@@ -537,6 +537,20 @@ def runs_untag(obj: Ctx, run_id: str, names: tuple[str, ...]) -> None:
     click.echo(_render().tags_text(obj.engine.get(record.id).tags))
 
 
+@runs.command("reindex")
+@click.pass_obj
+def runs_reindex(obj: Ctx) -> None:
+    """Rebuild the run store from the run folders (a damaged runs.db is moved aside)."""
+    from backends.reindex import reindex
+
+    result = reindex(obj.engine.project)
+    if result.moved_aside is not None:
+        click.echo(f"the damaged store is kept as {result.moved_aside}")
+    for line in result.skipped:
+        click.echo(f"labdeck: warning: skipped {line}", err=True)
+    click.echo(f"{len(result.added)} run(s) added to the store from their folders")
+
+
 @runs.command("note")
 @click.argument("run_id")
 @click.argument("text")
