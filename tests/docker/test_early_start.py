@@ -144,7 +144,9 @@ def test_nothing_begun_early_when_the_environment_needs_a_build(dproject: Projec
     assert report["warmed"] is False and report["early"] is None  # the usual path reports it
     data = record(dproject, str(report["run_id"]))
     assert data["status"] == "failed"
-    assert "is not prepared" in str(data["error"])
+    # PrepareEnvironment defaults to true (Workbench's default): the usual path tried the build,
+    # which names the package it could not find.
+    assert "labdeck-no-such-package-xyz" in str(data["error"]), data["error"]
     assert labelled("org.labdeck.run", str(report["run_id"])) == []
 
 
