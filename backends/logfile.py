@@ -121,20 +121,29 @@ class LogWriter:
             self._fh.close()
 
 
-def read_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[list[str], int]:
-    """Complete lines after ``offset`` and the offset after them (a partial line waits)."""
+def read_bytes_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[bytes, int]:
+    """The complete lines after ``offset``, as bytes ending with their newline, and the offset
+    after them (a partial line waits)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
             chunk = fh.read(max_bytes)
     except FileNotFoundError:
-        return [], offset
+        return b"", offset
     end = chunk.rfind(b"\n")
     if end < 0:
+        return b"", offset
+    return chunk[:end + 1], offset + end + 1
+
+
+def read_from(path: Path, offset: int, max_bytes: int = 4 << 20) -> tuple[list[str], int]:
+    """Complete lines after ``offset`` and the offset after them (a partial line waits)."""
+    chunk, new_offset = read_bytes_from(path, offset, max_bytes)
+    if not chunk:
         return [], offset
-    data = chunk[:end]
+    data = chunk[:-1]
     # split("\n"), not splitlines(): a \x0c or \x1e in a script's line is part of that line
-    return data.decode("utf-8", errors="replace").split("\n"), offset + end + 1
+    return data.decode("utf-8", errors="replace").split("\n"), new_offset
 
 
 def _stream_tag(raw: bytes) -> tuple[bytes, bool]:

@@ -11,7 +11,7 @@
 
 Every command runs without PYTHONUNBUFFERED (a shell's or an image's value would measure the
 unbuffered path on one side only). Docker parts are skipped without a daemon and base image.
-Usage: python bench/bench_log_throughput.py [ROUNDS] [LINES]
+Usage: python bench/bench_log_throughput.py [ROUNDS] [LINES] [local|docker|both]
 """
 
 from __future__ import annotations
@@ -117,8 +117,10 @@ def lag(root: Path, target: str) -> tuple[float, float, int]:
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     lines = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+    which = sys.argv[3] if len(sys.argv) > 3 else "both"
     compiled = byte_compile()
-    with_docker = docker_ok()
+    with_docker = which != "local" and docker_ok()
+    with_local = which != "docker"
     root = Path(tempfile.mkdtemp(prefix="labdeck-bench-"))
     out = root.parent / f"{root.name}.out"
     try:
@@ -133,11 +135,10 @@ def main() -> int:
             subprocess.run([labdeck_cli(), "prepare", "-c", "docker"], cwd=root, env=env(),
                            check=True, capture_output=True)
         py = [sys.executable, "spam.py", str(lines)]
-        commands = {
-            "shell": py,
-            "local": [labdeck_cli(), "submit", "-c", "local", "spam.py", str(lines)],
-            "local-noop": [labdeck_cli(), "submit", "-c", "local", "noop.py"],
-        }
+        commands = {"shell": py}
+        if with_local:
+            commands["local"] = [labdeck_cli(), "submit", "-c", "local", "spam.py", str(lines)]
+            commands["local-noop"] = [labdeck_cli(), "submit", "-c", "local", "noop.py"]
         if with_docker:
             commands["docker-run"] = [
                 "docker", "run", "--rm", "-e", "PYTHONUNBUFFERED=", "-v", f"{root}:/w", "-w",
@@ -153,7 +154,7 @@ def main() -> int:
         for _ in range(rounds):
             for name, cmd in commands.items():
                 times[name].append(timed(cmd, root, out))
-        lags = {"local": lag(root, "local")}
+        lags = {"local": lag(root, "local")} if with_local else {}
         if with_docker:
             lags["docker"] = lag(root, "docker")
     finally:
@@ -170,13 +171,16 @@ def main() -> int:
         + ("byte-compiled (as installed)" if compiled else "as checked out")
         + "; no PYTHONUNBUFFERED anywhere",
         f"python spam.py > file:               median {ms(med['shell'])}",
-        f"labdeck submit -c local spam.py > f: median {ms(med['local'])}  "
-        f"ratio {med['local'] / med['shell']:.2f}x (goal <= {GOAL_RATIO}x)",
-        f"labdeck submit -c local noop.py:     median {ms(med['local-noop'])}  "
-        f"(per-line part: {(med['local'] - med['local-noop']) / med['shell']:.2f}x "
-        "of the shell's time with a submit's fixed cost taken out)",
-        f"local run's log: {checks['local']}",
     ]
+    if with_local:
+        result += [
+            f"labdeck submit -c local spam.py > f: median {ms(med['local'])}  "
+            f"ratio {med['local'] / med['shell']:.2f}x (goal <= {GOAL_RATIO}x)",
+            f"labdeck submit -c local noop.py:     median {ms(med['local-noop'])}  "
+            f"(per-line part: {(med['local'] - med['local-noop']) / med['shell']:.2f}x "
+            "of the shell's time with a submit's fixed cost taken out)",
+            f"local run's log: {checks['local']}",
+        ]
     if with_docker:
         result += [
             f"docker run ... > file:               median {ms(med['docker-run'])}",
@@ -184,7 +188,7 @@ def main() -> int:
             f"ratio {med['docker'] / med['docker-run']:.2f}x (goal <= {GOAL_RATIO}x)",
             f"docker run's log: {checks['docker']}",
         ]
-    else:
+    elif which != "local":
         result.append("docker: skipped (no daemon or no base image)")
     for name, (p50, p99, seen) in lags.items():
         result.append(f"live lag, {name}: p50 {ms(p50)}, p99 {ms(p99)} over {seen} lines "
