@@ -32,7 +32,8 @@ async def settle(pilot: Pilot[Any]) -> None:
     on."""
     def idle() -> bool:
         reads = getattr(pilot.app, "reads", None)
-        return (all(w.is_finished or w.group == "watch" for w in pilot.app.workers)
+        return (all(w.is_finished or w.group in ("watch", "config-watch")
+                    for w in pilot.app.workers)
                 and not (reads is not None and reads.busy()))
 
     # A message a worker posted can start another worker (a store read posts the runs, the

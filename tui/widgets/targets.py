@@ -13,6 +13,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from backends.base import TargetInfo
 from backends.errors import one_line
+from backends.gpu import NO_RUNTIME
 
 from ..messages import TargetSelected
 from .table import FittedTable
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
 
 REFRESH_S = 10.0
 COLUMNS = ("target", "type", "state", "detail")
+STATE_WIDTH = 8  # "● ready", "✗ config", "✗ no GPU"
+
+
+def detail_of(info: TargetInfo) -> str:
+    return f"{info.detail} {gpu_text(info)}".strip()
+
+
+def gpu_refused(info: TargetInfo) -> bool:
+    """The target asks for GPUs its daemon cannot give (no NVIDIA runtime): runs are refused."""
+    return NO_RUNTIME in info.gpu_note
 
 
 def gpu_text(info: TargetInfo) -> str:
@@ -32,42 +43,63 @@ def gpu_text(info: TargetInfo) -> str:
 
 
 class TargetsPanel(FittedTable):
+    """The rows are rebuilt from ``rows`` and ``infos`` (a handful of targets): on a change in
+    aml_config/ (watched; a fixed or newly attached target appears at once) and on a resize (an
+    error row wraps to the width: its whole one-line error readable without scrolling)."""
+
     DEFAULT_CSS = """
     TargetsPanel { height: auto; max-height: 6; }
     """
 
     def __init__(self, engine: Engine, *, selected: str = "local", poll: bool = True,
-                 id: str | None = None):
+                 watch_config: bool | None = None, id: str | None = None):
         super().__init__(id=id, cursor_type="row", show_cursor=True)
         self.engine = engine
         self.initial = selected
         self.poll = poll
+        self.watch_config = poll if watch_config is None else watch_config
         self.names: list[str] = []
+        self.configs: list[tuple[str, str | None, str | None]] = []  # name, type, config error
+        self.infos: dict[str, TargetInfo] = {}
         self.broken: set[str] = set()  # their config does not load: nothing to describe
+        self._drawn_width = 0
 
     def on_mount(self) -> None:
-        for col in COLUMNS:
-            self.add_column(col, key=col, width=7 if col == "state" else None)
         self.run_worker(self._load(), exclusive=True, group="targets", name="list-targets",
                         exit_on_error=False)
+        if self.poll:
+            self.set_interval(REFRESH_S, self.refresh_targets, name="targets-poll")
+        if self.watch_config:
+            self.run_worker(self._watch_config(), group="config-watch", name="watch aml_config",
+                            exit_on_error=False)
 
     async def _load(self) -> None:
         """The rows (config files read in a thread), then a first look at each target."""
         rows = await asyncio.to_thread(self._list)
         if not self.is_attached:
             return
+        self.configs = rows
         self.names = [name for name, _kind, _error in rows]
-        for name, kind, error in rows:
-            if kind is None:
-                self.add_row(name, "?", Text("✗ config", style="red"), error, key=name)
-                self.broken.add(name)
-            else:
-                self.add_row(name, kind, Text("…", style="dim"), "checking", key=name)
-        if self.initial in self.names:
-            self.move_cursor(row=self.names.index(self.initial), animate=False)
-        if self.poll:
-            self.set_interval(REFRESH_S, self.refresh_targets, name="targets-poll")
+        self.broken = {name for name, kind, _error in rows if kind is None}
+        self.infos = {k: v for k, v in self.infos.items() if k in self.names}
+        self.redraw()
         await self._describe_all()
+
+    async def _watch_config(self) -> None:
+        from watchfiles import awatch
+
+        config_dir = self.engine.project.config_dir
+        if not config_dir.is_dir():
+            return
+        async for _changes in awatch(config_dir, debounce=100, recursive=False):
+            if not self.is_attached:
+                return
+            self.reload()
+
+    def reload(self) -> None:
+        """Read aml_config/ again (a file fixed, added, removed)."""
+        self.run_worker(self._load(), exclusive=True, group="targets", name="list-targets",
+                        exit_on_error=False)
 
     def _list(self) -> list[tuple[str, str | None, str | None]]:
         """In a thread: each target's name and type, or why its config does not load."""
@@ -78,6 +110,59 @@ class TargetsPanel(FittedTable):
             except Exception as err:  # a broken config file shows on its row
                 rows.append((name, None, one_line(err)))
         return rows
+
+    # ------------------------------------------------------------------ drawing
+
+    def _detail_width(self) -> int:
+        """What the detail column gets: the panel's width less the other columns."""
+        names = max((len(n) for n in self.names), default=6)
+        kinds = max((len(k or "?") for _n, k, _e in self.configs), default=4)
+        used = max(names, 6) + max(kinds, 4) + STATE_WIDTH + 2 * self.cell_padding * 3
+        return max(20, self.size.width - used - 2 * self.cell_padding - 1)
+
+    def redraw(self) -> None:
+        selected = self.selected_name or self.initial
+        width = self._detail_width()
+        self._drawn_width = self.size.width
+        self.clear(columns=True)
+        for col in COLUMNS:
+            self.add_column(col, key=col, width=STATE_WIDTH if col == "state" else
+                            width if col == "detail" else None)
+        for name, kind, error in self.configs:
+            if kind is None:
+                text = error or "the config does not load"
+                self.add_row(name, "?", Text("✗ config", style="red"),
+                             Text(text, style="red"), key=name,
+                             height=max(1, -(-len(text) // width)))
+                continue
+            state, detail = self._cells(name)
+            self.add_row(name, kind, state, detail, key=name,
+                         height=max(1, -(-len(detail.plain) // width)))
+        if selected in self.names:
+            self.move_cursor(row=self.names.index(selected), animate=False)
+
+    def _cells(self, name: str) -> tuple[Text, Text]:
+        info = self.infos.get(name)
+        if info is None:
+            return Text("…", style="dim"), Text("checking", style="dim")
+        detail = detail_of(info)
+        if not info.reachable:
+            return Text("✗ down", style="red"), Text(detail)
+        if gpu_refused(info):  # a GPU run would be refused (target show says why)
+            return Text("✗ no GPU", style="red"), Text(detail)
+        return Text("● ready", style="green"), Text(detail)
+
+    @property
+    def selected_name(self) -> str | None:
+        if not self.names or not 0 <= self.cursor_row < len(self.names):
+            return None
+        return self.names[self.cursor_row]
+
+    def on_resize(self) -> None:
+        if self.configs and self.size.width != self._drawn_width:
+            self.redraw()
+
+    # ------------------------------------------------------------------ describing
 
     def refresh_targets(self) -> None:
         self.run_worker(self._describe_all(), exclusive=True, group="targets",
@@ -97,11 +182,15 @@ class TargetsPanel(FittedTable):
     def show_info(self, name: str, info: TargetInfo) -> None:
         if name not in self.names or not self.is_attached:
             return
-        state = Text("● ready", style="green") if info.reachable else Text("✗ down", style="red")
-        gpus = gpu_text(info)
+        before = self.infos.get(name)
+        self.infos[name] = info
+        state, detail = self._cells(name)
         try:
+            if before is None or detail_of(before) != detail.plain:
+                self.redraw()  # the detail's length decides the row's height
+                return
             self.update_cell(name, "state", state)
-            self.update_cell(name, "detail", f"{info.detail} {gpus}".strip(), update_width=True)
+            self.update_cell(name, "detail", detail)
         except (RowDoesNotExist, CellDoesNotExist):  # the row vanished; nothing to show
             return
 
