@@ -103,7 +103,6 @@ class LabdeckApp(App[None]):
                 targets.border_title = "Targets"
                 yield targets
                 runs = RunsPanel(self.engine, self.reads, poll=self.poll, id="runs")
-                runs.border_title = "Runs"
                 yield runs
             with TabbedContent(id="right", initial="tab-log"):
                 with TabPane("Log", id="tab-log"):
@@ -323,11 +322,11 @@ class LabdeckApp(App[None]):
     @while_open
     def on_watch_toggled(self, message: WatchToggled) -> None:
         if message.active:
-            self.runs_panel.border_title = (f"Runs · watching {message.script} on "
-                                            f"{message.target} ({message.policy})")
+            self.runs_panel.set_label(f"Runs · watching {message.script} on "
+                                      f"{message.target} ({message.policy})")
             self.notify(f"watching: a change resubmits {message.script} on {message.target}")
         else:
-            self.runs_panel.border_title = "Runs"
+            self.runs_panel.set_label("Runs")
             self.notify("watch off")
 
     @while_open

@@ -101,6 +101,7 @@ class RunsPanel(Vertical):
         self._last_tick = 0.0
         self._announced: str | None = None  # the run last posted as selected
         self._to_select: str | None = None  # asked for before the store showed it
+        self.label = "Runs"  # the title's start (watch mode names what it watches)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -115,6 +116,7 @@ class RunsPanel(Vertical):
         return self.query_one(DataTable)
 
     def on_mount(self) -> None:
+        self.show_title()
         self.reload()
         if self.poll:
             self.set_interval(POLL_S, self.tick, name="runs-poll")
@@ -262,13 +264,24 @@ class RunsPanel(Vertical):
                 table.move_cursor(row=ids.index(selected), animate=False)
             elif ids:
                 table.move_cursor(row=0, animate=False)
-        sort = f"sort: {self.sort_key}"
-        shown = f"{len(records)}/{len(self.records)} runs" if self.filter_text else (
-            f"{len(self.records)} runs")
-        filt = f" · filter {self.filter_text!r}" if self.filter_text else ""
-        self.border_subtitle = f"{shown} · {sort}{filt}"
+        self.show_title()
         if not ids and self._announced is not None:
             self._announce(None)
+
+    def summary(self) -> str:
+        """How many runs, the sort and the filter: in the title, which every layout shows (the
+        narrow one has no bottom border for a subtitle)."""
+        shown = len(self.shown_records()) if self.filter_text else len(self.records)
+        count = f"{shown}/{len(self.records)} runs" if self.filter_text else f"{shown} runs"
+        filt = f" · filter {self.filter_text!r}" if self.filter_text else ""
+        return f"{count} · sort: {self.sort_key}{filt}"
+
+    def set_label(self, label: str) -> None:
+        self.label = label
+        self.show_title()
+
+    def show_title(self) -> None:
+        self.border_title = f"{self.label} · {self.summary()}"
 
     # ------------------------------------------------------------------ events and actions
 
