@@ -8,12 +8,13 @@ for a cancel through the store plus SIGTERM, so closing or killing a client neve
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import traceback
 from pathlib import Path
 
-from . import metrics, prestart, registry
+from . import metrics, phasetrace, prestart, registry
 from .base import Backend, Capability, LogBatch, PrepareOptions, RunContext, RunHandle
 from .errors import LabdeckError
 from .linesplit import PROGRESS
@@ -53,6 +54,9 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGINT, self.cancel_event.set)
         handle: RunHandle | None = None
         ctx: RunContext | None = self.early
+        phasetrace.mark("sup-loop")
+        if phasetrace.ENABLED:  # the script notes its start there (shim/sitecustomize.py)
+            os.environ[phasetrace.FILE_ENV] = str(self.run_dir / "supervisor.log")
         try:
             ctx = ctx or prestart.run_context(self.project, self.run_id)
             ctx.progress = lambda m: self.log.write("sys", m)
@@ -61,6 +65,7 @@ class Supervisor:
                 backend.validate(ctx.compute)  # a ConfigError fails the run with file:line
             # What this run can do (cancel, reattach...), for clients that never load backends.
             self.store.update(self.run_id, capabilities=sorted(c.value for c in backend.declared))
+            phasetrace.mark("sup-backend-loaded")
             handle = await self._start(backend, ctx)
             if handle is None:
                 return 1
@@ -139,18 +144,22 @@ class Supervisor:
             return None
         cancel.cancel()
         env = prepare.result()
+        phasetrace.mark("sup-prepared")
         if self.cancel_event.is_set() or self._cancel_requested():
             await self._canceled(ctx, "canceled before start")
             return None
         handle = await backend.start(ctx, env)
+        phasetrace.mark("sup-started")
         self.store.update(self.run_id, durable_ref=handle.durable_ref)
         self.store.set_status(self.run_id, RunStatus.RUNNING)
+        phasetrace.mark("sup-running-recorded")
         return handle
 
     async def _follow(self, backend: Backend, handle: RunHandle) -> int:
         pump = asyncio.create_task(self._pump(handle))
         watcher = asyncio.create_task(self._watch_cancel(backend, handle))
         code = await handle.wait()
+        phasetrace.mark("sup-script-exited")
         self._ended = True
         try:
             await pump
@@ -160,7 +169,9 @@ class Supervisor:
         # CANCELED only when the cancel reached the script: one that came after its end (while
         # the log drains or outputs are collected) does not relabel what the script did.
         canceled = self._cancel_acted
+        phasetrace.mark("sup-drained")
         outputs = await handle.collect_outputs(self.run_dir / "outputs")
+        phasetrace.mark("sup-collected")
         self.store.update(self.run_id, outputs=outputs, exit_code=code)
         if canceled:
             status = RunStatus.CANCELED
@@ -173,14 +184,20 @@ class Supervisor:
             if status is RunStatus.COMPLETED
             else ("canceled" if canceled else f"exit code {code}")
         )
+        phasetrace.mark("sup-closed")
         self.store.set_status(self.run_id, status, exit_code=code, error=error)
+        phasetrace.mark("sup-terminal")
         return 0
 
     async def _pump(self, handle: RunHandle) -> None:
         """Each batch the handle read goes to the log file at once (a tail sees it), written
         with one join; only a batch holding a metric marker or a progress state is looked at
         line by line, and its metrics are stored in one transaction."""
+        first = phasetrace.ENABLED
         async for batch in handle.logs():
+            if first:
+                first = False
+                phasetrace.mark("sup-first-output")
             if batch.stamps is None:
                 text = "\n".join(batch.lines)
                 if not any(mark in text for mark in _SLOW_PATH):
@@ -230,7 +247,11 @@ def main(argv: list[str], early: RunContext | None = None) -> int:
         return 2
     project = early.project if early is not None else Project(Path(argv[0]))
     supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:], early=early)
-    return asyncio.run(supervisor.run())
+    phasetrace.mark("sup-main")
+    code = asyncio.run(supervisor.run())
+    phasetrace.mark("sup-end")
+    phasetrace.write("sup", fd=2)  # its stderr is the run's supervisor.log
+    return code
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 
+from . import phasetrace
+
 TYPE_CHECKING = False  # importing typing costs ~4 ms before the early fork
 if TYPE_CHECKING:
     import socket
@@ -97,6 +99,8 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
         return PendingSupervisor(pid, go_w, done_r)
     code = 1
     early = None
+    phasetrace.forget()
+    phasetrace.mark("sup-forked")
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # out of the terminal's session at once: the client's Ctrl-C is not ours
@@ -112,7 +116,9 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
             from . import prestart
 
             ready = prestart.warm(target)
+            phasetrace.mark("sup-warmed")
         run = _await_run(go_r, list(EARLY_PRELOAD), ready)
+        phasetrace.mark("sup-run-received")
         if run is None:
             code = 0  # the client recorded no run (an error, --help...) or died first
         else:
@@ -128,8 +134,10 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
                 from .project import Project
 
                 early = prestart.begin(Project(Path(root)), run_id)
+                phasetrace.mark("sup-early-begun")
             for module in later:  # what the run did not arrive in time for (asyncio...)
                 _preload(module)
+            phasetrace.mark(f"sup-preloaded({len(later)} left)")
             from . import supervisor
 
             code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),

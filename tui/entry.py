@@ -11,6 +11,9 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["submit"] and os.environ.get("LABDECK_FAST_SUBMIT") != "0":
+        from backends import phasetrace
+
+        phasetrace.mark("cli-main")
         from .submitting import fast_submit
 
         fast_submit(argv)  # exits when it handled the command; returns when it is not plain

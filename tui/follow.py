@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from backends import phasetrace
 from backends.engine import Engine
 from backends.logfile import LogEntry, format_ts, last_lines, read_bytes_from, supersedes
 from backends.store import RunRecord
@@ -238,6 +239,7 @@ def follow(
         lines, offset = last_lines(path, tail)
         printer.lines(lines)
     delay = POLL_S
+    seen = False
     last_reconcile = time.monotonic()
     record = engine.store.get(run_id, with_metrics=False)
     try:
@@ -246,12 +248,16 @@ def follow(
             printer.chunk(data)
             if data:
                 sys.stdout.flush()
+                if not seen:
+                    seen = True
+                    phasetrace.mark("cli-first-output")
                 delay = POLL_S
                 continue
             if not follow:
                 return record
             record = engine.store.get(run_id, with_metrics=False)
             if record.status.is_terminal():
+                phasetrace.mark("cli-terminal-seen")
                 data, offset = read_bytes_from(path, offset)  # the supervisor's last lines
                 printer.chunk(data)
                 return record

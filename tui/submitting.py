@@ -26,6 +26,7 @@ class Ctx:
         self.project_dir = project_dir
         self._engine: Any = None
         self.pending: Any = None  # a supervisor forked ahead (fast_submit)
+        self.trace_file: str | None = None  # the run's supervisor.log (LABDECK_TRACE)
 
     @property
     def engine(self) -> Any:
@@ -68,6 +69,10 @@ def do_submit(
     show_warnings(resolved)
     record = engine.submit(target, script, args, target=resolved, pending=obj.pending)
     obj.pending = None  # handed over, or ended by submit
+    from backends import phasetrace
+
+    phasetrace.mark("cli-submitted")
+    obj.trace_file = str(engine.project.run_dir(record.id) / "supervisor.log")
     echo(f"run {record.id} submitted to {record.target}", err=True)
     echo(record.id)
     if run_async:
@@ -164,8 +169,10 @@ def fast_submit(argv: list[str]) -> None:
         import backends.project
         import backends.runspec
         import backends.store  # noqa: F401
+        from backends import phasetrace
         from backends.zygote import early_fork
 
+        phasetrace.mark("cli-fork")
         obj.pending = early_fork(target)
     code: object = 0
     try:
@@ -175,12 +182,16 @@ def fast_submit(argv: list[str]) -> None:
     finally:
         if obj.pending is not None:
             obj.pending.abort()  # a no-op once it was handed the run
-    quick_exit(code)
+    quick_exit(code, obj.trace_file)
 
 
-def quick_exit(code: object) -> None:
+def quick_exit(code: object, trace_file: str | None = None) -> None:
     """Exit without the interpreter's teardown (~3 ms of freeing modules and objects at the end
     of every submit): the run is recorded and handed over, and nothing else is left to do."""
+    from backends import phasetrace
+
+    phasetrace.mark("cli-exit")
+    phasetrace.write("cli", trace_file)
     if code is not None and not isinstance(code, int):
         echo(str(code), err=True)
         code = 1

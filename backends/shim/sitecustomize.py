@@ -146,6 +146,22 @@ def _chain():
         sys.path[:] = saved
 
 
+def _trace_start(path):
+    """LABDECK_TRACE=1 (backends/phasetrace.py): when the script's interpreter got here."""
+    import time
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, f"trace {time.time():.6f} script start\n".encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+if os.environ.get("LABDECK_TRACE_FILE"):
+    _trace_start(os.environ["LABDECK_TRACE_FILE"])
 _interval = os.environ.get("LABDECK_FLUSH_S")
 if _interval:
     try:

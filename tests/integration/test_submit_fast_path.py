@@ -111,3 +111,24 @@ def test_a_supervisor_forked_ahead_that_died_is_replaced(project: Project) -> No
                          capture_output=True, text=True, cwd=REPO, env=cli_env(), timeout=60)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1]) == {"status": "completed"}
+
+
+def test_trace_notes_each_phase_once_in_order(project: Project) -> None:
+    """LABDECK_TRACE=1: the CLI, the supervisor forked ahead and the script's start each note
+    their phases in the run's supervisor.log, on one clock; without it, nothing is noted."""
+    project.write("noop.py", "pass\n")
+    result = project.cli("submit", "noop.py", env={"LABDECK_TRACE": "1"}, check=True)
+    run_id = result.stdout.split()[0]
+    log = project.root / ".labdeck" / "runs" / run_id / "supervisor.log"
+    marks = [line.split() for line in log.read_text().splitlines() if line.startswith("trace ")]
+    at = {f"{m[2]} {m[3].split('(')[0]}": float(m[1]) for m in marks}
+    assert len(at) == len(marks)  # each phase once
+    order = ["cli cli-main", "cli cli-fork", "sup sup-forked", "sup sup-run-received",
+             "sup sup-main", "sup sup-prepared", "script start", "sup sup-script-exited",
+             "sup sup-terminal", "cli cli-terminal-seen", "cli cli-exit"]
+    assert [at[name] for name in order] == sorted(at[name] for name in order)
+    assert order[0] in at and "sup sup-first-output" not in at  # noop prints nothing
+
+    result = project.cli("submit", "noop.py", check=True)
+    log = project.root / ".labdeck" / "runs" / result.stdout.split()[0] / "supervisor.log"
+    assert "trace " not in (log.read_text() if log.exists() else "")
