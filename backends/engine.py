@@ -111,7 +111,7 @@ class Engine:
         workdir = self.project.root if shared else run_dir / "snapshot"
         files = snapshot.list_files(self.project.root)
         spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared,
-                       notes=_run_notes(target))
+                       notes=_run_notes(target), framework=target.runconfig.framework)
         return Submission(target, spec, script_name, script_args, files)
 
     def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:

@@ -57,15 +57,26 @@ class LocalBackend(Backend):
         # machine's are kept behind it.
         paths = [str(SHIM_DIR), ctx.env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        from .spark import plan as spark  # a few small modules, no JVM
+
+        if spark.is_spark(ctx):  # the driver and its workers run the target's Python
+            env.update(spark.env(self.compute.python_location or sys.executable))
         return env
 
     def explain(self, ctx: RunContext) -> Explanation:
         python = self.compute.python_location or sys.executable
+        from .spark import plan as spark
+
+        if spark.is_spark(ctx):  # Framework PySpark: spark-submit, never silently python
+            command = spark.command(ctx, python, spark.LOCAL_MASTER)
+            how = "spark-submit (local Spark) in its own session"
+        else:
+            command, how = [python, *ctx.argv], "a process in its own session"
         return Explanation(
-            commands=[[python, *ctx.argv]],
+            commands=[command],
             workdir=str(ctx.workdir),
             env=self.run_env(ctx),
-            notes=[f"local target {self.compute.name!r}: a process in its own session"],
+            notes=[f"local target {self.compute.name!r}: {how}"],
         )
 
     async def prepare(self, ctx: RunContext, options: PrepareOptions) -> EnvRef:
@@ -106,10 +117,17 @@ class LocalBackend(Backend):
             from .outputs import take_baseline
 
             take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
+        from .spark import plan as spark
+
+        spark_run = spark.is_spark(ctx)
+        if spark_run:  # Framework PySpark: spark-submit, never silently python
+            command = spark.command(ctx, env.ref, spark.LOCAL_MASTER)
+            spark.check_java()
+        else:
+            command = [env.ref, *ctx.argv]
         try:
             proc = await asyncio.create_subprocess_exec(
-                env.ref,
-                *ctx.argv,
+                *command,
                 cwd=ctx.workdir,
                 env=full_env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -118,7 +136,9 @@ class LocalBackend(Backend):
                 start_new_session=True,  # its own process group: cancel reaches every child
             )
         except OSError as err:
-            raise TargetError(f"cannot start {env.ref}: {err.strerror}") from err
+            raise TargetError(f"cannot start {command[0]}: {err.strerror}") from err
+        if spark_run:  # spark-submit's stderr tells the application id and the UI
+            return spark.process_handle(proc, ctx, spark.LOCAL_MASTER)
         return LocalRunHandle(proc, ctx.workdir, shared=ctx.compute.shared_volumes)
 
 

@@ -24,6 +24,8 @@ class RunSpec:
     trigger: list[str] = field(default_factory=list)
     # What the supervisor says in the run's log as it starts (a setting labdeck does not apply).
     notes: list[str] = field(default_factory=list)
+    # The runconfig's Framework at submit: "PySpark" runs go through spark-submit.
+    framework: str = "Python"
 
     def save(self, run_dir: Path) -> None:
         tmp = run_dir / "run.json.tmp"

@@ -1,0 +1,64 @@
+"""What a run's Spark log tells about it (application id, driver id, UI address), read from
+Spark's log4j lines as they pass, said once each in the run's log (``sys`` lines) and kept in
+the run's folder as ``spark.json`` for details views and a later reattach."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+FACTS_FILE = "spark.json"
+_APP_ID = re.compile(r"Connected to Spark cluster with app ID (\S+)")
+_UI_HOST = re.compile(r"Start Jetty (\S+):(\d+) for SparkUI")
+_UI_PORT = re.compile(r"Successfully started service 'SparkUI' on port (\d+)")
+# Cheap tests first: most of Spark's lines hold neither.
+_HINTS = ("app ID", "SparkUI")
+
+
+class SparkFacts:
+    def __init__(self, run_dir: Path | None, initial: dict[str, str] | None = None):
+        self.run_dir = run_dir
+        self.facts: dict[str, str] = dict(initial or {})
+        self._ui_host = "localhost"
+        if initial:
+            self._save()
+
+    def scan(self, lines: list[str]) -> list[str]:
+        """The notes worth a ``sys`` line among ``lines`` (stderr of spark-submit or of a
+        driver): each fact once, saved as it is found."""
+        notes: list[str] = []
+        for line in lines:
+            if not any(hint in line for hint in _HINTS):
+                continue
+            if (m := _APP_ID.search(line)) is not None:
+                notes += self.add("app_id", m.group(1), f"spark application {m.group(1)}")
+            elif (m := _UI_HOST.search(line)) is not None:
+                self._ui_host = m.group(1)
+            elif (m := _UI_PORT.search(line)) is not None:
+                url = f"http://{self._ui_host}:{m.group(1)}"
+                notes += self.add("ui_url", url, f"spark UI {url}")
+        return notes
+
+    def add(self, key: str, value: str, note: str) -> list[str]:
+        if self.facts.get(key) == value:
+            return []
+        self.facts[key] = value
+        self._save()
+        return [note]
+
+    def _save(self) -> None:
+        if self.run_dir is None:
+            return
+        tmp = self.run_dir / (FACTS_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.facts, indent=2))
+        os.replace(tmp, self.run_dir / FACTS_FILE)
+
+
+def load_facts(run_dir: Path) -> dict[str, str]:
+    try:
+        data = json.loads((run_dir / FACTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
