@@ -40,7 +40,10 @@ APP_BINDINGS: list[Binding] = [
 RUNS_BINDINGS: list[Binding] = [
     Binding("space", "mark", "Mark", id="runs.mark", show=False, tooltip="Mark a run for compare"),
     Binding("slash", "filter", "Filter", id="runs.filter", show=False, tooltip="Filter the runs"),
-    Binding("o", "sort", "Sort", id="runs.sort", show=False, tooltip="Sort by the next column"),
+    Binding("o", "sort", "Sort", id="runs.sort", show=False,
+            tooltip="Sort by the next column (a metric: best first)"),
+    Binding("k", "choose_columns", "Columns", id="runs.columns", show=False,
+            tooltip="Choose the metrics shown as columns (kept for this project)"),
     Binding("escape", "clear_filter", "Clear filter", id="runs.clear", show=False),
 ]
 

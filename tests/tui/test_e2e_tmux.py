@@ -79,8 +79,9 @@ def test_submit_hello_with_keys_and_read_the_result(tmux: Tmux, sample_copy: Pro
     screen = tmux.wait_for(lambda s: "hello.py" in s and "Submit a run" in s, "hello chosen")
     assert "hello.py" in screen
     tmux.keys("Tab", "Tab", "Enter")  # to the arguments input, then submit
-    screen = tmux.wait_for(lambda s: "completed" in s and "answer=42" in s,
-                           "the run completed with its metric")
+    screen = tmux.wait_for(lambda s: "completed" in s and "answer = 42" in s
+                           and "answer" in s.split("hello.py")[0],
+                           "the run completed with its metric, a column of the runs")
     assert "Hello from labdeck!" in screen  # the log streamed into the Log panel
     tmux.keys("q")
     time.sleep(0.5)

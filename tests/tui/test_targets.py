@@ -43,6 +43,9 @@ async def test_a_config_error_is_whole_and_fits_the_width(engine: Engine,
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         panel = app.query_one(TargetsPanel)
+        assert "bad ✗ config" in str(panel.border_title)  # collapsed: its title line
+        panel.focus()
+        await settle(pilot)
         state, detail = row_texts(panel, "bad")[2:]
         assert state == "✗ config"
         assert "bad.compute:" in detail and "invalid YAML" in detail

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Input
 from backends.status import RunStatus
 from backends.store import RunRecord
 
+from .. import prefs
 from ..keymap import RUNS_BINDINGS
 from ..messages import RunSelected
 from ..render import duration, metric_value
@@ -41,7 +42,10 @@ STATUS_STYLES = {
     RunStatus.FAILED: "bold red",
     RunStatus.CANCELED: "yellow",
 }
-COLUMNS = ("run", "script", "target", "status", "time", "metrics")
+COLUMNS = ("run", "script", "target", "status", "time")  # then a column per chosen metric
+DEFAULT_METRIC_COLUMNS = 4
+METRIC_PREFIX = "m:"  # a metric column's key (and sort key): m:accuracy
+LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "perplexity", "latency", "time", "wer", "cer")
 SORTS: dict[str, Callable[[RunRecord], Any]] = {
     "created": lambda r: r.created,
     "status": lambda r: r.status.value,
@@ -63,6 +67,24 @@ def metrics_summary(last: dict[str, tuple[Any, bool]], limit: int = 3) -> str:
     parts = [f"{k}={metric_value(v)}" for k, v in scalars[:limit]]
     parts += [f"{k}~{metric_value(v)}" for k, v in series[:limit - len(parts)]]
     return " ".join(parts)
+
+
+def lower_is_better(name: str) -> bool:
+    """Best first means lowest first for a loss, an error, a time."""
+    low = name.lower()
+    return any(word in low for word in LOWER_IS_BETTER)
+
+
+def sort_value(value: Any) -> float | None:
+    """A metric's last value as a number to sort by (None: not a number, sorted last)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
 
 
 def _clip(text: str, width: int) -> str:
@@ -94,7 +116,11 @@ class RunsPanel(Vertical):
         self.records: list[RunRecord] = []  # without their metrics: see ``last``
         self.last: dict[str, dict[str, tuple[Any, bool]]] = {}  # run -> metric -> last value
         self.marked: list[str] = []
-        self.sort_key = "created"
+        self.prefs = prefs.load(engine.project.state_dir)  # a small file: read once, here
+        self.chosen_metrics: list[str] | None = self.prefs.metric_columns
+        self.sort_key = self.prefs.sort
+        self._columns: list[str] | None = None
+        self._sorted_as = ""
         self.filter_text = ""
         self._version: int | None = None
         self._shown: list[str] = []
@@ -106,10 +132,7 @@ class RunsPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
                     id="runs-filter")
-        table: DataTable[Any] = FittedTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        yield table
+        yield FittedTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     @property
     def table(self) -> DataTable[Any]:
@@ -225,40 +248,93 @@ class RunsPanel(Vertical):
         if self.filter_text:
             needle = self.filter_text.lower()
             records = [r for r in records if needle in self._haystack(r)]
+        if self.sort_key.startswith(METRIC_PREFIX):
+            return self._by_metric(records, self.sort_key[len(METRIC_PREFIX):])
         key = SORTS.get(self.sort_key, SORTS["created"])
         return sorted(records, key=key, reverse=self.sort_key in ("created", "time"))
+
+    def _by_metric(self, records: list[RunRecord], name: str) -> list[RunRecord]:
+        """Best first (highest, or lowest for a loss); runs without the metric last."""
+        sign = 1.0 if lower_is_better(name) else -1.0
+
+        def key(record: RunRecord) -> tuple[int, float, float]:
+            found = self.last.get(record.id, {}).get(name)
+            value = sort_value(found[0]) if found is not None else None
+            return (1, 0.0, -record.created) if value is None else (0, sign * value,
+                                                                     -record.created)
+
+        return sorted(records, key=key)
+
+    def metric_names(self) -> list[str]:
+        """Every metric any run logged, the most common first."""
+        counts: dict[str, int] = {}
+        for metrics in self.last.values():
+            for name in metrics:
+                counts[name] = counts.get(name, 0) + 1
+        return sorted(counts, key=lambda n: (-counts[n], n))
+
+    def metric_columns(self) -> list[str]:
+        """The metrics shown as columns: the project's choice, else the most common ones."""
+        if self.chosen_metrics is not None:
+            return list(self.chosen_metrics)
+        return self.metric_names()[:DEFAULT_METRIC_COLUMNS]
 
     def _haystack(self, record: RunRecord) -> str:
         return " ".join([record.id, record.script or "", record.target, record.status.value,
                          " ".join(record.args),
                          metrics_summary(self.last.get(record.id, {}), 99)]).lower()
 
-    def _cells(self, record: RunRecord) -> list[Any]:
+    def _cells(self, record: RunRecord, metrics: list[str]) -> list[Any]:
         mark = "● " if record.id in self.marked else ""
         watch = "⟳ " if record.trigger else ""
+        last = self.last.get(record.id, {})
         return [
             mark + short_id(record),
             watch + _clip(record.script or "-", 24),
             record.target,
             Text(record.status.value, style=STATUS_STYLES.get(record.status, "")),
             duration(record.duration),
-            metrics_summary(self.last.get(record.id, {})),
+            *(Text(metric_value(last[m][0]) if m in last else "-", justify="right")
+              for m in metrics),
         ]
+
+    def _set_columns(self, metrics: list[str]) -> None:
+        """The table's columns: the fixed ones, then the metrics (the sorted one marked)."""
+        table = self.table
+        table.clear(columns=True)
+        for col in COLUMNS:
+            table.add_column(col + self._arrow(col), key=col)
+        for name in metrics:
+            table.add_column(name + self._arrow(METRIC_PREFIX + name), key=METRIC_PREFIX + name)
+        self._columns = metrics
+        self._shown = []
+
+    def _arrow(self, key: str) -> str:
+        if key != self.sort_key:
+            return ""
+        if key.startswith(METRIC_PREFIX):
+            return " ▲" if lower_is_better(key[len(METRIC_PREFIX):]) else " ▼"
+        return " ▼" if key in ("created", "time") else " ▲"
 
     def redraw(self) -> None:
         table = self.table
         selected = self.selected_id
+        metrics = self.metric_columns()
+        if metrics != self._columns or self._sorted_as != self.sort_key:
+            self._sorted_as = self.sort_key
+            self._set_columns(metrics)
+        keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics)]
         records = self.shown_records()
         ids = [r.id for r in records]
         if ids == self._shown:
             for record in records:
-                for col, value in zip(COLUMNS, self._cells(record), strict=True):
+                for col, value in zip(keys, self._cells(record, metrics), strict=True):
                     if str(table.get_cell(record.id, col)) != str(value):
                         table.update_cell(record.id, col, value, update_width=True)
         else:
             table.clear()
             for record in records:
-                table.add_row(*self._cells(record), key=record.id)
+                table.add_row(*self._cells(record, metrics), key=record.id)
             self._shown = ids
             if selected in ids:
                 table.move_cursor(row=ids.index(selected), animate=False)
@@ -272,9 +348,13 @@ class RunsPanel(Vertical):
         """How many runs, the sort and the filter: in the title, which every layout shows (the
         narrow one has no bottom border for a subtitle)."""
         shown = len(self.shown_records()) if self.filter_text else len(self.records)
-        count = f"{shown}/{len(self.records)} runs" if self.filter_text else f"{shown} runs"
+        runs = "run" if len(self.records) == 1 else "runs"
+        count = f"{shown}/{len(self.records)} {runs}" if self.filter_text else f"{shown} {runs}"
         filt = f" · filter {self.filter_text!r}" if self.filter_text else ""
-        return f"{count} · sort: {self.sort_key}{filt}"
+        key = self.sort_key
+        sort = (f"{key[len(METRIC_PREFIX):]}, best first" if key.startswith(METRIC_PREFIX)
+                else key)
+        return f"{count} · sort: {sort}{filt}"
 
     def set_label(self, label: str) -> None:
         self.label = label
@@ -298,12 +378,38 @@ class RunsPanel(Vertical):
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
         column = str(event.column_key.value)
-        self.sort_key = column if column in SORTS else "created"
-        self.redraw()
+        self.sort_by(column if column in SORTS or column.startswith(METRIC_PREFIX)
+                     else "created")
+
+    def sort_keys(self) -> list[str]:
+        return [*SORTS, *(METRIC_PREFIX + m for m in self.metric_columns())]
 
     def action_sort(self) -> None:
-        keys = list(SORTS)
-        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        keys = self.sort_keys()
+        at = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_by(keys[(at + 1) % len(keys)])
+
+    def sort_by(self, key: str) -> None:
+        self.sort_key = key
+        self.prefs.sort = key
+        prefs.save(self.engine.project.state_dir, self.prefs)
+        self.redraw()
+
+    def action_choose_columns(self) -> None:
+        from ..screens.metric_columns import MetricColumnsScreen
+
+        self.app.push_screen(MetricColumnsScreen(self.metric_names(), self.metric_columns()),
+                             self.set_metric_columns)
+
+    def set_metric_columns(self, names: list[str] | None) -> None:
+        if names is None:
+            return
+        self.chosen_metrics = names
+        self.prefs.metric_columns = names
+        if self.sort_key.startswith(METRIC_PREFIX) and self.sort_key[2:] not in names:
+            self.sort_key = "created"
+            self.prefs.sort = "created"
+        prefs.save(self.engine.project.state_dir, self.prefs)
         self.redraw()
 
     def action_mark(self) -> None:

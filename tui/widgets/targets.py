@@ -140,6 +140,15 @@ class TargetsPanel(FittedTable):
                          height=max(1, -(-len(detail.plain) // width)))
         if selected in self.names:
             self.move_cursor(row=self.names.index(selected), animate=False)
+        self.show_title()
+
+    def show_title(self) -> None:
+        """Each target's state in the title: all that shows of a collapsed panel (80x24)."""
+        states = []
+        for name, kind, _error in self.configs:
+            state = "✗ config" if kind is None else self._cells(name)[0].plain
+            states.append(f"{name} {state}")
+        self.border_title = "Targets · " + " · ".join(states) if states else "Targets"
 
     def _cells(self, name: str) -> tuple[Text, Text]:
         info = self.infos.get(name)
@@ -191,6 +200,7 @@ class TargetsPanel(FittedTable):
                 return
             self.update_cell(name, "state", state)
             self.update_cell(name, "detail", detail)
+            self.show_title()
         except (RowDoesNotExist, CellDoesNotExist):  # the row vanished; nothing to show
             return
 
