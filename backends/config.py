@@ -163,6 +163,11 @@ COMPUTE_KEYS = {
     "pythonLocation",
     "sparkSubmitLocation",
     "userManagedEnvironment",
+    # A standalone Spark master reached directly (type cluster; backends/spark/backend.py).
+    "sparkMaster",
+    "deployMode",
+    "sparkRestUrl",
+    "sparkMasterUi",
     "gpus",
     "port",
     "privateKeyFile",
@@ -211,6 +216,10 @@ class Compute:
     yarn_deploy_mode: str = "cluster"
     python_location: str | None = None
     spark_submit_location: str | None = None
+    spark_master: str | None = None  # spark://host:port: a standalone cluster, no SSH
+    deploy_mode: str = "client"  # where that cluster's driver runs (checked by its backend)
+    spark_rest_url: str | None = None
+    spark_master_ui: str | None = None
     user_managed_environment: bool = False
     gpus: GpuRequest | None = None
     port: int = 22
@@ -268,9 +277,12 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
     ctype = TYPE_ALIASES.get(raw_type, raw_type)
     address = r.string("address")
     problem: tuple[str, int | None] | None = None
-    if ctype in REMOTE_TYPES and "address" not in mf.data:
+    direct = ctype == "cluster" and "sparkMaster" in mf.data  # a master reached without SSH
+    if ctype in REMOTE_TYPES and "address" not in mf.data and not direct:
         raise ConfigError(f"missing required key 'address' for type {raw_type!r}", path, 1)
-    if ctype in REMOTE_TYPES and (not (address or "").strip() or is_placeholder(address or "")):
+    if ctype in REMOTE_TYPES and not direct and (
+        not (address or "").strip() or is_placeholder(address or "")
+    ):
         address = None
         problem = (f"address is empty or a template's placeholder; set the host of target "
                    f"{path.stem!r}", mf.line_of("address"))
@@ -317,6 +329,10 @@ def load_compute(path: Path, warnings: list[Warning_]) -> Compute:
         yarn_deploy_mode=deploy,
         python_location=r.string("pythonLocation"),
         spark_submit_location=r.string("sparkSubmitLocation"),
+        spark_master=r.string("sparkMaster"),
+        deploy_mode=r.string("deployMode", "client") or "client",
+        spark_rest_url=r.string("sparkRestUrl"),
+        spark_master_ui=r.string("sparkMasterUi"),
         user_managed_environment=r.boolean("userManagedEnvironment", ctype == "remote"),
         gpus=gpus,
         port=int(port_text),

@@ -68,8 +68,8 @@ class LocalBackend(Backend):
         from .spark import plan as spark
 
         if spark.is_spark(ctx):  # Framework PySpark: spark-submit, never silently python
-            command = spark.command(ctx, python, spark.LOCAL_MASTER)
-            how = "spark-submit (local Spark) in its own session"
+            command = spark.command(ctx, python, spark.master(self.compute))
+            how = f"spark-submit --master {spark.master(self.compute)} in its own session"
         else:
             command, how = [python, *ctx.argv], "a process in its own session"
         return Explanation(
@@ -121,7 +121,7 @@ class LocalBackend(Backend):
 
         spark_run = spark.is_spark(ctx)
         if spark_run:  # Framework PySpark: spark-submit, never silently python
-            command = spark.command(ctx, env.ref, spark.LOCAL_MASTER)
+            command = spark.command(ctx, env.ref, spark.master(self.compute))
             spark.check_java()
         else:
             command = [env.ref, *ctx.argv]
@@ -138,7 +138,7 @@ class LocalBackend(Backend):
         except OSError as err:
             raise TargetError(f"cannot start {command[0]}: {err.strerror}") from err
         if spark_run:  # spark-submit's stderr tells the application id and the UI
-            return spark.process_handle(proc, ctx, spark.LOCAL_MASTER)
+            return spark.process_handle(proc, ctx, spark.master(self.compute))
         return LocalRunHandle(proc, ctx.workdir, shared=ctx.compute.shared_volumes)
 
 

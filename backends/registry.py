@@ -14,8 +14,9 @@ BUILTINS = {
     "local": "backends.local:LocalBackend",
     "docker": "backends.docker.backend:DockerBackend",
     "remotedocker": "backends.docker.remote:RemoteDockerBackend",
+    "cluster": "backends.spark.backend:SparkClusterBackend",
 }
-PLANNED = {"cluster", "remote"}
+PLANNED = {"remote"}
 # Backends that can begin a run before the supervisor loads asyncio (see prestart.py):
 # compute type -> "module:function", the module free of asyncio.
 EARLY = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from ..base import RunContext, RunHandle
+from ..config import Compute
 from ..errors import UsageError
 from ..runspec import RunSpec
 from . import locate
@@ -33,6 +34,11 @@ def script_argv(ctx: RunContext) -> list[str]:
         where = f" ({ctx.target.runconfig.path})" if ctx.target.runconfig.path else ""
         raise UsageError(f"a notebook runs with Framework Python, not PySpark{where}")
     return ctx.argv
+
+
+def master(compute: Compute) -> str:
+    """Where spark-submit sends the app: the compute's standalone master, else local[*]."""
+    return compute.spark_master or LOCAL_MASTER
 
 
 def command(ctx: RunContext, python: str, master: str,
