@@ -9,6 +9,7 @@ handler never meets a widget that is not there.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,6 +19,7 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
@@ -45,6 +47,7 @@ from .messages import (
 from .screens.compare import CompareScreen
 from .screens.full_log import FullLogScreen
 from .screens.help import HelpScreen
+from .screens.notifications import Notice, NotificationsScreen
 from .screens.submit import SubmitScreen
 from .widgets.log_panel import LogPanel
 from .widgets.run_details import TAIL as COMPARE_TAIL
@@ -56,6 +59,7 @@ from .widgets.targets import TargetsPanel
 if TYPE_CHECKING:
     from backends.engine import Engine
 
+MAX_NOTICES = 500
 W = TypeVar("W", bound=Widget)
 M = TypeVar("M", bound=Message)
 
@@ -92,6 +96,7 @@ class LabdeckApp(App[None]):
         self.watcher: Watcher | None = None
         self._watch_worker: Worker[None] | None = None
         self.sub_title = str(engine.project.root)
+        self.notices: list[Notice] = []
 
     # ------------------------------------------------------------------ layout
 
@@ -376,6 +381,16 @@ class LabdeckApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.user_keymap))
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Shown for a while, and kept: ``e`` lists every message of the session."""
+        self.notices.append(Notice(time.time(), severity, title, message))
+        del self.notices[:-MAX_NOTICES]
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def action_notifications(self) -> None:
+        self.push_screen(NotificationsScreen(list(self.notices)))
 
 
     def on_unmount(self) -> None:

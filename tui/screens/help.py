@@ -7,10 +7,18 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Markdown
 
-from ..keymap import APP_BINDINGS, LOG_BINDINGS, RUNS_BINDINGS, keymap_path
+from ..keymap import (
+    APP_BINDINGS,
+    LIST_BINDINGS,
+    LOG_BINDINGS,
+    RUNS_BINDINGS,
+    TARGETS_BINDINGS,
+    keymap_path,
+)
 from ..widgets.table import FittedTable
 
 INTRO = """\
@@ -23,12 +31,38 @@ shows them with their logs caught up. Select a run in **Runs** to see its **Log*
 """
 
 
+FOCUS_ROWS = [
+    ("anywhere", "Tab, shift+Tab", "Next / previous panel (the focused one is outlined)", ""),
+]
+
+
+PRINTED = {"enter": "Enter", "escape": "Esc", "space": "space", "tab": "Tab", "home": "Home",
+           "end": "End", "pageup": "PgUp", "pagedown": "PgDn", "up": "↑", "down": "↓",
+           "f1": "F1"}
+
+
+def printed(keys: str) -> str:
+    """Key names as they are printed on the keyboard: ``/`` not ``slash``, Enter, F1."""
+    shown = []
+    for key in keys.split(","):
+        key = key.strip()
+        shown.append(PRINTED.get(key) or format_key(key))
+    return ", ".join(shown)
+
+
 def binding_rows(keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for area, bindings in (("app", APP_BINDINGS), ("runs", RUNS_BINDINGS), ("log", LOG_BINDINGS)):
+    rows = list(FOCUS_ROWS)
+    seen: set[tuple[str, str]] = set()
+    for area, bindings in (("anywhere", APP_BINDINGS), ("runs", RUNS_BINDINGS),
+                           ("lists", LIST_BINDINGS), ("targets", TARGETS_BINDINGS),
+                           ("log", LOG_BINDINGS)):
         for b in bindings:
+            if (b.id and (b.id, area) in seen) or (area != "anywhere" and b.action.startswith(
+                    "app.")):
+                continue  # a run action shown in a panel is the app's, listed once
+            seen.add((b.id or "", area))
             keys = keymap.get(b.id or "", b.key)
-            rows.append((area, keys, b.description, b.id or ""))
+            rows.append((area, printed(keys), b.tooltip or b.description, b.id or ""))
     return rows
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
@@ -91,6 +91,12 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+class RunsTable(FittedTable):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Log", id="list.open", key_display="Enter"),
+    ]
+
+
 class RunsPanel(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [*RUNS_BINDINGS]
     DEFAULT_CSS = """
@@ -132,7 +138,7 @@ class RunsPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
                     id="runs-filter")
-        yield FittedTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     @property
     def table(self) -> DataTable[Any]:

@@ -5,9 +5,10 @@ describing a target is async I/O: a worker per refresh."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
@@ -15,6 +16,7 @@ from backends.base import TargetInfo
 from backends.errors import one_line
 from backends.gpu import NO_RUNTIME
 
+from ..keymap import TARGETS_BINDINGS
 from ..messages import TargetSelected
 from .table import FittedTable
 
@@ -47,6 +49,10 @@ class TargetsPanel(FittedTable):
     aml_config/ (watched; a fixed or newly attached target appears at once) and on a resize (an
     error row wraps to the width: its whole one-line error readable without scrolling)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *TARGETS_BINDINGS,
+        Binding("enter", "select_cursor", "Open", show=False),  # a row is only selected
+    ]
     DEFAULT_CSS = """
     TargetsPanel { height: auto; max-height: 6; }
     """
