@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +51,19 @@ def rest_url(compute: Compute) -> str:
 
 def master_ui(compute: Compute) -> str:
     return compute.spark_master_ui or f"http://{master_host(compute)}:8080"
+
+
+def check_master(compute: Compute) -> None:
+    """One line when no master of the compute answers on its port."""
+    for hostport in (compute.spark_master or "").removeprefix("spark://").split(","):
+        host, _, port = hostport.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+            return
+        except OSError:
+            continue
+    raise TargetError(f"the Spark master {compute.spark_master} does not answer "
+                      f"(target {compute.name!r}; is it started?)")
 
 
 class SparkClusterBackend(LocalBackend):
@@ -111,6 +125,8 @@ class SparkClusterBackend(LocalBackend):
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
         self._require_spark(ctx)
         if self.compute.deploy_mode != "cluster":
+            # spark-submit would retry an unanswering master for a minute: ask its port first.
+            await asyncio.to_thread(check_master, self.compute)
             return await super().start(ctx, env)  # spark-submit --master spark://... here
         body = self._rest_body(ctx, env.ref)
         url = rest_url(self.compute)
