@@ -194,7 +194,8 @@ _TYPE_JSON: dict[str, tuple[str, ...]] = {
     "remotedocker": ("address", "port", "username", "baseDockerImage", "sharedVolumes", "gpus",
                      "nativeSharedDirectory"),
     "remote": ("address", "port", "username", "pythonLocation", "userManagedEnvironment"),
-    "cluster": ("address", "port", "username", "yarnDeployMode", "sparkSubmitLocation"),
+    "cluster": ("address", "port", "username", "yarnDeployMode", "sparkMaster", "deployMode",
+                "sparkRestUrl", "sparkMasterUi", "sparkSubmitLocation"),
 }
 
 
@@ -215,6 +216,10 @@ def target_json(view: Any) -> dict[str, Any]:
         "userManagedEnvironment": compute.user_managed_environment,
         "yarnDeployMode": compute.yarn_deploy_mode,
         "sparkSubmitLocation": compute.spark_submit_location,
+        "sparkMaster": compute.spark_master,
+        "deployMode": compute.deploy_mode,
+        "sparkRestUrl": compute.spark_rest_url,
+        "sparkMasterUi": compute.spark_master_ui,
     }
     out: dict[str, Any] = {"name": view.name, "type": compute.type,
                            "file": str(compute.path) if compute.path else None}
@@ -255,6 +260,10 @@ def target_show(obj: Ctx, name: str) -> None:
     if compute.type in {"docker", "remotedocker"}:
         lines.append(f"base image:   {compute.base_docker_image}")
         lines.append(f"shared vols:  {compute.shared_volumes}")
+    if compute.spark_master:
+        lines.append(f"spark master: {compute.spark_master} (deploy mode {compute.deploy_mode})")
+        if compute.spark_rest_url:
+            lines.append(f"rest server:  {compute.spark_rest_url}")
     runconfig = view.runconfig
     if runconfig is not None:
         lines.append(f"runconfig:    {runconfig.name} ({runconfig.framework})")
@@ -507,7 +516,7 @@ def runs_best(obj: Ctx, metric: str, lowest: bool, output: str, statuses: tuple[
     records = select_runs(obj, run_filter, sort, 1)
     if not records or _render().value_of(records[0], metric) == "-":
         raise RunNotFound(f"no run has a numeric {metric!r}")
-    show_record(records[0], output)
+    show_record(records[0], output, obj)
 
 
 @runs.command("tag")
@@ -645,10 +654,14 @@ def recovered(obj: Ctx) -> Any:
     return obj.engine
 
 
-def show_record(record: Any, output: str) -> None:
-    click.echo(
-        _render().as_json(record.to_json()) if output == "json" else _render().run_details(record)
-    )
+def show_record(record: Any, output: str, obj: Ctx | None = None) -> None:
+    if output == "json":
+        click.echo(_render().as_json(record.to_json()))
+        return
+    from .failure import failure_reason
+
+    reason = failure_reason(record, obj.engine.log_path(record.id)) if obj else record.error
+    click.echo(_render().run_details(record, reason))
 
 
 @runs.command("show")
@@ -657,7 +670,7 @@ def show_record(record: Any, output: str) -> None:
 @click.pass_obj
 def runs_show(obj: Ctx, run_id: str, output: str) -> None:
     """Show one run."""
-    show_record(recovered(obj).get(run_id), output)
+    show_record(recovered(obj).get(run_id), output, obj)
 
 
 @runs.command("last")
@@ -665,7 +678,7 @@ def runs_show(obj: Ctx, run_id: str, output: str) -> None:
 @click.pass_obj
 def runs_last(obj: Ctx, output: str) -> None:
     """Show the newest run."""
-    show_record(recovered(obj).last(), output)
+    show_record(recovered(obj).last(), output, obj)
 
 
 @runs.command("logs")
