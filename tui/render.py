@@ -140,18 +140,22 @@ def value_of_param(rec: RunRecord, name: str) -> str:
     return metric_value(rec.params[name]) if name in rec.params else "-"
 
 
-def run_details(rec: RunRecord) -> str:
+def run_details(rec: RunRecord, reason: str | None = None) -> str:
+    """``runs show``: ``reason``, a failed run's last error line (tui/failure.py)."""
+    from .failure import explain_exit
+
     lines = [
         f"id:        {rec.id}",
         *([f"name:      {rec.name}"] if rec.name else []),
         f"status:    {rec.status.value}" + (f" ({rec.error})" if rec.error else ""),
+        *([f"error:     {reason}"] if reason and reason != rec.error else []),
         f"target:    {rec.target} ({rec.target_type})",
         f"script:    {rec.script} {' '.join(rec.args)}".rstrip(),
         f"created:   {when(rec.created)}",
         f"started:   {when(rec.started)}",
         f"ended:     {when(rec.ended)}",
         f"duration:  {duration(rec.duration)}",
-        f"exit code: {'-' if rec.exit_code is None else rec.exit_code}",
+        f"exit code: {explain_exit(rec.exit_code, rec.error)}",
         f"snapshot:  {rec.snapshot or '-'}",
         f"commit:    {rec.git_commit or '-'}",
     ]

@@ -21,6 +21,7 @@ from textual.widgets import Static
 from backends.errors import one_line
 from backends.store import RunRecord
 
+from ..failure import explain_exit, failure_reason
 from ..render import duration, metric_value, when
 from .chart import chart_line
 from .store_worker import StoreWorker
@@ -35,12 +36,13 @@ def _section(title: str) -> Text:
     return Text(f"\n{title}", style="bold underline")
 
 
-def details_renderable(record: RunRecord, explain: str | None, width: int = 40) -> Group:
+def details_renderable(record: RunRecord, explain: str | None, width: int = 40,
+                       reason: str | None = None) -> Group:
     head = Table.grid(padding=(0, 1))
     head.add_column(style="bold", no_wrap=True)
     head.add_column()
     status = record.status.value + (f" ({record.error})" if record.error else "")
-    rows = [
+    rows: list[tuple[str, str | Text]] = [
         ("run", record.id),
         ("status", status),
         ("target", f"{record.target} ({record.target_type})"),
@@ -48,10 +50,12 @@ def details_renderable(record: RunRecord, explain: str | None, width: int = 40) 
         ("arguments", " ".join(record.args) or "-"),
         ("created", when(record.created)),
         ("duration", duration(record.duration)),
-        ("exit code", "-" if record.exit_code is None else str(record.exit_code)),
+        ("exit code", explain_exit(record.exit_code, record.error)),
         ("snapshot", (record.snapshot or "-")[:16]),
         ("commit", (record.git_commit or "-")[:12]),
     ]
+    if reason and reason != record.error:
+        rows.insert(2, ("error", Text(reason, style="bold red")))
     if record.trigger:
         rows.append(("triggered by", ", ".join(record.trigger)))
     for key, value in rows:
@@ -90,12 +94,14 @@ class RunDetails(VerticalScroll):
         """A run as the store worker read it, its series cut to their tails."""
 
         record: RunRecord
+        reason: str | None = None  # a failed run's last error line
 
     def __init__(self, engine: Engine, reads: StoreWorker, id: str | None = None):
         super().__init__(id=id)
         self.engine = engine
         self.reads = reads
         self.record: RunRecord | None = None
+        self.reason: str | None = None
         self.wanted: str | None = None  # the run to show (its read may be on its way)
         self._explain: dict[str, str] = {}
 
@@ -115,15 +121,16 @@ class RunDetails(VerticalScroll):
         store = self.engine.store
         record = store.get(run_id, with_metrics=False)
         record.metrics = store.metrics_tail(run_id, TAIL)
-        return self.Loaded(record)
+        return self.Loaded(record, failure_reason(record, self.engine.log_path(run_id)))
 
     def on_run_details_loaded(self, message: RunDetails.Loaded) -> None:
         message.stop()
         if self.is_attached and message.record.id == self.wanted:
-            self.show(message.record)
+            self.show(message.record, message.reason)
 
-    def show(self, record: RunRecord | None) -> None:
+    def show(self, record: RunRecord | None, reason: str | None = None) -> None:
         self.record = record
+        self.reason = reason
         self._draw()
         if record is not None and record.id not in self._explain:
             self.run_worker(lambda: self._explain_for(record), thread=True, exclusive=True,
@@ -148,4 +155,4 @@ class RunDetails(VerticalScroll):
             body.update("no run selected")
             return
         body.update(details_renderable(self.record, self._explain.get(self.record.id),
-                                       self.size.width or 60))
+                                       self.size.width or 60, self.reason))

@@ -24,6 +24,7 @@ from backends.status import RunStatus
 from backends.store import RunRecord
 
 from .. import prefs
+from ..failure import failure_reason
 from ..keymap import RUNS_BINDINGS
 from ..messages import RunSelected
 from ..render import duration, metric_value
@@ -44,6 +45,7 @@ STATUS_STYLES = {
 }
 COLUMNS = ("run", "script", "target", "status", "time")  # then a column per chosen metric
 DEFAULT_METRIC_COLUMNS = 4
+ERROR_MIN = 10  # the error column's least width
 METRIC_PREFIX = "m:"  # a metric column's key (and sort key): m:accuracy
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "perplexity", "latency", "time", "wer", "cer")
 SORTS: dict[str, Callable[[RunRecord], Any]] = {
@@ -112,6 +114,7 @@ class RunsPanel(Vertical):
         version: int
         records: list[RunRecord]
         last: dict[str, dict[str, tuple[Any, bool]]]
+        reasons: dict[str, str]  # failed runs not known before: why (tui/failure.py)
 
     def __init__(self, engine: Engine, reads: StoreWorker, *, poll: bool = True,
                  id: str | None = None):
@@ -126,6 +129,8 @@ class RunsPanel(Vertical):
         self.chosen_metrics: list[str] | None = self.prefs.metric_columns
         self.sort_key = self.prefs.sort
         self._columns: list[str] | None = None
+        self._with_error = False
+        self._error_width = 0
         self._sorted_as = ""
         self.filter_text = ""
         self._version: int | None = None
@@ -134,6 +139,8 @@ class RunsPanel(Vertical):
         self._announced: str | None = None  # the run last posted as selected
         self._to_select: str | None = None  # asked for before the store showed it
         self.label = "Runs"  # the title's start (watch mode names what it watches)
+        self.reasons: dict[str, str] = {}  # failed run -> its last error line
+        self._reasoned: frozenset[str] = frozenset()  # read by the store thread
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -181,7 +188,12 @@ class RunsPanel(Vertical):
         version = store.data_version()
         if version == known:
             return None
-        return self.Loaded(version, self.engine.runs(with_metrics=False), store.last_metrics())
+        records = self.engine.runs(with_metrics=False)
+        reasons = {}
+        for record in records:
+            if record.status is RunStatus.FAILED and record.id not in self._reasoned:
+                reasons[record.id] = failure_reason(record, self.engine.log_path(record.id)) or ""
+        return self.Loaded(version, records, store.last_metrics(), reasons)
 
     def on_runs_panel_loaded(self, message: RunsPanel.Loaded) -> None:
         message.stop()
@@ -192,6 +204,8 @@ class RunsPanel(Vertical):
         before = self._facts(selected)
         self.records = message.records
         self.last = message.last
+        self.reasons.update(message.reasons)
+        self._reasoned = frozenset(self.reasons)  # a failed run's reason never changes
         self.redraw()
         if self._to_select in self._shown:
             self.select(self._to_select)  # its highlight announces it
@@ -302,6 +316,8 @@ class RunsPanel(Vertical):
             duration(record.duration),
             *(Text(metric_value(last[m][0]) if m in last else "-", justify="right")
               for m in metrics),
+            *([Text(_clip(self.reasons.get(record.id, ""), self._error_width), style="red")]
+              if self._with_error else []),
         ]
 
     def _set_columns(self, metrics: list[str]) -> None:
@@ -312,8 +328,32 @@ class RunsPanel(Vertical):
             table.add_column(col + self._arrow(col), key=col)
         for name in metrics:
             table.add_column(name + self._arrow(METRIC_PREFIX + name), key=METRIC_PREFIX + name)
+        if self._with_error:
+            table.add_column("error", key="error")
         self._columns = metrics
         self._shown = []
+
+    def _room_for_error(self, records: list[RunRecord], metrics: list[str]) -> int:
+        """The error column's width: what the other columns leave of the table's (the reason
+        is cut to it: no horizontal scrolling for it), at least ERROR_MIN."""
+        keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics)]
+        widths = [len(k.removeprefix(METRIC_PREFIX) + self._arrow(k)) for k in keys]
+        for record in records:
+            cells = self._cells_without_error(record, metrics)
+            widths = [max(w, len(str(c))) for w, c in zip(widths, cells, strict=True)]
+        used = sum(w + 2 * self.table.cell_padding for w in widths)
+        return max(ERROR_MIN, self.table.size.width - used - 2 * self.table.cell_padding - 1)
+
+    def _cells_without_error(self, record: RunRecord, metrics: list[str]) -> list[Any]:
+        with_error, self._with_error = self._with_error, False
+        try:
+            return self._cells(record, metrics)
+        finally:
+            self._with_error = with_error
+
+    def on_resize(self) -> None:
+        if self._with_error and self.table.size.width:
+            self.redraw()  # the error column takes what is left
 
     def _arrow(self, key: str) -> str:
         if key != self.sort_key:
@@ -326,11 +366,16 @@ class RunsPanel(Vertical):
         table = self.table
         selected = self.selected_id
         metrics = self.metric_columns()
-        if metrics != self._columns or self._sorted_as != self.sort_key:
-            self._sorted_as = self.sort_key
-            self._set_columns(metrics)
-        keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics)]
         records = self.shown_records()
+        with_error = any(self.reasons.get(r.id) for r in records)
+        error_width = self._room_for_error(records, metrics) if with_error else 0
+        if (metrics != self._columns or self._sorted_as != self.sort_key
+                or (with_error, error_width) != (self._with_error, self._error_width)):
+            self._sorted_as = self.sort_key
+            self._with_error, self._error_width = with_error, error_width
+            self._set_columns(metrics)
+        keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics),
+                *(["error"] if with_error else [])]
         ids = [r.id for r in records]
         if ids == self._shown:
             for record in records:
