@@ -368,7 +368,8 @@ class LabdeckApp(App[None]):
         if message.problem:
             self.notify(message.problem, severity="error")
         elif not isinstance(self.screen, CompareScreen):
-            self.push_screen(CompareScreen(message.records))
+            key = self.runs_panel.sort_key  # a metric the runs are sorted by orders them here
+            self.push_screen(CompareScreen(message.records, key.removeprefix("m:")))
 
     def action_open_log(self) -> None:
         record = self.require_run()

@@ -45,6 +45,7 @@ STATUS_STYLES = {
 }
 COLUMNS = ("run", "script", "target", "status", "time")  # then a column per chosen metric
 DEFAULT_METRIC_COLUMNS = 4
+MAX_MARKED = 20  # runs compared at once (the oldest mark goes)
 ERROR_MIN = 10  # the error column's least width
 METRIC_PREFIX = "m:"  # a metric column's key (and sort key): m:accuracy
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "perplexity", "latency", "time", "wer", "cer")
@@ -470,9 +471,8 @@ class RunsPanel(Vertical):
         if run_id in self.marked:
             self.marked.remove(run_id)
         else:
-            self.marked = [*self.marked[-1:], run_id]  # at most two: a compare pair
-        self._shown = []
-        self.redraw()
+            self.marked = [*self.marked[-(MAX_MARKED - 1):], run_id]
+        self.redraw()  # the same rows: their cells change, the cursor stays
 
     def action_filter(self) -> None:
         field = self.query_one(Input)
