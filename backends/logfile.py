@@ -13,6 +13,7 @@ Logs written before progress entries existed simply have none.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from math import modf
 from pathlib import Path
 
 from ._records import dataclass
+
+_TAG_RE = re.compile(rb"^[0-9T:.-]+Z (out|met|err) ", re.MULTILINE)  # a script's line
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
@@ -220,10 +223,14 @@ def iter_entries(path: Path) -> Iterator[LogEntry]:
 @dataclass(frozen=True)
 class ResumePoint:
     """Where a reattached log stream picks up: per stream, the last timestamp written and how many
-    lines carried exactly that timestamp (so a source that resends them can skip duplicates)."""
+    lines carried exactly that timestamp (so a source that resends them can skip duplicates);
+    with ``lines``, how many lines each stream has in the log, for a source whose timestamps
+    are not the log's (a docker run read live through attach: its lines were stamped on arrival,
+    later than the daemon's own stamps, so only a count says where the log stopped)."""
 
     last_ts: dict[str, str]
     count_at_last: dict[str, int]
+    lines: dict[str, int] | None = None
 
 
 def resume_point(path: Path, block: int = 1 << 20) -> ResumePoint:
@@ -270,3 +277,30 @@ def resume_point(path: Path, block: int = 1 << 20) -> ResumePoint:
                 else:
                     settled.add(stream)
     return ResumePoint(last, count)
+
+
+def line_counts(path: Path, block: int = 4 << 20) -> dict[str, int]:
+    """How many lines each stream (``out``, a ``met`` record counting as the ``out`` line it
+    was, ``err``) has in the log; progress entries and labdeck's notes are not lines of the
+    script. Complete lines only (a partial last line was never given out)."""
+    counts = {"out": 0, "err": 0}
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return counts
+    with fh:
+        rest = b""
+        while chunk := fh.read(block):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            for match in _TAG_RE.finditer(data, 0, cut):
+                counts["err" if match.group(1) == b"err" else "out"] += 1
+    return counts
+
+
+def reattach_point(path: Path) -> ResumePoint:
+    """``resume_point`` with every stream's line count (``ResumePoint.lines``)."""
+    point = resume_point(path)
+    return ResumePoint(point.last_ts, point.count_at_last, line_counts(path))
+

@@ -18,7 +18,7 @@ from . import metrics, phasetrace, prestart, registry
 from .base import Backend, Capability, LogBatch, PrepareOptions, RunContext, RunHandle
 from .errors import LabdeckError
 from .linesplit import PROGRESS
-from .logfile import LogWriter, resume_point
+from .logfile import LogWriter, reattach_point
 from .project import Project
 from .runspec import RunSpec
 from .status import RunStatus
@@ -122,7 +122,10 @@ class Supervisor:
             ref = record.durable_ref or ""
             self.note(f"supervisor restarted; reattaching to {ref or 'the run, by its label'}")
             try:
-                return await backend.reattach(ctx, ref, resume_point(self.log.path))
+                # Counted, not only timed: a docker run read live through attach has its
+                # lines stamped on arrival, not with the daemon's times (docker/run.py).
+                point = await asyncio.to_thread(reattach_point, self.log.path)
+                return await backend.reattach(ctx, ref, point)
             except LabdeckError as err:
                 if not record.cancel_requested:
                     raise

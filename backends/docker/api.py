@@ -25,6 +25,7 @@ from .http import (
     HEADER_LIMIT,
     APIError,
     Response,
+    attach_request,
     encode_chunk,
     encode_request,
     error_message,
@@ -170,6 +171,28 @@ class DockerAPI:
             raise
         return await self._finish(response, conn)
 
+    async def attach(self, cid: str) -> Attached:
+        """The container's output from now on (``POST /containers/{id}/attach``) on a
+        connection of its own: attach before the start and nothing is missed."""
+        conn = await self._connect()
+        try:
+            response = await self._send(conn, attach_request(cid))
+            if response.status >= 400:
+                raise APIError(response.status, error_message(await response.read()))
+        except BaseException:
+            conn[1].close()
+            raise
+        return Attached(conn, response)
+
+    async def adopt_attached(self, sock: socket.socket) -> Attached:
+        """An attach the blocking client made before the event loop existed (docker/sync.py:
+        its answer read, the stream not yet begun)."""
+        if sock.family == socket.AF_UNIX:
+            conn = await asyncio.open_unix_connection(sock=sock, limit=HEADER_LIMIT)
+        else:
+            conn = await asyncio.open_connection(sock=sock, limit=HEADER_LIMIT)
+        return Attached(conn, Response(101, {}, conn[0]))
+
     async def inspect(self, cid: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.json("GET", f"/containers/{cid}/json")
         return result
@@ -233,6 +256,21 @@ class DockerAPI:
             writer.close()
             raise
         return await self._finish(response, conn)
+
+
+class Attached:
+    """An attach stream: the container's stdout and stderr frames (``frames()``) as it writes
+    them, with no timestamps, until it ends; ``close()`` detaches."""
+
+    def __init__(self, conn: Conn, response: Response):
+        self.conn = conn
+        self.response = response
+
+    def frames(self) -> AsyncIterator[tuple[int, bytes]]:
+        return self.response.frames()
+
+    def close(self) -> None:
+        self.conn[1].close()
 
 
 class _PullReader(io.RawIOBase):
@@ -332,4 +370,4 @@ async def written_in_thread(write: Callable[[BinaryIO], None]) -> AsyncGenerator
         await asyncio.shield(producer)
 
 
-__all__ = ["STDERR", "APIError", "DockerAPI", "Response", "parse_url"]
+__all__ = ["STDERR", "APIError", "Attached", "DockerAPI", "Response", "parse_url"]

@@ -29,17 +29,33 @@ from .sync import SyncDockerAPI
 
 
 class EarlyStart(EarlyWork):
-    """A container created, its start sent and the answer not yet read."""
+    """A container created, attached to (its output's stream, when the daemon allowed it), its
+    start sent and the answer not yet read."""
 
-    def __init__(self, url: str, env: EnvRef, cid: str, start_socket: socket.socket):
+    def __init__(self, url: str, env: EnvRef, cid: str, start_socket: socket.socket,
+                 attach_socket: socket.socket | None = None):
         self.url = url
         self.env = env
         self.cid = cid
         self.start_socket = start_socket
+        self.attach_socket = attach_socket
 
     def discard(self) -> None:
         self.start_socket.close()
+        attached = take_attached(self.cid)
+        if attached is not None:
+            attached.close()
         _remove(self.url, self.cid)
+
+
+# The attach streams begun here, by container id, until the run's handle takes its own
+# (docker/run.py): the backend's start hands the handle only the container id.
+_attached: dict[str, socket.socket] = {}
+
+
+def take_attached(cid: str) -> socket.socket | None:
+    """The attach stream begun for this container before the event loop existed, once."""
+    return _attached.pop(cid, None)
 
 
 class Ready:
@@ -93,7 +109,16 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         plan.prepare_folders(ctx)
         creating = True
         cid = api.create(plan.config(ctx, image), name=container_name(ctx.run_id))
-        return EarlyStart(plan.url, EnvRef(image, cached=True), cid, api.send_start(cid))
+        attached = _attach(api, cid)
+        try:
+            started = api.send_start(cid)
+        except BaseException:
+            if attached is not None:
+                attached.close()
+            raise
+        if attached is not None:
+            _attached[cid] = attached
+        return EarlyStart(plan.url, EnvRef(image, cached=True), cid, started, attached)
     except BaseException:
         if creating:
             # Created (or maybe: the answer may be what failed), not started: remove it, so
@@ -102,6 +127,17 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         raise
     finally:
         api.close()
+
+
+def _attach(api: SyncDockerAPI, cid: str) -> socket.socket | None:
+    """The container's output stream, attached before its start: its lines come live through
+    it (the logs endpoint replays the daemon's json-file, several times slower than the
+    script writes: bench/proto_docker_attach.py). None if the daemon refuses: the handle
+    then follows the logs endpoint, as a reattached one does."""
+    try:
+        return api.attach(cid)
+    except (OSError, APIError):
+        return None
 
 
 def _remove(url: str, ref: str) -> None:

@@ -68,14 +68,17 @@ def parse_url(url: str) -> tuple[str, str, int]:
 
 def encode_request(method: str, path: str, params: Mapping[str, Any] | None = None,
                    body: bytes | None = None, content_type: str = "application/json",
-                   chunked: bool = False) -> bytes:
+                   chunked: bool = False, upgrade: bool = False) -> bytes:
     """The request's head (and ``body``); with ``chunked`` the head only, announcing a body
-    that the caller streams in chunks after it (``encode_chunk``)."""
+    that the caller streams in chunks after it (``encode_chunk``); with ``upgrade`` asking the
+    daemon to hand the connection over to the stream (attach: ``101 UPGRADED``)."""
     target = quote(path, safe="/:@!$&'()*+,;=-._~")
     if params:
         query = {k: _param(v) for k, v in params.items() if v is not None}
         target += "?" + urlencode(query)
     head = [f"{method} {target} HTTP/1.1", "Host: docker", "User-Agent: labdeck"]
+    if upgrade:
+        head += ["Connection: Upgrade", "Upgrade: tcp"]
     if chunked:
         head += [f"Content-Type: {content_type}", "Transfer-Encoding: chunked"]
     elif body is not None:
@@ -122,6 +125,8 @@ def body_kind(status: int, headers: dict[str, str]) -> str:
         return "chunked"
     if "content-length" in headers:
         return "length"
+    if status == 101:  # upgraded (attach): the stream is the connection, to its end
+        return "close"
     if status in (204, 304) or 100 <= status < 200:
         return "none"
     return "close"
@@ -203,6 +208,15 @@ async def read_response(reader: Reader) -> Response:
     while not is_end_of_head(line := await reader.readline()):
         add_header(headers, line)
     return Response(status, headers, reader)
+
+
+ATTACH_PARAMS = {"stream": True, "stdout": True, "stderr": True}
+
+
+def attach_request(cid: str) -> bytes:
+    """``POST /containers/{id}/attach``: both streams, multiplexed, from now on; the daemon
+    attaches them before it answers, so a start sent after the answer misses nothing."""
+    return encode_request("POST", f"/containers/{cid}/attach", ATTACH_PARAMS, upgrade=True)
 
 
 class BlockingReader:

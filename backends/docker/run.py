@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..linesplit import PROGRESS, LineSplitter
 from ..logfile import ResumePoint, format_ts
 from .api import STDERR, APIError, DockerAPI
 from .client import api_message, docker_errors, is_not_found
+from .early import take_attached
 from .plan import WORKDIR
 
 QUEUE_BATCHES = 10_000  # frames read but not yet written, at most (a frame is about a line)
@@ -77,13 +79,23 @@ class LineAssembler:
 
 class Deduper:
     """Drops what a reattached stream resends: lines before the resume point, and the first
-    ``count`` lines carrying exactly its timestamp (those were already written)."""
+    ``count`` lines carrying exactly its timestamp (those were already written). With
+    ``by_count``, timestamps say nothing (the log's were stamped on arrival, not by the
+    daemon): the first ``count`` lines of the stream, resent from its start, are dropped, and
+    the progress states among them."""
 
-    def __init__(self, last_ts: str | None, count: int):
+    def __init__(self, last_ts: str | None, count: int, by_count: bool = False):
         self.last_ts = last_ts
         self.to_skip = count
+        self.by_count = by_count
 
     def keep(self, line: LogLine) -> bool:
+        if self.by_count:
+            if self.to_skip <= 0:
+                return True
+            if line.text[:1] != PROGRESS:  # a passing state of a line already written
+                self.to_skip -= 1
+            return False
         if self.last_ts is None or line.ts is None:
             return True
         stamp = format_ts(line.ts)
@@ -114,6 +126,9 @@ class DockerRunHandle(RunHandle):
         self.outputs = outputs
         self._queue: asyncio.Queue[LogBatch | None] | None = None
         self._wait: asyncio.Task[int] | None = None
+        # A new run's output stream, attached before its start (docker/early.py); else (a
+        # reattach, a start without it) the logs endpoint.
+        self._attach_socket = take_attached(cid) if resume is None else None
 
     def pending_lines(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
@@ -121,7 +136,9 @@ class DockerRunHandle(RunHandle):
     async def logs(self) -> AsyncIterator[LogBatch]:
         queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._queue = queue
-        reader = asyncio.create_task(self._pump(queue))
+        attached, self._attach_socket = self._attach_socket, None
+        reader = asyncio.create_task(self._pump(queue) if attached is None
+                                     else self._pump_attached(queue, attached))
         try:
             while (item := await queue.get()) is not None:
                 # The frames already read go with it, a stream's in a row as one batch.
@@ -132,8 +149,8 @@ class DockerRunHandle(RunHandle):
                         break
                     if nxt.stream == item.stream:
                         item.lines.extend(nxt.lines)
-                        assert item.stamps is not None and nxt.stamps is not None
-                        item.stamps.extend(nxt.stamps)
+                        if item.stamps is not None and nxt.stamps is not None:
+                            item.stamps.extend(nxt.stamps)
                     else:
                         yield item
                         item = nxt
@@ -143,35 +160,87 @@ class DockerRunHandle(RunHandle):
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise TargetError(f"log stream failed: {reader.exception()}")
 
+    async def _pump_attached(self, queue: asyncio.Queue[LogBatch | None],
+                             sock: socket.socket) -> None:
+        """The attach stream: frames as the container writes them, no timestamps (each read's
+        lines are stamped on arrival, one batch each: the supervisor's fast path). The log
+        then holds arrival times, which is why a reattach resumes by line counts."""
+        assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
+        try:
+            with docker_errors(self.url):
+                attached = await self.api.adopt_attached(sock)
+                try:
+                    async for kind, payload in attached.frames():
+                        name = "err" if kind == STDERR else "out"
+                        if lines := assemblers[name].feed("", payload):
+                            await queue.put(LogBatch(name, [line.text for line in lines],
+                                                     time.time()))
+                finally:
+                    attached.close()
+            for name, assembler in assemblers.items():
+                if lines := assembler.flush():
+                    await queue.put(LogBatch(name, [line.text for line in lines], time.time()))
+        finally:
+            await queue.put(None)
+
     async def _pump(self, queue: asyncio.Queue[LogBatch | None]) -> None:
         """One follow request for both streams: each frame says whether it is stdout or stderr.
         On a resume, ``since`` is the earlier of the two resume points (or none when a stream
-        has none yet) and each stream drops what it already wrote."""
+        has none yet) and each stream drops what it already wrote; with the log's line counts
+        (``ResumePoint.lines``) the whole log is resent and each stream drops that many."""
         params: dict[str, Any] = {"follow": True, "timestamps": True, "stdout": True,
                                   "stderr": True}
         resume = self.resume
         dedupe = {"out": Deduper(None, 0), "err": Deduper(None, 0)}
-        if resume is not None and resume.last_ts:
+        if resume is not None and resume.lines is not None:
+            dedupe = {name: Deduper(None, resume.lines.get(name, 0), by_count=True)
+                      for name in dedupe}
+        elif resume is not None and resume.last_ts:
             for name in dedupe:
                 if name in resume.last_ts:
                     dedupe[name] = Deduper(resume.last_ts[name],
                                            resume.count_at_last.get(name, 0))
             if all(name in resume.last_ts for name in dedupe):
                 params["since"] = since_param(min(resume.last_ts.values()))
-        assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
         try:
             with docker_errors(self.url):
-                async with self.api.stream("GET", f"/containers/{self.durable_ref}/logs",
-                                           params) as response:
-                    async for kind, payload in response.frames():
-                        name = "err" if kind == STDERR else "out"
-                        stamp, body = split_ts(payload)
-                        await _put(queue, name, assemblers[name].feed(stamp, body),
-                                   dedupe[name])
-            for name, assembler in assemblers.items():
-                await _put(queue, name, assembler.flush(), dedupe[name])
+                if resume is None or resume.lines is None:
+                    await self._read_logs(params, dedupe, queue)
+                    return
+                # The whole log resent: the daemon may end a follow that began that far back
+                # when the container stops, before it has sent it all (seen with 300,000
+                # lines). Once the container has ended, the rest is read again without
+                # follow, past every line seen (given out, or dropped as already written).
+                seen = await self._read_logs(params, dedupe, queue, counting=True)
+                await self.wait()
+                params["follow"] = False
+                again = {name: Deduper(None, max(seen[name], resume.lines.get(name, 0)),
+                                       by_count=True) for name in dedupe}
+                await self._read_logs(params, again, queue)
         finally:
             await queue.put(None)
+
+    async def _read_logs(self, params: dict[str, Any], dedupe: dict[str, Deduper],
+                         queue: asyncio.Queue[LogBatch | None],
+                         counting: bool = False) -> dict[str, int]:
+        """One logs request, each stream's lines through its Deduper. With ``counting``, how
+        many lines each stream sent (progress states aside), and an unfinished last line is
+        left for the next request; else it is given out at the end."""
+        assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
+        seen = {"out": 0, "err": 0}
+        async with self.api.stream("GET", f"/containers/{self.durable_ref}/logs",
+                                   params) as response:
+            async for kind, payload in response.frames():
+                name = "err" if kind == STDERR else "out"
+                stamp, body = split_ts(payload)
+                lines = assemblers[name].feed(stamp, body)
+                if counting:
+                    seen[name] += sum(1 for line in lines if line.text[:1] != PROGRESS)
+                await _put(queue, name, lines, dedupe[name])
+        if not counting:
+            for name, assembler in assemblers.items():
+                await _put(queue, name, assembler.flush(), dedupe[name])
+        return seen
 
     async def _wait_once(self) -> int:
         try:

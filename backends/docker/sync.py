@@ -14,11 +14,14 @@ import socket
 from collections.abc import Mapping
 
 from .http import (
+    HEADER_LIMIT,
     APIError,
     BlockingReader,
     Response,
+    attach_request,
     encode_request,
     error_message,
+    parse_status,
     parse_url,
     read_response,
     run_blocking,
@@ -37,18 +40,21 @@ class SyncDockerAPI:
         self._sock: socket.socket | None = None
         self._reader: BlockingReader | None = None
 
+    def _connect(self) -> socket.socket:
+        if self.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(TIMEOUT_S)
+            try:
+                sock.connect(self.address)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        return socket.create_connection((self.address, self.port), TIMEOUT_S)
+
     def _connection(self) -> BlockingReader:
         if self._sock is None or self._reader is None:
-            if self.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(TIMEOUT_S)
-                try:
-                    sock.connect(self.address)
-                except BaseException:
-                    sock.close()
-                    raise
-            else:
-                sock = socket.create_connection((self.address, self.port), TIMEOUT_S)
+            sock = self._connect()
             self._sock, self._reader = sock, BlockingReader(sock.makefile("rb"))
         return self._reader
 
@@ -101,6 +107,32 @@ class SyncDockerAPI:
 
     def remove(self, cid: str) -> None:
         self.call("DELETE", f"/containers/{cid}", {"force": True, "v": True})
+
+    def attach(self, cid: str) -> socket.socket:
+        """Attach to a created container's output on a connection of its own and hand it
+        over, its answer read and nothing after it (the daemon attaches before it answers, and
+        the container has not started: the stream is read later, ``DockerAPI.adopt_attached``).
+        The head is read a byte at a time (~200 bytes), so no byte of the stream is taken into
+        a buffer here."""
+        sock = self._connect()
+        try:
+            sock.sendall(attach_request(cid))
+            head = bytearray()
+            while not head.endswith(b"\r\n\r\n"):
+                byte = sock.recv(1)
+                if not byte:
+                    raise ConnectionResetError("the Docker daemon closed the connection")
+                if len(head) > HEADER_LIMIT:
+                    raise ConnectionError("the Docker daemon's answer to attach is too long")
+                head += byte
+            status = parse_status(bytes(head).split(b"\r\n", 1)[0])
+            if status >= 400:
+                raise APIError(status, "attach refused")
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return sock
 
     def send_start(self, cid: str) -> socket.socket:
         """Send ``start`` and hand over the connection, its answer unread: the caller reads it

@@ -149,6 +149,51 @@ def test_supervisor_killed_reattaches_without_gap_or_duplicate(dproject: Project
     assert wait_no_containers(dproject.root) == []
 
 
+FLOOD = """
+    import sys, time
+    for i in range(300_000):
+        print(f"flood {i}")
+        if i % 50_000 == 0:
+            print(f"flood err {i}", file=sys.stderr)
+        if i % 1000 == 0:
+            time.sleep(0.002)  # ~1 s in all: the supervisor is killed while lines are in flight
+"""
+
+
+def test_supervisor_killed_mid_flood_read_through_attach_resumes_by_count(
+    dproject: Project,
+) -> None:
+    """A new run's lines come live through the attach stream, stamped on arrival (later than
+    the daemon's own stamps): a reattach that resumed by timestamp would drop the lines in
+    flight when the supervisor died; by the log's line counts, every line is there once."""
+    dproject.write("flood.py", FLOOD)
+    res = dproject.cli("submit", "-a", "-c", "docker", "flood.py", check=True)
+    run_id = run_id_of(res.stdout)
+    log = dproject.root / ".labdeck" / "runs" / run_id / "log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and log.stat().st_size > 2_000_000:  # ~40,000 lines in
+            break
+        time.sleep(0.005)
+    import sqlite3
+
+    db = sqlite3.connect(dproject.root / ".labdeck" / "runs.db")
+    pid = db.execute("select supervisor_pid from runs where id=?", (run_id,)).fetchone()[0]
+    db.close()
+    os.kill(pid, signal.SIGKILL)
+    res = dproject.cli("runs", "logs", run_id, "-f", timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "reattaching" in res.stderr
+    lines = log_lines(dproject, run_id)
+    outs = [ln.split(" ", 2)[2] for ln in lines if ln.split(" ", 2)[1] == "out"]
+    errs = [ln.split(" ", 2)[2] for ln in lines if ln.split(" ", 2)[1] == "err"]
+    assert outs[:40_000] == [f"flood {i}" for i in range(40_000)]  # read before the kill
+    assert outs == [f"flood {i}" for i in range(300_000)]
+    assert errs == [f"flood err {i}" for i in range(0, 300_000, 50_000)]
+    assert record(dproject, run_id)["status"] == "completed"
+    assert wait_no_containers(dproject.root) == []
+
+
 def test_cancel_stops_collects_outputs_and_leaves_nothing(dproject: Project) -> None:
     dproject.write("stubborn.py", """
         import os, signal, time
