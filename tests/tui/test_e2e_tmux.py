@@ -92,3 +92,95 @@ def test_submit_hello_with_keys_and_read_the_result(tmux: Tmux, sample_copy: Pro
     assert "script:    hello.py" in runs
     assert str(REPO) != str(sample_copy.root)
     assert Path(sample_copy.root / ".labdeck").is_dir()
+
+
+RUN_SCRIPT = """
+    import sys
+    from azureml.logging import get_azureml_logger
+    n, acc = int(sys.argv[1]), float(sys.argv[2])
+    out = sys.stdout
+    for i in range(n):
+        out.write(f"line {i}\\n")
+    get_azureml_logger().log("acc", acc)
+    print(f"END OF RUN acc={acc}")
+"""
+
+
+def test_the_dashboard_in_daily_use_at_80x24(tmp_path: Path) -> None:
+    """Issue 11's done-when: a damaged runs.db recovered with nothing lost; five runs browsed,
+    each log seen at its end; a metric column visible and sortable; Enter opens the full log
+    and Home reaches line 1 of a 1,000,000-line log; a fixed config file appears live."""
+    need(shutil.which("tmux") is not None, "tmux is not installed")
+    root = tmp_path / "daily"
+    (root / "aml_config").mkdir(parents=True)
+    (root / "aml_config" / "local.compute").write_text('type: "local"\n')
+    project = Project(root)
+    project.write("run.py", RUN_SCRIPT)
+    accs = ["0.3", "0.9", "0.5", "0.7", "0.1"]  # the 1,000,000-line run is the last (0.1)
+    for acc in accs[:-1]:
+        project.cli("submit", "run.py", "300", acc, check=True)
+    project.cli("submit", "run.py", "1000000", accs[-1], check=True, timeout=300)
+    before = project.cli("runs", "list", "-o", "json", check=True).stdout
+
+    db = root / ".labdeck" / "runs.db"
+    for extra in ("-wal", "-shm"):
+        db.with_name(db.name + extra).unlink(missing_ok=True)
+    db.write_bytes(b"damaged " * 100)
+    refused = project.cli("runs", "list")
+    assert refused.returncode != 0 and "labdeck runs reindex" in refused.stderr
+    project.cli("runs", "reindex", check=True)
+    after = project.cli("runs", "list", "-o", "json", check=True).stdout
+    assert _facts(after) == _facts(before), "nothing lost"
+
+    broken = root / "aml_config" / "later.compute"
+    broken.write_text("type: [unclosed\n")
+    name = f"labdeck-daily-{uuid.uuid4().hex[:8]}"
+    env = cli_env({"LABDECK_KEYMAP": "/nonexistent/keymap.toml", "TERM": "xterm-256color"})
+    exports = " ".join(f"{k}={_q(v)}" for k, v in env.items()
+                       if k in ("PYTHONPATH", "LABDECK_KEYMAP", "TERM", "PATH", "HOME"))
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
+                    "-c", str(root), f"env {exports} {_q(sys.executable)} -m tui.entry"],
+                   check=True)
+    tmux = Tmux(name)
+    try:
+        tmux.wait_for(lambda s: "Runs · 5 runs" in s and "later ✗ config" in s,
+                      "the dashboard with the broken target")
+        # Browse: newest first; each log shows its end.
+        for i, acc in enumerate(reversed(accs)):
+            if i:
+                tmux.keys("Down")
+            tmux.wait_for(lambda s, a=acc: f"END OF RUN acc={a}" in s, f"run acc={acc}'s end")
+        # The metric is a column; sorted by it, best first.
+        screen = tmux.wait_for(lambda s: " acc" in s.split("\n")[2], "the acc column")
+        for _ in range(8):
+            if "sort: acc, best first" in screen:
+                break
+            tmux.keys("o")
+            time.sleep(0.2)
+            screen = tmux.screen()
+        screen = tmux.wait_for(lambda s: "sort: acc, best first" in s, "sorted by acc")
+        rows = [line for line in screen.splitlines() if "run.py" in line]
+        assert "0.9" in rows[0] and "0.1" in rows[-1], rows
+        # The 1,000,000-line run (acc 0.1, last row): Enter, then Home.
+        tmux.keys("G")
+        tmux.wait_for(lambda s: "END OF RUN acc=0.1" in s, "the long run selected")
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "1,000,003 lines · following" in s and "q Back" in s
+                      and "END OF RUN acc=0.1" in s, "the full log at its end")
+        tmux.keys("Home")
+        tmux.wait_for(lambda s: "line 1 of 1,000,003" in s and "\n  line 0\n" in s,
+                      "line 1 of the log")
+        tmux.keys("q")  # back to the dashboard
+        # A fixed config file appears without a restart.
+        broken.write_text('type: "local"\n')
+        tmux.wait_for(lambda s: "later ● ready" in s, "the fixed target")
+        tmux.keys("q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
+
+
+def _facts(listing: str) -> list[tuple[object, ...]]:
+    import json
+
+    return sorted((r["id"], r["status"], r["exit_code"], json.dumps(r["metrics"]))
+                  for r in json.loads(listing))

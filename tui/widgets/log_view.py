@@ -715,7 +715,7 @@ class LogView(ScrollView, can_focus=True):
 
     def status_text(self) -> str:
         parts = [f"{self.total:,} lines"]
-        if self.lines and self.filter_text is None and (self.anchored or self.first_lineno):
+        if self.lines and self.filter_text is None and not self.follow:
             top = self.linenos[self._index_of_row(round(self.scroll_y))] + 1
             parts[0] = f"line {top:,} of {self.total:,}"
         if self.anchored:
