@@ -149,7 +149,8 @@ def test_the_dashboard_in_daily_use_at_80x24(tmp_path: Path) -> None:
         for i, acc in enumerate(reversed(accs)):
             if i:
                 tmux.keys("Down")
-            tmux.wait_for(lambda s, a=acc: f"END OF RUN acc={a}" in s, f"run acc={acc}'s end")
+            end = f"END OF RUN acc={acc}"
+            tmux.wait_for(lambda s: end in s, f"run acc={acc}'s end")  # noqa: B023
         # The metric is a column; sorted by it, best first.
         screen = tmux.wait_for(lambda s: " acc" in s.split("\n")[2], "the acc column")
         for _ in range(8):
