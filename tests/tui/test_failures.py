@@ -71,3 +71,33 @@ def test_runs_show_names_the_exception_and_explains_the_exit(project: Project) -
     shown = project.cli("runs", "last", check=True).stdout
     assert "error:     ValueError: alpha too big" in shown
     assert "exit code: 1 (the script's exit status)" in shown
+
+
+async def test_reasons_are_read_after_the_rows_in_batches(engine: Engine, deck_project: Any,
+                                                          monkeypatch: Any) -> None:
+    """Many failed runs: the first rows do not wait for every log's end to be read."""
+    from tui.widgets import runs as runs_module
+
+    store = RunStore(deck_project.db_path)
+    for i in range(250):
+        rec = store.create(deck_project.name, "local", "local", runconfig=None,
+                           script="train.py", args=[], env={},
+                           run_id=f"{deck_project.name}_{2000 + i}", created=1_767_300_000.0 + i)
+        store.set_status(rec.id, RunStatus.FAILED, error=f"reason {i}")
+    store.close()
+    batches: list[int] = []
+    real = runs_module.RunsPanel._read_reasons
+
+    def counting(panel: Any, records: list[Any]) -> Any:
+        batches.append(len(records))
+        return real(panel, records)
+
+    monkeypatch.setattr(runs_module.RunsPanel, "_read_reasons", counting)
+    app = LabdeckApp(engine, poll=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        panel = app.runs_panel
+        assert len(panel.records) == 253
+        assert panel.reasons[f"{deck_project.name}_2249"] == "reason 249"
+        assert panel.reasons[f"{deck_project.name}_2000"] == "reason 0"
+        assert max(batches) <= runs_module.REASONS_BATCH and sum(batches) == 251

@@ -46,6 +46,7 @@ STATUS_STYLES = {
 COLUMNS = ("run", "script", "target", "status", "time")  # then a column per chosen metric
 DEFAULT_METRIC_COLUMNS = 4
 MAX_MARKED = 20  # runs compared at once (the oldest mark goes)
+REASONS_BATCH = 100  # failed runs whose log ends are read per store read
 ERROR_MIN = 10  # the error column's least width
 METRIC_PREFIX = "m:"  # a metric column's key (and sort key): m:accuracy
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "perplexity", "latency", "time", "wer", "cer")
@@ -115,7 +116,12 @@ class RunsPanel(Vertical):
         version: int
         records: list[RunRecord]
         last: dict[str, dict[str, tuple[Any, bool]]]
-        reasons: dict[str, str]  # failed runs not known before: why (tui/failure.py)
+
+    @dataclass
+    class Reasons(Message):
+        """Why failed runs failed (tui/failure.py), read after the rows are on screen."""
+
+        reasons: dict[str, str]
 
     def __init__(self, engine: Engine, reads: StoreWorker, *, poll: bool = True,
                  id: str | None = None):
@@ -141,7 +147,6 @@ class RunsPanel(Vertical):
         self._to_select: str | None = None  # asked for before the store showed it
         self.label = "Runs"  # the title's start (watch mode names what it watches)
         self.reasons: dict[str, str] = {}  # failed run -> its last error line
-        self._reasoned: frozenset[str] = frozenset()  # read by the store thread
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -189,12 +194,29 @@ class RunsPanel(Vertical):
         version = store.data_version()
         if version == known:
             return None
-        records = self.engine.runs(with_metrics=False)
-        reasons = {}
-        for record in records:
-            if record.status is RunStatus.FAILED and record.id not in self._reasoned:
-                reasons[record.id] = failure_reason(record, self.engine.log_path(record.id)) or ""
-        return self.Loaded(version, records, store.last_metrics(), reasons)
+        return self.Loaded(version, self.engine.runs(with_metrics=False), store.last_metrics())
+
+    def _read_reasons(self, records: list[RunRecord]) -> RunsPanel.Reasons:
+        """On the store thread: each failed run's reason (a backward read of its log's end)."""
+        return self.Reasons({r.id: failure_reason(r, self.engine.log_path(r.id)) or ""
+                             for r in records})
+
+    def _request_reasons(self) -> None:
+        """The newest failed runs without a reason yet, a batch at a time: 10,000 failed runs
+        do not delay the first rows (a reason never changes once read)."""
+        missing = [r for r in self.records
+                   if r.status is RunStatus.FAILED and r.id not in self.reasons]
+        if missing:
+            batch = sorted(missing, key=lambda r: -r.created)[:REASONS_BATCH]
+            self.reads.request(self, "reasons", lambda: self._read_reasons(batch))
+
+    def on_runs_panel_reasons(self, message: RunsPanel.Reasons) -> None:
+        message.stop()
+        if not self.is_attached:
+            return
+        self.reasons.update(message.reasons)
+        self.redraw()
+        self._request_reasons()
 
     def on_runs_panel_loaded(self, message: RunsPanel.Loaded) -> None:
         message.stop()
@@ -205,9 +227,8 @@ class RunsPanel(Vertical):
         before = self._facts(selected)
         self.records = message.records
         self.last = message.last
-        self.reasons.update(message.reasons)
-        self._reasoned = frozenset(self.reasons)  # a failed run's reason never changes
         self.redraw()
+        self._request_reasons()
         if self._to_select in self._shown:
             self.select(self._to_select)  # its highlight announces it
             return
