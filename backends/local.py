@@ -189,8 +189,11 @@ class LocalRunHandle(RunHandle):
     async def wait(self) -> int:
         code = await exited(self.proc)
         # Children the script left behind (daemons, double forks) would hold its pipes open and
-        # outlive the run: stop them too. The supervisor is a subreaper, so they are findable.
-        await asyncio.to_thread(self._stop_tree, 2.0)
+        # outlive the run: stop them too. The supervisor is a subreaper, so they are findable:
+        # each is, or descends from, a child of this process (orphans were re-parented here
+        # before the exit was signalled). None (nearly always): no scan of /proc, no thread.
+        if _children_besides(self.proc.pid) != []:
+            await asyncio.to_thread(self._stop_tree, 2.0)
         return code
 
     def _leftovers(self) -> list[int]:
@@ -262,6 +265,19 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
     if info.si_code == os.CLD_EXITED:
         return info.si_status
     return -info.si_status  # killed by a signal, as asyncio reports it
+
+
+def _children_besides(pid: int) -> list[int] | None:
+    """This process's children other than ``pid`` (/proc/self/task/*/children); None when the
+    kernel does not list them (no CONFIG_PROC_CHILDREN): then only a scan can say."""
+    found: list[int] = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                found += [int(p) for p in fh.read().split() if int(p) != pid]
+    except (OSError, ValueError):
+        return None
+    return found
 
 
 def _widen_pipe(proc: asyncio.subprocess.Process, fd: int) -> None:

@@ -259,3 +259,36 @@ for i in range(1000):
     assert len(outs) == N_LINES
     assert outs == [str(i) for i in range(N_LINES)]
     assert [t for s, t in lines if s == "err"] == [f"e {i}" for i in range(1000)]
+
+
+def test_a_daemon_the_script_left_holding_its_pipes_is_stopped(project: Project) -> None:
+    """A double-forked daemon (its own session, the run's stdout still open) outlives the
+    script: the run ends all the same, with the script's lines, and the daemon is stopped (the
+    supervisor, a subreaper, finds it among its own children)."""
+    run_id = submit(project, "local", "daemon.py", """
+import os, sys, time
+print("before", flush=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open("daemon.pid", "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(600)
+    os._exit(0)
+os.wait()
+while not os.path.exists("daemon.pid") or not open("daemon.pid").read():
+    time.sleep(0.005)
+print("after")
+""")
+    assert finish(project, run_id)["status"] == "completed"
+    assert [t for s, t in script_lines(project, run_id) if s == "out"] == ["before", "after"]
+    pid = int((run_dir(project, run_id) / "snapshot" / "daemon.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return state[state.rfind(")") + 2] == "Z"
+
+    until("the daemon is stopped", gone)
