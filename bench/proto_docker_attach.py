@@ -1,7 +1,8 @@
-"""Prototype for issue 13, item 3 (not yet labdeck's path): a container's output read through
-the attach stream (attached before the start, so nothing is missed) vs the logs endpoint
-(follow, timestamps: what DockerRunHandle reads today), each split and written to a log file as
-the supervisor does, vs ``docker run ... > file``; alternating rounds, medians.
+"""The two ways to read a container's output, without labdeck around them (issue 13, item 3:
+the prototype that chose the attach stream, now DockerRunHandle's live path): through the
+attach stream (attached before the start, so nothing is missed) vs the logs endpoint (follow,
+timestamps: what a reattach reads), each split and written to a log file as the supervisor
+does, vs ``docker run ... > file``; alternating rounds, medians.
 
 Usage: python bench/proto_docker_attach.py [ROUNDS] [LINES]
 """
