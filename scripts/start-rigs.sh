@@ -47,14 +47,17 @@ fi
 password=$(cat "$RIGS/password")
 pubkey=$(cat "$RIGS/id_ed25519.pub")
 
-current=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$NAME" 2>/dev/null || true)
-if [ "$current" != "$IMAGE true" ]; then
+# The container outlives this checkout (a CI clone elsewhere makes its own key and password):
+# its label says which credentials it was started with, and other ones replace it.
+auth=$(printf '%s\n%s\n' "$pubkey" "$password" | sha256sum | cut -c1-16)
+current=$(docker inspect -f '{{.Config.Image}} {{.State.Running}} {{index .Config.Labels "org.labdeck.rig-auth"}}' "$NAME" 2>/dev/null || true)
+if [ "$current" != "$IMAGE true $auth" ]; then
     [ -z "$current" ] || { say "replacing $NAME ($current)"; docker rm -f "$NAME" >/dev/null; }
     say "starting $NAME"
     # --privileged is refused on this machine kind (RIGS.md): this capability set works. No host
     # folder is mounted: the client's files must reach the rig only through labdeck's sync.
     docker run -d --name "$NAME" --hostname rig \
-        --label org.labdeck.rig=remotedocker \
+        --label org.labdeck.rig=remotedocker --label "org.labdeck.rig-auth=$auth" \
         --cap-add ALL --cap-drop SYS_RESOURCE \
         --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
         --security-opt systempaths=unconfined \
