@@ -25,7 +25,7 @@ from ..config import Compute
 from ..errors import PrepareError, TargetError
 from ..logfile import ResumePoint
 from ..metrics import SHIM_DIR
-from .api import APIError, DockerAPI
+from .api import APIError, Attached, DockerAPI
 from .client import (
     LABEL_RUN,
     api_message,
@@ -48,6 +48,9 @@ class DockerBackend(Backend):
         Capability.PREPARE, Capability.CANCEL, Capability.REATTACH, Capability.GPU,
         Capability.LIVE_METRICS,
     })
+    # A new run's output comes through the attach stream; a handle that must resume across
+    # link drops (remote) follows the logs endpoint, whose timestamps say where to resume.
+    LIVE_ATTACH: ClassVar[bool] = True
 
     def __init__(self, compute: Compute, url: str | None = None):
         super().__init__(compute)
@@ -151,6 +154,7 @@ class DockerBackend(Backend):
             archive = partial(_run_archive, workdir)  # streamed as the upload goes
         api = DockerAPI(self.url)
         cid = None
+        attached: Attached | None = None
         try:
             with docker_errors(self.url):
                 try:
@@ -158,13 +162,27 @@ class DockerBackend(Backend):
                                            name=container_name(ctx.run_id))
                     if archive is not None:
                         await api.put_archive(cid, "/", archive)
+                    if self.LIVE_ATTACH:  # before the start: nothing it writes is missed
+                        attached = await self._attach(api, cid)
                     await api.start(cid)
                 except APIError as err:
                     raise self._start_error(err, env.ref) from err
         except BaseException:
+            if attached is not None:
+                attached.close()
             await self._discard(ctx, api, cid)
             raise
-        return DockerRunHandle(api, cid, None, self.plan.outputs(ctx))
+        return DockerRunHandle(api, cid, None, self.plan.outputs(ctx), attached)
+
+    @staticmethod
+    async def _attach(api: DockerAPI, cid: str) -> Attached | None:
+        """The container's output stream, the live path (the logs endpoint replays a chatty
+        run's lines several times slower: bench/proto_docker_attach.py); None if refused, and
+        the handle follows the logs endpoint instead."""
+        try:
+            return await api.attach(cid)
+        except APIError:
+            return None
 
     async def _finish_early(self, ctx: RunContext, early: EarlyStart) -> RunHandle:
         """The container the supervisor created and started before its event loop existed

@@ -139,6 +139,7 @@ def refuse_shared_volumes(compute: Compute) -> None:
 
 class RemoteDockerBackend(DockerBackend):
     capabilities: ClassVar[frozenset[Capability]] = DockerBackend.capabilities
+    LIVE_ATTACH = False  # RemoteRunHandle resumes by the logs endpoint's timestamps
 
     @classmethod
     def validate(cls, compute: Compute) -> None:

@@ -15,7 +15,7 @@ from ..base import LogBatch, LogLine, RunHandle
 from ..errors import TargetError
 from ..linesplit import PROGRESS, LineSplitter
 from ..logfile import ResumePoint, format_ts
-from .api import STDERR, APIError, DockerAPI
+from .api import STDERR, APIError, Attached, DockerAPI
 from .client import api_message, docker_errors, is_not_found
 from .early import take_attached
 from .plan import WORKDIR
@@ -118,7 +118,7 @@ class DockerRunHandle(RunHandle):
     sharedVolumes (the project's own outputs/), or None: copied out of the container."""
 
     def __init__(self, api: DockerAPI, cid: str, resume: ResumePoint | None = None,
-                 outputs: tuple[str, Path] | None = None):
+                 outputs: tuple[str, Path] | None = None, attached: Attached | None = None):
         self.api = api
         self.url = api.url
         self.durable_ref = cid
@@ -128,7 +128,9 @@ class DockerRunHandle(RunHandle):
         self._wait: asyncio.Task[int] | None = None
         # A new run's output stream, attached before its start (docker/early.py); else (a
         # reattach, a start without it) the logs endpoint.
-        self._attach_socket = take_attached(cid) if resume is None else None
+        self._attached: Attached | socket.socket | None = attached
+        if attached is None and resume is None:
+            self._attached = take_attached(cid)
 
     def pending_lines(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
@@ -136,7 +138,7 @@ class DockerRunHandle(RunHandle):
     async def logs(self) -> AsyncIterator[LogBatch]:
         queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self._queue = queue
-        attached, self._attach_socket = self._attach_socket, None
+        attached, self._attached = self._attached, None
         reader = asyncio.create_task(self._pump(queue) if attached is None
                                      else self._pump_attached(queue, attached))
         try:
@@ -161,14 +163,15 @@ class DockerRunHandle(RunHandle):
                 raise TargetError(f"log stream failed: {reader.exception()}")
 
     async def _pump_attached(self, queue: asyncio.Queue[LogBatch | None],
-                             sock: socket.socket) -> None:
+                             source: Attached | socket.socket) -> None:
         """The attach stream: frames as the container writes them, no timestamps (each read's
         lines are stamped on arrival, one batch each: the supervisor's fast path). The log
         then holds arrival times, which is why a reattach resumes by line counts."""
         assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
         try:
             with docker_errors(self.url):
-                attached = await self.api.adopt_attached(sock)
+                attached = (await self.api.adopt_attached(source)
+                            if isinstance(source, socket.socket) else source)
                 try:
                     async for kind, payload in attached.frames():
                         name = "err" if kind == STDERR else "out"
