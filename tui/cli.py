@@ -6,7 +6,6 @@ Heavy modules (textual, rich, asyncio backends) load only in the verbs that need
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +104,7 @@ def submit(
     note: str | None,
 ) -> None:
     """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status."""
+    meta = None
     if name is not None or tags or note is not None:
         from backends.history import check_name, parse_tags
         from backends.store import RunMeta
@@ -113,11 +113,7 @@ def submit(
             raise click.UsageError("--name, --tag and --note apply to one run, not to --watch")
         meta = RunMeta(name=None if name is None else check_name(name), note=note or None,
                        tags=parse_tags(tags))
-        if not explain:
-            # do_submit (tui/submitting.py) calls engine.submit without metadata: bind it there.
-            engine = obj.engine
-            engine.submit = functools.partial(engine.submit, meta=meta)
-    do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy)
+    do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy, meta)
 
 
 @cli.command()

@@ -56,6 +56,7 @@ def do_submit(
     args: list[str],
     watch: bool = False,
     policy: str = "cancel",
+    meta: Any = None,
 ) -> None:
     engine = obj.engine
     if explain:
@@ -67,7 +68,7 @@ def do_submit(
         sys.exit(watch_and_submit(engine, target, script, args, policy))
     resolved = engine.project.resolve(target)
     show_warnings(resolved)
-    record = engine.submit(target, script, args, target=resolved, pending=obj.pending)
+    record = engine.submit(target, script, args, target=resolved, pending=obj.pending, meta=meta)
     obj.pending = None  # handed over, or ended by submit
     from backends import phasetrace
 
