@@ -451,7 +451,9 @@ class Engine:
         there is never more than one supervisor per run."""
         if record.status.is_terminal() or self._supervisor_alive(record):
             return record
-        starting = record.supervisor_pid is None and record.duration is None
+        # No supervisor recorded yet: the submitting client writes its pid just after the fork,
+        # and a supervisor may already have marked the run running (a zygote fork, under load).
+        starting = record.supervisor_pid is None
         if starting and time.time() - record.created < LOST_GRACE_S:
             return record
         me = (os.getpid(), procutil.start_ticks(os.getpid()))
