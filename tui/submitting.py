@@ -122,18 +122,33 @@ def guarded(func: Callable[..., None], *args: Any) -> None:
 
 
 def report_crash(err: Exception) -> int:
-    import tempfile
     import traceback
-    from pathlib import Path
 
-    path = Path(tempfile.gettempdir()) / "labdeck-crash.log"
+    path = crash_log_path()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(traceback.format_exc())
         where = f"; details in {path}"
     except OSError:
         where = ""
     echo(f"labdeck: internal error: {type(err).__name__}: {err}{where}", err=True)
     return 70
+
+
+def crash_log_path() -> Path:
+    """Where a bug's traceback goes: the project's own ``.labdeck/crash.log``, else the
+    user's state folder (never one file in the system's temp folder that every user and project
+    would overwrite)."""
+    from pathlib import Path
+
+    from backends.errors import LabdeckError
+    from backends.project import find_project
+
+    try:
+        return find_project().state_dir / "crash.log"
+    except (LabdeckError, OSError):
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        return Path(base) / "labdeck" / "crash.log"
 
 
 def plain_submit(args: list[str]) -> tuple[str, bool, str, list[str]] | None:
