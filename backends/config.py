@@ -575,7 +575,7 @@ def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:
                     raise ConfigError(
                         f"pip entry {spec.strip()!r} is a pip option, not a package: labdeck's "
                         "build takes packages only (set PIP_INDEX_URL / PIP_EXTRA_INDEX_URL on "
-                        "this machine: the build uses them)", path, _entry_line(path, spec, line))
+                        "this machine: the build uses them)", path, entry_line(path, spec, line))
                 pip.append(spec.strip())
         else:
             raise ConfigError(
@@ -588,7 +588,7 @@ def load_conda_deps(path: Path, warnings: list[Warning_]) -> CondaDeps:
     return CondaDeps(path, name, tuple(channels), tuple(conda), tuple(pip))
 
 
-def _entry_line(path: Path, entry: str, fallback: int | None) -> int | None:
+def entry_line(path: Path, entry: str, fallback: int | None = None) -> int | None:
     """The line of a list entry (mappings keep only their keys' lines)."""
     try:
         for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

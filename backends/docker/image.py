@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import EnvRef
+from ..config import entry_line
 from ..errors import PrepareError
 from .api import DockerAPI
 from .client import LABEL_ENV, LABEL_PROJECT, api_message, is_connection_error
@@ -546,7 +547,7 @@ async def check_pip_locations(spec: EnvSpec) -> None:
         if why is not None:
             path = Path(spec.conda_file) if spec.conda_file else None
             raise ConfigError(f"pip entry {entry!r} cannot be installed: {why}", path,
-                              _entry_line(path, entry) if path else None)
+                              entry_line(path, entry) if path else None)
 
 
 def dead_location(location: str, project: Path) -> str | None:
@@ -601,12 +602,3 @@ def _dead_http(url: str) -> str | None:
         return None
 
 
-def _entry_line(path: Path, entry: str) -> int | None:
-    """The line of a list entry in the conda file (the parsed list keeps no lines)."""
-    try:
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if entry.strip() in text and text.lstrip().startswith("-"):
-                return number
-    except OSError:
-        pass
-    return None

@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import procutil
 from ..errors import TargetError
 from ..ssh.connection import SSHEndpoint, connect
 
@@ -249,7 +250,7 @@ def clean_stale_folders(tmp: Path, uid: int) -> list[Path]:
         return removed
     for name in names:
         pid_text = name[len(prefix):].partition("-")[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        if not pid_text.isdigit() or procutil.alive(int(pid_text)):
             continue
         folder = tmp / name
         try:
@@ -260,16 +261,6 @@ def clean_stale_folders(tmp: Path, uid: int) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _private_folder(folder: Path) -> None:
