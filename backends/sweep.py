@@ -149,9 +149,14 @@ def run_sweep(
     todo: list[dict[str, Any]],
     parallel: int,
     events: SweepEvents | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> list[str]:
     """Submit every point, never more than ``parallel`` in flight; returns the run ids once
-    all have ended (or, the sweep canceled, once those submitted have)."""
+    all have ended (or, the sweep canceled, once those submitted have). ``tags`` go on every
+    run; ``name``, when given, names the runs ``NAME-1``, ``NAME-2``... in the points' order
+    (both through ``Engine.submit``'s ``meta``, recorded with the run atomically)."""
     if parallel < 1:
         raise UsageError("--parallel: 1 or more")
     events = events or SweepEvents()
@@ -159,13 +164,16 @@ def run_sweep(
     pending = list(todo)
     in_flight: list[str] = []
     started: list[str] = []
+    number = 0
     while pending or in_flight:
         canceled = store.sweep(sweep_id).cancel_requested
         if canceled:
             pending.clear()
         while pending and len(in_flight) < parallel:
             point = pending.pop(0)
-            meta = RunMeta(params=dict(point), sweep=sweep_id)
+            number += 1
+            meta = RunMeta(params=dict(point), sweep=sweep_id, tags=dict(tags or {}),
+                           name=None if name is None else f"{name}-{number}")
             record = engine.submit(target, script, [*args, *point_args(point)], meta=meta)
             started.append(record.id)
             in_flight.append(record.id)

@@ -800,28 +800,39 @@ def sweep() -> None:
 @click.option("--sort", default=None, metavar="METRIC[:asc]",
               help="Order of the table printed at the end (best first).")
 @click.option("--tag", "tags", multiple=True, metavar="NAME=VALUE", help="Tag every run.")
+@click.option("--name", default=None,
+              help="Name the runs NAME-1, NAME-2... in the points' order.")
 @click.argument("script")
 @click.argument("script_args", nargs=-1)
 @click.pass_obj
 def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[str, ...],
                 count: int | None, seed: int | None, parallel: int, sort: str | None,
-                tags: tuple[str, ...], script: str, script_args: tuple[str, ...]) -> None:
+                tags: tuple[str, ...], name: str | None, script: str,
+                script_args: tuple[str, ...]) -> None:
     """Run SCRIPT once per point (passed as --NAME VALUE after the script's own args, which
     follow --); waits for every run and prints the sweep's table."""
     import secrets
     import time
 
-    from backends.history import parse_tags
-    from backends.store import RunMeta
+    from backends.history import check_name, parse_tags
     from backends.sweep import SweepEvents, parse_grid, parse_random, points, run_sweep
 
     if parallel < 1:
         raise click.UsageError("--parallel: 1 or more")
+    if name is not None:
+        check_name(f"{name}-1")
     seed = seed if seed is not None else secrets.randbelow(2**31)
     todo = points([parse_grid(g) for g in grids], [parse_random(r) for r in randoms], count,
                   seed)
     tag_map = parse_tags(tags)
     engine = obj.engine
+    if name is not None:  # every name free before the first run starts, not one taken midway
+        names = [f"{name}-{i}" for i in range(1, len(todo) + 1)]
+        taken = engine.store.select(f"name IN ({','.join('?' * len(names))})", names,
+                                    with_metrics=False, limit=1) if names else []
+        if taken:
+            raise click.UsageError(f"--name {name}: {taken[0].name} is taken by run"
+                                   f" {taken[0].id}")
     show_warnings(engine.project.resolve(target))
     sweep_id = f"sweep_{int(time.time() * 1000)}"
     spec = {"grid": list(grids), "random": list(randoms), "count": count, "seed": seed,
@@ -830,14 +841,6 @@ def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[st
     click.echo(sweep_id)
     click.echo(f"sweep {sweep_id}: {len(todo)} run(s) of {script} on {target}, {parallel} at a"
                f" time" + (f", seed {seed}" if randoms else ""), err=True)
-    if tag_map:
-        submit = engine.submit
-
-        def tagged(*args: Any, meta: RunMeta, **kwargs: Any) -> Any:
-            meta.tags = {**tag_map, **meta.tags}
-            return submit(*args, meta=meta, **kwargs)
-
-        engine.submit = tagged
     events = SweepEvents(
         submitted=lambda rec, point: click.echo(
             f"run {rec.id} submitted: " + " ".join(f"{k}={v}" for k, v in point.items()),
@@ -846,7 +849,7 @@ def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[st
     )
     try:
         ids = run_sweep(engine, sweep_id, target, script, list(script_args), todo, parallel,
-                        events)
+                        events, tags=tag_map, name=name)
     except KeyboardInterrupt:
         click.echo(f"\nlabdeck: stopped submitting; runs in flight go on"
                    f" (labdeck sweep cancel {sweep_id})", err=True)

@@ -201,3 +201,15 @@ def test_random_sweep_is_seeded_and_cancel_stops_a_whole_sweep(train: Project) -
     assert [r["status"] for r in runs] == ["canceled"]  # one in flight; the rest never ran
     text = train.cli("sweep", "show", sweep_id, check=True).stdout
     assert "1 of 4 run(s): 1 canceled (canceled)" in text
+
+
+def test_sweep_tags_and_names_its_runs_through_submits_meta(train: Project) -> None:
+    res = train.cli("sweep", "train.py", "--grid", "rate=0.1,1", "--tag", "team=nlp",
+                    "--name", "lr", timeout=300)
+    assert res.returncode == 0, res.stderr
+    runs = listed(train, "--sweep", res.stdout.splitlines()[0], "--sort", "rate:asc")
+    assert [(r["name"], r["params"]["rate"]) for r in runs] == [("lr-1", 0.1), ("lr-2", 1)]
+    assert all(r["tags"] == {"team": "nlp", "kind": "tree"} for r in runs)
+    again = train.cli("sweep", "train.py", "--grid", "rate=0.5", "--name", "lr")
+    assert again.returncode == 2 and "lr-1 is taken by run" in again.stderr
+    assert len(listed(train)) == 2  # refused before any run
