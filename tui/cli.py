@@ -993,6 +993,10 @@ def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
     run_app(obj.engine, target=target, submit_script=submit_script)
 
 
+# Verbs kept in their own modules register on `cli` / `runs` as they are imported.
+from . import cli_snapshots  # noqa: E402, F401
+
+
 def main(argv: list[str] | None = None) -> None:
     guarded(_click_main, argv)
 
