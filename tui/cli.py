@@ -995,6 +995,7 @@ def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
 
 # Verbs kept in their own modules register on `cli` / `runs` as they are imported.
 from . import cli_snapshots  # noqa: E402, F401
+from .cli_init import init as _init  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:
