@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import procutil, registry, snapshot
+from . import objects, procutil, registry, snapshot
 from ._records import dataclass
 from .base import Capability, EnvRef, Explanation, PrepareOptions, RunContext, TargetInfo
 from .config import conda_name
@@ -32,6 +32,7 @@ TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations n
 if TYPE_CHECKING:
     import socket
 
+    from .objects import Manifest
     from .zygote import PendingSupervisor
 
 _CAPABILITY_VALUES = {c.value for c in Capability}
@@ -49,6 +50,7 @@ class Submission:
     script: str
     args: list[str]
     files: list[snapshot.FileEntry]
+    source: Manifest | None = None  # a rerun's: the files are this manifest's, not the project's
 
 
 class Engine:
@@ -90,11 +92,18 @@ class Engine:
         args: list[str],
         run_id: str = "<run-id>",
         target: Target | None = None,
+        source: Manifest | None = None,
     ) -> Submission:
         target = target or self.project.resolve(target_name)
-        rel_script = self._script_path(script) if script is not None else None
+        if source is None:
+            rel_script = self._script_path(script) if script is not None else None
+        else:
+            rel_script = self._script_in(source, script) if script is not None else None
         argv = target.runconfig.argv_for(rel_script, args)
-        if rel_script is None and not (self.project.root / argv[0]).is_file():
+        if rel_script is None and not (
+            (self.project.root / argv[0]).is_file() if source is None
+            else argv[0] in source.by_path()
+        ):
             raise UsageError(f"script {argv[0]!r} (from ArgumentVector) not found in the project")
         script_name, script_args = argv[0], argv[1:]
         if script_name.endswith(".ipynb"):  # a notebook: the shim's runner executes it
@@ -107,12 +116,19 @@ class Engine:
             "LABDECK_TARGET": target.compute.name,
         }
         shared = target.compute.shared_volumes
+        if shared and source is not None:
+            raise UsageError(f"target {target_name!r} uses sharedVolumes (the project runs in"
+                             " place): a saved snapshot cannot run there; use --current")
         run_dir = self.project.run_dir(run_id)
-        workdir = self.project.root if shared else run_dir / "snapshot"
-        files = snapshot.list_files(self.project.root)
+        workdir = self.project.root if shared else run_dir / objects.SNAPSHOT_DIR
+        if source is None:
+            files = snapshot.list_files(self.project.root)
+        else:
+            files = [snapshot.FileEntry(e.path, e.size, bool(e.mode & 0o100))
+                     for e in source.files]
         spec = RunSpec(run_id, target_name, argv, env, str(workdir), snapshot=not shared,
                        notes=_run_notes(target), framework=target.runconfig.framework)
-        return Submission(target, spec, script_name, script_args, files)
+        return Submission(target, spec, script_name, script_args, files, source)
 
     def explain(self, target_name: str, script: str | None, args: list[str]) -> Explanation:
         sub = self.plan(target_name, script, args)
@@ -141,14 +157,16 @@ class Engine:
         target: Target | None = None,
         pending: PendingSupervisor | None = None,
         meta: RunMeta | None = None,
+        source: Manifest | None = None,
     ) -> RunRecord:
         """Record the run and hand it to its supervisor. ``target``: ``target_name`` already
-        resolved; ``pending``: a supervisor the caller forked ahead (the CLI does it first)."""
+        resolved; ``pending``: a supervisor the caller forked ahead (the CLI does it first);
+        ``source``: run these files (a saved snapshot's manifest), not the project's."""
         # The supervisor-to-be loads its modules on the other CPU while this one plans and
         # records the run (zygote.early_fork); any error before the hand-off ends it unused.
         self._pending = pending or self._fork_ahead()
         try:
-            return self._submit(target_name, script, args, trigger, target, meta)
+            return self._submit(target_name, script, args, trigger, target, meta, source)
         finally:
             if self._pending is not None:  # not handed a run: end it, nothing outlives us
                 self._pending.abort()
@@ -171,30 +189,38 @@ class Engine:
         trigger: list[str] | None,
         target: Target | None,
         meta: RunMeta | None = None,
+        source: Manifest | None = None,
     ) -> RunRecord:
         target = target or self.project.resolve(target_name)
         kind = target.compute.type
         registry.check(kind)  # unknown types fail before a record
         if self._pending is not None:  # as soon as the backend is known
             self._pending.preload(registry.module_of(kind), registry.early_module_of(kind))
-        sub = self.plan(target_name, script, args, target=target)
+        sub = self.plan(target_name, script, args, target=target, source=source)
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
-        digest = snapshot.content_hash(self.project.root, sub.files)
-        commit = snapshot.git_commit(self.project.root)
-        run_id, created = self._reserve_run_dir()
-        run_dir = self.project.run_dir(run_id)
-        # The run's folder is complete (snapshot, run.json) before the run is recorded: a full
-        # disk, a permission error or Ctrl-C leaves no record, and no half-made folder.
+        state = self.project.state_dir
+        # Held shared from the first object stored until the manifest is saved: a collection
+        # (prune, `labdeck store --gc`) waits, so it never removes what this run is about to use.
+        lock = objects.ObjectStore(state).lock() if sub.spec.snapshot else None
+        manifest: Manifest | None = None
         try:
-            sub.spec.run_id = run_id
-            sub.spec.trigger = trigger or []
-            for key in ("LABDECK_RUN_ID", "AZUREML_RUN_ID"):
-                sub.spec.env[key] = run_id
-            if sub.spec.snapshot:
-                sub.spec.workdir = str(run_dir / "snapshot")
-                snapshot.copy_files(self.project.root, sub.files, run_dir / "snapshot")
-            sub.spec.save(run_dir)
+            if lock is not None:
+                lock.__enter__()
+                try:
+                    manifest = source or objects.snapshot(self.project.root, sub.files, state)
+                except OSError as err:
+                    raise StorageError(_os_error_line(err, state / objects.OBJECTS)) from err
+                digest = manifest.digest
+            else:
+                digest = snapshot.content_hash(self.project.root, sub.files)
+            commit = snapshot.git_commit(self.project.root) if source is None else None
+            run_id, created = self._reserve_run_dir()
+            self._make_run_folder(sub, run_id, trigger, manifest)
+        finally:
+            if lock is not None:
+                lock.__exit__()
+        try:
             self.store.create(
                 self.project.name,
                 sub.target.compute.name,
@@ -211,14 +237,110 @@ class Engine:
                 meta=meta,
             )
         except BaseException as err:
-            _remove_tree(run_dir)
-            if isinstance(err, OSError):
-                raise StorageError(_os_error_line(err, run_dir)) from err
-            if isinstance(err, sqlite3.OperationalError):
-                raise StorageError(f"{self.project.db_path}: {err}") from err
+            self._discard_run_folder(run_id, err)
             raise
         self._spawn_supervisor(run_id)
-        return self.store.get(run_id)
+        record = self.store.get(run_id)
+        if sub.spec.snapshot:
+            self.drop_finished_snapshots(keep=run_id)
+        return record
+
+    def _make_run_folder(self, sub: Submission, run_id: str, trigger: list[str] | None,
+                         manifest: Manifest | None) -> None:
+        """The run's folder complete (manifest, the materialised snapshot, run.json) before the
+        run is recorded: a full disk, a permission error or Ctrl-C leaves no record, and no
+        half-made folder."""
+        run_dir = self.project.run_dir(run_id)
+        try:
+            sub.spec.run_id = run_id
+            sub.spec.trigger = trigger or []
+            for key in ("LABDECK_RUN_ID", "AZUREML_RUN_ID"):
+                sub.spec.env[key] = run_id
+            if manifest is not None:
+                state = self.project.state_dir
+                sub.spec.workdir = str(run_dir / objects.SNAPSHOT_DIR)
+                objects.mark_materialised(state, run_id)
+                objects.materialise(manifest, state, run_dir / objects.SNAPSHOT_DIR)
+                manifest.save(run_dir)
+            sub.spec.save(run_dir)
+        except BaseException as err:
+            self._discard_run_folder(run_id, err)
+            raise
+
+    def _discard_run_folder(self, run_id: str, err: BaseException) -> None:
+        run_dir = self.project.run_dir(run_id)
+        _remove_tree(run_dir)
+        objects.unmark_materialised(self.project.state_dir, run_id)
+        if isinstance(err, OSError):
+            raise StorageError(_os_error_line(err, run_dir)) from err
+        if isinstance(err, sqlite3.OperationalError):
+            raise StorageError(f"{self.project.db_path}: {err}") from err
+
+    # ---------------------------------------------------------------- snapshots
+
+    def drop_finished_snapshots(self, keep: str | None = None) -> list[str]:
+        """Remove the materialised ``snapshot/`` folder of each run that has ended (its manifest
+        and the objects keep it; ``materialise`` rebuilds it). A run in flight, or one not yet
+        recorded, keeps its folder. The ids dropped."""
+        state = self.project.state_dir
+        dropped = []
+        for run_id in objects.materialised_runs(state):
+            if run_id == keep:
+                continue
+            run_dir = self.project.run_dir(run_id)
+            if not run_dir.is_dir():
+                objects.unmark_materialised(state, run_id)
+                continue
+            try:
+                record = self.store.get(run_id, with_metrics=False)
+            except RunNotFound:
+                continue  # being submitted (or its folder is about to go): not ours to touch
+            if not record.status.is_terminal() or not objects.has_manifest(run_dir):
+                continue
+            if objects.remove_tree(run_dir / objects.SNAPSHOT_DIR):
+                objects.unmark_materialised(state, run_id)
+                dropped.append(run_id)
+        return dropped
+
+    def manifest(self, run_id: str) -> Manifest:
+        """A run's snapshot as a manifest: its own, or (an old run's full snapshot folder, from
+        before manifests) one hashed from that folder, its files then stored as objects."""
+        from .objects import Manifest
+
+        run_dir = self.project.run_dir(run_id)
+        if objects.has_manifest(run_dir):
+            try:
+                return Manifest.load(run_dir)
+            except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+                raise StorageError(f"{run_dir / objects.MANIFEST}: unreadable ({err})") from err
+        folder = run_dir / objects.SNAPSHOT_DIR
+        if not folder.is_dir():
+            raise UsageError(f"run {run_id} has no snapshot (its target ran the project in"
+                             " place: sharedVolumes)")
+        manifest, where = objects.manifest_of_folder(folder)
+        store = objects.ObjectStore(self.project.state_dir)
+        with store.lock():
+            for entry in manifest.files:
+                if not store.has(entry.sha256):
+                    store.put(where[entry.path])
+        return manifest
+
+    def materialise(self, run_id: str, dest: Path | None = None) -> Path:
+        """Write a run's snapshot files out again (default: its ``snapshot/`` folder)."""
+        record = self.get(run_id, with_metrics=False)
+        run_dir = self.project.run_dir(record.id)
+        target = dest or run_dir / objects.SNAPSHOT_DIR
+        manifest = self.manifest(record.id)
+        store = objects.ObjectStore(self.project.state_dir)
+        with store.lock():
+            missing = [e.path for e in manifest.files if not store.has(e.sha256)]
+            if missing:
+                raise StorageError(f"run {record.id}: {len(missing)} file(s) of its snapshot are"
+                                   f" missing from {store.root} (first: {missing[0]})")
+            objects.materialise(manifest, self.project.state_dir, target)
+        if dest is None and not record.status.is_terminal():
+            objects.mark_materialised(self.project.state_dir, record.id)
+        return target
 
     def _reserve_run_dir(self) -> tuple[str, float]:
         """A new run id whose folder this process created: ``mkdir`` without exist_ok is the
@@ -241,6 +363,14 @@ class Engine:
                 except OSError as err:
                     raise StorageError(_os_error_line(err, self.project.run_dir(run_id))) from err
             ms += 1
+
+    @staticmethod
+    def _script_in(source: Manifest, script: str) -> str:
+        """A rerun's script: a path of the saved snapshot."""
+        rel = Path(script).as_posix().removeprefix("./")
+        if rel not in source.by_path():
+            raise UsageError(f"script {script!r} is not in the run's snapshot")
+        return rel
 
     def _script_path(self, script: str) -> str:
         """The script relative to the project root; it must exist inside the project."""

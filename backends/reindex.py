@@ -2,7 +2,9 @@
 
 Each run's folder keeps what the store held about it: ``run.json`` (target, argv, environment,
 trigger), ``log`` (timestamps of its start and end, its metrics as ``met`` entries, the
-supervisor's last ``sys`` line with the status and exit code) and ``outputs/``. So deleting or
+supervisor's last ``sys`` line with the status and exit code), ``outputs/`` and ``snapshot.json``
+(its snapshot's manifest: the content hash recorded again; the content itself is in
+``.labdeck/objects``, which no store row indexes). So deleting or
 damaging ``runs.db`` loses no history: a damaged file is moved aside (kept for a post-mortem,
 never deleted) and a new store is filled from the folders; a healthy store only gets the runs it
 lacks. What the folders do not keep (a cancel request, the supervisor's pid, names and notes given
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import objects
 from .errors import LabdeckError, RunNotFound, one_line
 from .logfile import iter_entries, parse_ts
 from .project import Project
@@ -126,11 +129,18 @@ def add_run(store: RunStore, project: Project, run_dir: Path) -> None:
     facts = read_log(run_dir / "log")
     created = facts.first if facts.first is not None else (run_dir / "run.json").stat().st_mtime
     runconfig = target if (project.config_dir / f"{target}.runconfig").is_file() else None
+    snapshot = None
+    if objects.has_manifest(run_dir):  # the snapshot's content hash, as submit recorded it
+        try:
+            data = json.loads((run_dir / objects.MANIFEST).read_text(encoding="utf-8"))
+            snapshot = str(data.get("digest") or objects.Manifest.from_json(data).digest)
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            snapshot = None
     store.create(project.name, target, _target_type(project, target), runconfig=runconfig,
                  script=argv[0] if argv else None, args=argv[1:],
                  env={str(k): str(v) for k, v in dict(spec.get("env", {})).items()},
                  trigger=[str(t) for t in spec.get("trigger", [])], run_id=run_dir.name,
-                 created=created)
+                 created=created, snapshot=snapshot)
     for name, value, ts in facts.metrics:
         store.add_metric(run_dir.name, name, value, ts=ts)
     status = facts.status

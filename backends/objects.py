@@ -1,0 +1,456 @@
+"""Content-addressed snapshots: each file's bytes stored once per project, a run's snapshot a
+manifest.
+
+``.labdeck/objects/ab/cdef...`` holds one file per distinct content (its sha256), written through
+a temporary file and a rename (never half-written) and read-only. A run keeps
+``runs/<id>/snapshot.json``: path -> sha256, size, mode, mtime of each file that travelled (a
+symlink to a file travels as its content, as the copy did; links to folders do not travel). Twenty
+runs of an unchanged project cost twenty manifests and no bytes of content.
+
+The targets still get a real folder, ``runs/<id>/snapshot`` (``RunContext.workdir``): a copy of
+the objects (a reflink where the filesystem can), never hard links: a script may rewrite its own
+files, and a container running as root would write through a read-only mode into the store. The
+copy lives while the run does: ``.labdeck/materialised/<id>`` marks it, and once the run is
+terminal ``drop_finished`` removes it (the engine does after each submit, prune and ``labdeck
+store`` too); ``materialise`` rebuilds it exactly from the manifest whenever asked.
+
+Hashing an unchanged 50 MB project on every watch-mode run is avoided by a stamp cache,
+``.labdeck/stamps.json``: path -> (size, mtime_ns, ctime_ns, inode, sha256). A file is hashed
+again when any of these change; a stamp is kept only for files last written over a second before
+the hash began (a write in the same clock tick as the stat could otherwise go unseen).
+
+Collection (``collect``) removes the objects no manifest references, under an exclusive lock that
+each snapshot holds shared from its first object written until its manifest is saved.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+from ._records import dataclass
+from ._sha256 import sha256
+from .snapshot import FileEntry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+OBJECTS = "objects"
+STAMPS = "stamps.json"
+LOCK = "objects.lock"
+MATERIALISED = "materialised"
+MANIFEST = "snapshot.json"  # in the run's folder
+SNAPSHOT_DIR = "snapshot"  # the materialised copy, in the run's folder
+MANIFEST_VERSION = 1
+STAMP_SETTLE_NS = 1_000_000_000
+_FICLONE = 0x40049409  # ioctl: share the source's blocks (btrfs, xfs, bcachefs...)
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str  # POSIX, relative to the project root
+    sha256: str
+    size: int
+    mode: int  # permission bits
+    mtime_ns: int
+
+
+@dataclass
+class Manifest:
+    files: list[ManifestEntry]
+
+    @property
+    def digest(self) -> str:
+        """The snapshot's content hash, as ``snapshot.content_hash`` computes it from the files
+        (the store's ``snapshot`` column): path, exec bit and file hash of each."""
+        outer = sha256()
+        for e in self.files:
+            outer.update(f"{e.path}\0{int(bool(e.mode & stat.S_IXUSR))}\0{e.sha256}\n".encode())
+        return outer.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.files)
+
+    def by_path(self) -> dict[str, ManifestEntry]:
+        return {e.path: e for e in self.files}
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": MANIFEST_VERSION, "digest": self.digest,
+                "files": [[e.path, e.sha256, e.size, e.mode, e.mtime_ns] for e in self.files]}
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        os.replace(tmp, run_dir / MANIFEST)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Manifest:
+        rows = data.get("files")
+        if not isinstance(rows, list):
+            raise ValueError("manifest without a file list")
+        return cls([ManifestEntry(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
+                    for r in rows])
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Manifest:
+        return cls.from_json(json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")))
+
+
+def has_manifest(run_dir: Path) -> bool:
+    return (run_dir / MANIFEST).is_file()
+
+
+class _Lock:
+    """``flock`` on ``.labdeck/objects.lock``: snapshots hold it shared, collection exclusive."""
+
+    def __init__(self, state_dir: Path, exclusive: bool):
+        self.path = state_dir / LOCK
+        self.mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self.fd, self.mode)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock
+        self.fd = -1
+
+
+class ObjectStore:
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.root = state_dir / OBJECTS
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def lock(self, exclusive: bool = False) -> _Lock:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return _Lock(self.state_dir, exclusive)
+
+    def has(self, digest: str) -> bool:
+        try:
+            os.stat(self.path(digest))
+            return True
+        except OSError:
+            return False
+
+    def put(self, src: Path) -> tuple[str, int]:
+        """Store ``src``'s bytes (read once: copied while hashed); their sha256 and size. The
+        name comes from what was read, so a file rewritten meanwhile is stored as read."""
+        folder = self.root
+        tmp = folder / f"tmp-{os.getpid()}-{time.monotonic_ns()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = sha256()
+        size = 0
+        with open(src, "rb") as fin, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                                  0o444), "wb") as fout:
+            while block := fin.read(1 << 20):
+                digest.update(block)
+                fout.write(block)
+                size += len(block)
+        hexdigest = digest.hexdigest()
+        final = self.path(hexdigest)
+        try:
+            if os.path.exists(final):
+                os.unlink(tmp)
+            else:
+                final.parent.mkdir(exist_ok=True)
+                os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return hexdigest, size
+
+    def read_bytes(self, digest: str) -> bytes:
+        return self.path(digest).read_bytes()
+
+    def all_objects(self) -> dict[str, int]:
+        """Every stored object: its sha256 -> bytes on disk (blocks)."""
+        found: dict[str, int] = {}
+        try:
+            fans = list(os.scandir(self.root))
+        except OSError:
+            return found
+        for fan in fans:
+            if len(fan.name) != 2 or not fan.is_dir(follow_symlinks=False):
+                continue
+            for item in os.scandir(fan.path):
+                try:
+                    found[fan.name + item.name] = item.stat(follow_symlinks=False).st_blocks * 512
+                except OSError:
+                    continue
+        return found
+
+
+# ------------------------------------------------------------------------ stamps and hashing
+
+
+def _load_stamps(path: Path) -> dict[str, list[int | str]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def file_digest(path: Path) -> str:
+    digest = sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def snapshot(root: Path, files: list[FileEntry], state_dir: Path) -> Manifest:
+    """Store each file's content (what is not stored yet) and return the manifest. The caller
+    holds ``ObjectStore.lock()`` until the manifest is saved (collection waits for it)."""
+    store = ObjectStore(state_dir)
+    stamps_path = state_dir / STAMPS
+    stamps = _load_stamps(stamps_path)
+    fresh: dict[str, list[int | str]] = {}
+    settled = time.time_ns() - STAMP_SETTLE_NS
+    entries: list[ManifestEntry] = []
+    for f in files:
+        src = root / f.rel
+        st = os.stat(src)
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        old = stamps.get(f.rel)
+        digest = str(old[4]) if old is not None and old[:4] == key and len(old) == 5 else None
+        if digest is None:
+            digest = file_digest(src)
+        if not store.has(digest):
+            digest, size = store.put(src)
+            if size != st.st_size:  # rewritten while read: its stat is no stamp of these bytes
+                key = [size, -1, -1, -1]
+        else:
+            size = st.st_size
+        if st.st_mtime_ns < settled and key[1] != -1:
+            fresh[f.rel] = [*key, digest]
+        entries.append(ManifestEntry(f.rel, digest, size, stat.S_IMODE(st.st_mode),
+                                     st.st_mtime_ns))
+    if fresh != stamps:
+        tmp = stamps_path.with_name(f"{STAMPS}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(fresh, separators=(",", ":")))
+            os.replace(tmp, stamps_path)
+        except OSError:
+            pass  # a cache: the next snapshot hashes again
+    return Manifest(entries)
+
+
+# ------------------------------------------------------------------------ materialise
+
+
+def materialise(manifest: Manifest, state_dir: Path, dest: Path) -> None:
+    """Write the snapshot's files into ``dest`` (made), each with its mode and mtime."""
+    store = ObjectStore(state_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = {dest}
+    clone = [True]
+    for e in manifest.files:
+        target = dest / e.path
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        _copy_object(store.path(e.sha256), target, e.mode, e.mtime_ns, clone)
+
+
+def _copy_object(src: Path, dst: Path, mode: int, mtime_ns: int, clone: list[bool]) -> None:
+    with open(src, "rb") as fin, open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                              0o600), "wb") as fout:
+        done = False
+        if clone[0]:
+            try:
+                fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+                done = True
+            except OSError as err:
+                if err.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY,
+                                 errno.EBADF):
+                    clone[0] = False  # no reflinks here: plain copies from now on
+                else:
+                    raise
+        if not done:
+            offset = 0
+            try:
+                while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
+                    offset += sent
+            except OSError:
+                fin.seek(offset)
+                while block := fin.read(1 << 20):
+                    fout.write(block)
+        os.fchmod(fout.fileno(), mode)
+    os.utime(dst, ns=(mtime_ns, mtime_ns))
+
+
+def mark_materialised(state_dir: Path, run_id: str) -> None:
+    folder = state_dir / MATERIALISED
+    folder.mkdir(exist_ok=True)
+    os.close(os.open(folder / run_id, os.O_WRONLY | os.O_CREAT, 0o644))
+
+
+def materialised_runs(state_dir: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(state_dir / MATERIALISED))
+    except OSError:
+        return []
+
+
+def unmark_materialised(state_dir: Path, run_id: str) -> None:
+    try:
+        os.unlink(state_dir / MATERIALISED / run_id)
+    except OSError:
+        pass
+
+
+def remove_tree(path: Path) -> bool:
+    """``shutil.rmtree`` without importing shutil (the submit path avoids it); folders a run made
+    read-only are opened up first. False when something stayed (a file a container's root
+    made, say)."""
+    ok = True
+    try:
+        items = list(os.scandir(path))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    for item in items:
+        try:
+            if item.is_dir(follow_symlinks=False):
+                try:
+                    os.chmod(item.path, 0o700)
+                except OSError:
+                    pass
+                ok = remove_tree(Path(item.path)) and ok
+            else:
+                os.unlink(item.path)
+        except OSError:
+            ok = False
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        ok = False
+    return ok
+
+
+# ------------------------------------------------------------------------ references
+
+
+def referenced(runs_dir: Path, skip: Iterable[str] = ()) -> dict[str, set[str]]:
+    """Every run folder's referenced objects (run id -> sha256s), but ``skip``'s."""
+    skipped = set(skip)
+    refs: dict[str, set[str]] = {}
+    try:
+        names = os.listdir(runs_dir)
+    except OSError:
+        return refs
+    cache: dict[bytes, set[str]] = {}
+    for name in names:
+        if name in skipped:
+            continue
+        try:
+            raw = (runs_dir / name / MANIFEST).read_bytes()
+        except OSError:
+            continue
+        key = sha256(raw).digest()  # identical manifests (watch mode) are parsed once
+        if key not in cache:
+            try:
+                cache[key] = {e.sha256 for e in Manifest.from_json(json.loads(raw)).files}
+            except (ValueError, KeyError, IndexError, TypeError):
+                cache[key] = set()
+        refs[name] = cache[key]
+    return refs
+
+
+def unreferenced_by_others(runs_dir: Path, doomed: list[str],
+                           objects: dict[str, int]) -> dict[str, dict[str, int]]:
+    """What deleting ``doomed`` frees of the store: for each doomed run, the objects no other
+    run (nor an earlier doomed one) references, with their sizes. Each object counted once."""
+    survivors = referenced(runs_dir, skip=doomed)
+    kept: set[str] = set().union(*survivors.values()) if survivors else set()
+    freed: dict[str, dict[str, int]] = {}
+    claimed: set[str] = set()
+    for run_id in doomed:
+        try:
+            mine = {e.sha256 for e in Manifest.load(runs_dir / run_id).files}
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            mine = set()
+        own = mine - kept - claimed
+        claimed |= own
+        freed[run_id] = {d: objects[d] for d in own if d in objects}
+    return freed
+
+
+def collect(state_dir: Path, runs_dir: Path, dry_run: bool = False) -> tuple[int, int]:
+    """Remove the objects no run folder's manifest references (and stray temporary files):
+    the count and bytes removed (or that would be)."""
+    store = ObjectStore(state_dir)
+    count = freed = 0
+    with store.lock(exclusive=True):
+        objects = store.all_objects()
+        refs = referenced(runs_dir)
+        live: set[str] = set().union(*refs.values()) if refs else set()
+        for digest, size in objects.items():
+            if digest in live:
+                continue
+            if not dry_run:
+                try:
+                    os.unlink(store.path(digest))
+                except OSError:
+                    continue
+            count += 1
+            freed += size
+        if not dry_run:
+            for item in _scandir(store.root):
+                if item.name.startswith("tmp-"):
+                    try:
+                        os.unlink(item.path)  # a snapshot killed mid-copy (none runs now)
+                    except OSError:
+                        pass
+    return count, freed
+
+
+def _scandir(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(path))
+    except OSError:
+        return []
+
+
+def manifest_of_folder(folder: Path) -> tuple[Manifest, dict[str, Path]]:
+    """A manifest of an old run's full snapshot folder (before manifests), hashed from its files,
+    and where each file is: old runs are diffed, exported and rerun as manifests."""
+    entries: list[ManifestEntry] = []
+    where: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            rel = path.relative_to(folder).as_posix()
+            if rel.split("/", 1)[0] == "outputs":
+                continue  # what the run wrote, not what travelled
+            entries.append(ManifestEntry(rel, file_digest(path), st.st_size,
+                                         stat.S_IMODE(st.st_mode), st.st_mtime_ns))
+            where[rel] = path
+    entries.sort(key=lambda e: e.path)
+    return Manifest(entries), where

@@ -1,0 +1,126 @@
+"""What the project's run history takes on disk (``labdeck store``, ``labdeck runs du``).
+
+Snapshot content lives once in ``.labdeck/objects`` (objects.py); each run's folder holds its
+manifest, log, outputs and, while it runs, the materialised copy of its snapshot. A run's *unique*
+content is the objects no other run references (what deleting it alone frees); its *shared*
+content is referenced by other runs too. Sizes are bytes on disk (blocks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import objects
+from .history import folder_size
+
+
+@dataclass
+class RunUsage:
+    run_id: str
+    files: int = 0  # in its snapshot
+    snapshot_bytes: int = 0  # the snapshot's logical size (sum of its files' sizes)
+    unique: int = 0  # objects only this run references
+    shared: int = 0  # objects other runs reference too
+    materialised: int = 0  # its snapshot/ folder (a live copy, or an old run's full copy)
+    outputs: int = 0
+    log: int = 0
+    other: int = 0  # run.json, manifest, supervisor.log...
+    manifest: bool = True  # False: an old run whose snapshot is a full copy
+
+    @property
+    def folder(self) -> int:
+        return self.materialised + self.outputs + self.log + self.other
+
+    def to_json(self) -> dict[str, object]:
+        return {"run": self.run_id, "files": self.files, "snapshot_bytes": self.snapshot_bytes,
+                "unique": self.unique, "shared": self.shared,
+                "materialised": self.materialised, "outputs": self.outputs, "log": self.log,
+                "other": self.other, "folder": self.folder, "manifest": self.manifest}
+
+
+@dataclass
+class StoreUsage:
+    objects: int = 0
+    objects_bytes: int = 0
+    unreferenced: int = 0
+    unreferenced_bytes: int = 0
+    runs: list[RunUsage] = field(default_factory=list)
+    runs_bytes: int = 0  # every run folder on disk
+
+    @property
+    def total(self) -> int:
+        return self.objects_bytes + self.runs_bytes
+
+    def to_json(self) -> dict[str, object]:
+        return {"objects": self.objects, "objects_bytes": self.objects_bytes,
+                "unreferenced": self.unreferenced,
+                "unreferenced_bytes": self.unreferenced_bytes, "runs": len(self.runs),
+                "runs_bytes": self.runs_bytes, "total_bytes": self.total,
+                "logical_snapshot_bytes": sum(r.snapshot_bytes for r in self.runs)}
+
+
+def usage(state_dir: Path, runs_dir: Path, only: list[str] | None = None) -> StoreUsage:
+    """The store's totals; per run for ``only`` (every run folder when None)."""
+    store = objects.ObjectStore(state_dir)
+    sizes = store.all_objects()
+    refs = objects.referenced(runs_dir)
+    count: dict[str, int] = {}
+    for digests in refs.values():
+        for digest in digests:
+            count[digest] = count.get(digest, 0) + 1
+    result = StoreUsage(objects=len(sizes), objects_bytes=sum(sizes.values()))
+    for digest, size in sizes.items():
+        if digest not in count:
+            result.unreferenced += 1
+            result.unreferenced_bytes += size
+    try:
+        names = sorted(n for n in os.listdir(runs_dir) if (runs_dir / n).is_dir())
+    except OSError:
+        names = []
+    wanted = set(only) if only is not None else None
+    for name in names:
+        run = _run_usage(runs_dir / name, refs.get(name), count, sizes)
+        result.runs_bytes += run.folder
+        if wanted is None or name in wanted:
+            result.runs.append(run)
+    return result
+
+
+def _run_usage(run_dir: Path, digests: set[str] | None, count: dict[str, int],
+               sizes: dict[str, int]) -> RunUsage:
+    run = RunUsage(run_dir.name, manifest=digests is not None)
+    if digests is not None:
+        try:
+            manifest = objects.Manifest.load(run_dir)
+            run.files = len(manifest.files)
+            run.snapshot_bytes = manifest.size
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            pass
+        for digest in digests:
+            if count.get(digest, 0) > 1:
+                run.shared += sizes.get(digest, 0)
+            else:
+                run.unique += sizes.get(digest, 0)
+    try:
+        items = list(os.scandir(run_dir))
+    except OSError:
+        return run
+    for item in items:
+        if item.is_dir(follow_symlinks=False):
+            size = folder_size(Path(item.path)) + item.stat(follow_symlinks=False).st_blocks * 512
+        else:
+            size = item.stat(follow_symlinks=False).st_blocks * 512
+        if item.name == objects.SNAPSHOT_DIR:
+            run.materialised += size
+            if digests is None:  # an old run: its copy is its snapshot
+                run.files = sum(len(f) for _, _, f in os.walk(item.path))
+                run.snapshot_bytes = size
+        elif item.name == "outputs":
+            run.outputs += size
+        elif item.name == "log":
+            run.log += size
+        else:
+            run.other += size
+    return run
