@@ -1,8 +1,13 @@
 """What a docker target's environment image is made of, and the tag that names it.
 
-The tag is ``labdeck-env/<project>:<hash12>``, the hash covering the base image's id, the
-dependencies (as parsed, so comments do not rebuild) and the recipe's version. Kept apart from
-the build (docker/image.py) so a run's start can find its image without loading asyncio.
+The tag is ``labdeck-env/shared:<hash12>``, the hash covering the base image's id, the
+dependencies (as parsed, so comments do not rebuild) and the recipe's version, and nothing of
+the project: two projects with the same inputs share one image. A dependency that names a path
+(``./lib``, ``file:...``, ``-e ...``) is the project's own content, so such an environment keeps a
+per-project tag, ``labdeck-env/<project>:<hash12>`` (also what every image was tagged before;
+those older images are not looked up: the first prepare builds the shared one, or
+``docker tag labdeck-env/<project>:<hash12> labdeck-env/shared:<hash12>`` reuses one). Kept apart
+from the build (docker/image.py) so a run's start can find its image without loading asyncio.
 """
 
 from __future__ import annotations
@@ -16,6 +21,16 @@ from ..config import CondaDeps, conda_name
 from ..errors import PrepareError
 
 RECIPE_VERSION = "1"
+SHARED_REPOSITORY = "labdeck-env/shared"
+_LOCAL_PREFIXES = (".", "/", "~", "file:", "-e", "--editable", "-r", "--requirement")
+
+
+def names_a_path(requirement: str) -> bool:
+    """A pip entry that installs from the project's (or this machine's) files."""
+    text = requirement.strip()
+    if text.startswith(_LOCAL_PREFIXES):
+        return True
+    return "://" not in text and ("/" in text or "\\" in text)
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,13 @@ class EnvSpec:
 
     @property
     def repository(self) -> str:
+        """Shared between projects, unless a dependency is a path (the project's content)."""
+        if any(names_a_path(p) for p in self.pip):
+            return self.project_repository
+        return SHARED_REPOSITORY
+
+    @property
+    def project_repository(self) -> str:
         repo = re.sub(r"[^a-z0-9._-]+", "-", self.project_name.lower()).strip("-._") or "project"
         return f"labdeck-env/{repo}"
 
