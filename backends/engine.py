@@ -93,19 +93,31 @@ class Engine:
         run_id: str = "<run-id>",
         target: Target | None = None,
         source: Manifest | None = None,
+        argv: list[str] | None = None,
     ) -> Submission:
+        """``argv``: the run's argv as a run.json froze it (a rerun), not the runconfig's."""
         target = target or self.project.resolve(target_name)
-        if source is None:
-            rel_script = self._script_path(script) if script is not None else None
+        given = argv is not None
+        if argv is not None:
+            exact = argv[2:] if argv[:2] == ["-m", NOTEBOOK_RUNNER] else argv
+            if not exact:
+                raise UsageError("the run's argv names no script")
+            rel_script, script_name, script_args = None, exact[0], exact[1:]
+            argv = list(exact)
         else:
-            rel_script = self._script_in(source, script) if script is not None else None
-        argv = target.runconfig.argv_for(rel_script, args)
+            if source is None:
+                rel_script = self._script_path(script) if script is not None else None
+            else:
+                rel_script = self._script_in(source, script) if script is not None else None
+            argv = target.runconfig.argv_for(rel_script, args)
+            script_name, script_args = argv[0], argv[1:]
         if rel_script is None and not (
             (self.project.root / argv[0]).is_file() if source is None
             else argv[0] in source.by_path()
         ):
-            raise UsageError(f"script {argv[0]!r} (from ArgumentVector) not found in the project")
-        script_name, script_args = argv[0], argv[1:]
+            where = "the run's snapshot" if source is not None else "the project"
+            why = "" if given else " (from ArgumentVector)"
+            raise UsageError(f"script {argv[0]!r}{why} not found in {where}")
         if script_name.endswith(".ipynb"):  # a notebook: the shim's runner executes it
             argv = ["-m", NOTEBOOK_RUNNER, *argv]
         env = {
@@ -158,15 +170,17 @@ class Engine:
         pending: PendingSupervisor | None = None,
         meta: RunMeta | None = None,
         source: Manifest | None = None,
+        argv: list[str] | None = None,
     ) -> RunRecord:
         """Record the run and hand it to its supervisor. ``target``: ``target_name`` already
         resolved; ``pending``: a supervisor the caller forked ahead (the CLI does it first);
-        ``source``: run these files (a saved snapshot's manifest), not the project's."""
+        ``source``: run these files (a saved snapshot's manifest), not the project's; ``argv``:
+        this exact argv (a rerun's), not the runconfig's."""
         # The supervisor-to-be loads its modules on the other CPU while this one plans and
         # records the run (zygote.early_fork); any error before the hand-off ends it unused.
         self._pending = pending or self._fork_ahead()
         try:
-            return self._submit(target_name, script, args, trigger, target, meta, source)
+            return self._submit(target_name, script, args, trigger, target, meta, source, argv)
         finally:
             if self._pending is not None:  # not handed a run: end it, nothing outlives us
                 self._pending.abort()
@@ -190,13 +204,14 @@ class Engine:
         target: Target | None,
         meta: RunMeta | None = None,
         source: Manifest | None = None,
+        argv: list[str] | None = None,
     ) -> RunRecord:
         target = target or self.project.resolve(target_name)
         kind = target.compute.type
         registry.check(kind)  # unknown types fail before a record
         if self._pending is not None:  # as soon as the backend is known
             self._pending.preload(registry.module_of(kind), registry.early_module_of(kind))
-        sub = self.plan(target_name, script, args, target=target, source=source)
+        sub = self.plan(target_name, script, args, target=target, source=source, argv=argv)
         if sub.spec.snapshot:
             snapshot.check_size(sub.files, _snapshot_limit())
         state = self.project.state_dir
@@ -324,6 +339,42 @@ class Engine:
                 if not store.has(entry.sha256):
                     store.put(where[entry.path])
         return manifest
+
+    def rerun(
+        self,
+        ref: str,
+        current: bool = False,
+        target_name: str | None = None,
+        args: list[str] | None = None,
+        meta: RunMeta | None = None,
+    ) -> RunRecord:
+        """Run a run again: its argv (``args`` replace the script's arguments) on its target
+        (or ``target_name``), with its snapshot (from its manifest) or, ``current``, the
+        project's files as they are now."""
+        from .runspec import RunSpec
+
+        record = self.get(ref, with_metrics=False)
+        run_dir = self.project.run_dir(record.id)
+        try:
+            spec = RunSpec.load(run_dir)
+        except (OSError, ValueError, TypeError) as err:
+            raise StorageError(f"{run_dir / 'run.json'}: unreadable ({err})") from err
+        argv = list(spec.argv)
+        if args is not None:
+            head = 3 if argv[:2] == ["-m", NOTEBOOK_RUNNER] else 1
+            argv = argv[:head] + list(args)
+        source = None
+        if not current:
+            source = self.manifest(record.id)
+            store = objects.ObjectStore(self.project.state_dir)
+            missing = [e.path for e in source.files if not store.has(e.sha256)]
+            if missing:
+                raise StorageError(f"run {record.id}: {len(missing)} file(s) of its snapshot are"
+                                   f" missing from {store.root} (first: {missing[0]});"
+                                   " rerun it with --current")
+        trigger = [f"rerun of {record.id}" + (" with the current files" if current else "")]
+        return self.submit(target_name or spec.target, None, [], trigger, meta=meta,
+                           source=source, argv=argv)
 
     def materialise(self, run_id: str, dest: Path | None = None) -> Path:
         """Write a run's snapshot files out again (default: its ``snapshot/`` folder)."""

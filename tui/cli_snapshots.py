@@ -6,6 +6,7 @@ groups defined there.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -103,3 +104,154 @@ def runs_du(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
              _size(r.materialised), _size(r.outputs), _size(r.log)] for r in info.runs]
     click.echo(_render().table(["RUN", "FILES", "SNAPSHOT", "UNIQUE", "SHARED", "COPY",
                                 "OUTPUTS", "LOG"], rows))
+
+
+# ------------------------------------------------------------------------ rerun, diff, export
+
+
+@runs.command("rerun", context_settings={"ignore_unknown_options": True})
+@click.argument("run_id")
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--current", is_flag=True,
+              help="Run the project's files as they are now, not the run's snapshot.")
+@click.option("-c", "--target", "target", default=None,
+              help="Another runconfig or compute (default: the run's own).")
+@click.option("--no-args", is_flag=True, help="Run the script without its arguments.")
+@click.option("-a", "--async", "run_async", is_flag=True,
+              help="Print the new run's id and return; the run goes on.")
+@click.option("--name", default=None, help="A name for the new run.")
+@click.option("--tag", "tags", multiple=True, metavar="NAME=VALUE",
+              help="Label the new run (repeatable); it is tagged rerun_of=RUN too.")
+@click.option("--note", default=None, help="A line of text kept with the new run.")
+@click.pass_obj
+def runs_rerun(obj: Ctx, run_id: str, script_args: tuple[str, ...], current: bool,
+               target: str | None, no_args: bool, run_async: bool, name: str | None,
+               tags: tuple[str, ...], note: str | None) -> None:
+    """Run RUN again: the same snapshot (its files as they were), target and arguments.
+    Arguments after ``--`` replace the script's.
+
+    \b
+    Examples:
+      labdeck runs rerun my-run
+      labdeck runs rerun my-run --current -c docker
+      labdeck runs rerun my-run -- --rate 0.1
+    """
+    from backends.history import check_name, parse_tags
+    from backends.store import RunMeta
+
+    from .submitting import echo, exit_status
+
+    if no_args and script_args:
+        raise click.UsageError("--no-args and arguments: give one or the other")
+    engine = recovered(obj)
+    original = engine.get(run_id, with_metrics=False)
+    meta = RunMeta(name=None if name is None else check_name(name), note=note or None,
+                   tags={"rerun_of": original.id, **parse_tags(tags)})
+    args = [] if no_args else list(script_args) if script_args else None
+    record = engine.rerun(original.id, current=current, target_name=target, args=args,
+                          meta=meta)
+    what = "the current files" if current else "its snapshot"
+    echo(f"run {record.id} submitted to {record.target} (rerun of {original.id}, {what})",
+         err=True)
+    echo(record.id)
+    if run_async:
+        return
+    import sys
+
+    from .follow import follow
+
+    try:
+        final = follow(engine, record.id)
+    except KeyboardInterrupt:
+        echo(f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)",
+             err=True)
+        sys.exit(130)
+    summary = f"run {final.id} {final.status.value}"
+    if final.exit_code is not None:
+        summary += f" (exit code {final.exit_code})"
+    if final.error and final.status.value != "completed":
+        summary += f": {final.error}"
+    echo(summary, err=True)
+    sys.exit(exit_status(final))
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--stat", "name_only", is_flag=True,
+              help="Only the changed files' names, no unified diff.")
+@click.option("-U", "--unified", "context", type=int, default=3, show_default=True,
+              help="Lines of context in the unified diff.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def runs_diff(obj: Ctx, run_a: str, run_b: str, name_only: bool, context: int,
+              output: str) -> None:
+    """What changed between two runs: the files of their snapshots (a unified diff of text
+    files), then target, arguments, params, metrics and tags side by side.
+
+    \b
+    Examples:
+      labdeck runs diff baseline tuned
+      labdeck runs diff baseline tuned --stat -o json
+    """
+    from backends import rundiff
+    from backends.objects import ObjectStore
+
+    engine = recovered(obj)
+    a, b = engine.get(run_a), engine.get(run_b)
+    changes = rundiff.diff_manifests(engine.manifest(a.id), engine.manifest(b.id))
+    if not name_only:
+        rundiff.add_unified(ObjectStore(engine.project.state_dir), changes, a.id, b.id, context)
+    rows = rundiff.side_by_side(a, b)
+    if output == "json":
+        click.echo(_render().as_json({
+            "a": a.id, "b": b.id, "files": [c.to_json() for c in changes],
+            "side_by_side": [{"kind": r.kind, "name": r.name, "a": r.a, "b": r.b,
+                              "same": r.same} for r in rows]}))
+        return
+    marks = {"added": "A", "removed": "D", "modified": "M", "mode": "m"}
+    click.echo(f"files: {len(changes)} changed between {a.id} and {b.id}")
+    for change in changes:
+        extra = ""
+        if change.change == "mode" and change.a and change.b:
+            extra = f"  (mode {change.a.mode:o} -> {change.b.mode:o})"
+        elif change.binary:
+            extra = "  (binary or over 1 MB: not shown)"
+        click.echo(f"{marks[change.change]} {change.path}{extra}")
+    for change in changes:
+        if change.diff:
+            click.echo("".join(change.diff), nl=False)
+    click.echo("")
+    table = [[r.kind, r.name, _cell(r.a), _cell(r.b), "" if r.same else "*"] for r in rows]
+    click.echo(_render().table(["", "NAME", a.id, b.id, "DIFF"], table))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return _render().metric_value(value) if isinstance(value, float) else str(value)
+
+
+@runs.command("export")
+@click.argument("run_id")
+@click.option("-o", "--output", "dest", type=click.Path(path_type=Path), default=None,
+              help="The archive to write (default: RUN_ID.tar.gz here; a folder: inside it).")
+@click.option("--with-objects", is_flag=True,
+              help="Include the snapshot's file contents (objects/ by sha256), not only its"
+                   " manifest.")
+@click.pass_obj
+def runs_export(obj: Ctx, run_id: str, dest: Path | None, with_objects: bool) -> None:
+    """One .tar.gz of a run: run.json, its record (status, params, tags), metrics, log,
+    outputs and its snapshot's manifest (and its files' contents with --with-objects).
+
+    \b
+    Examples:
+      labdeck runs export my-run
+      labdeck runs export my-run -o /tmp/ --with-objects
+    """
+    from backends.export import export_run
+
+    path, names = export_run(recovered(obj), run_id, dest, with_objects)
+    click.echo(str(path))
+    click.echo(f"{len(names)} entries, {_size(path.stat().st_size)}", err=True)
