@@ -10,16 +10,14 @@ def spec(project: str, *pip: str) -> EnvSpec:
     return EnvSpec(project=f"/work/{project}", project_name=project, base="img", pip=pip)
 
 
-def test_same_inputs_same_tag_whatever_the_project() -> None:
+def test_same_inputs_same_tag_whatever_the_project_unless_a_path() -> None:
     one, two = spec("alpha", "numpy==1.26"), spec("Beta Proj", "numpy==1.26")
     assert one.env_tag("sha256:1") == two.env_tag("sha256:1")
     assert str(one.env_tag("sha256:1")).startswith("labdeck-env/shared:")
     assert one.env_tag("sha256:1") != one.env_tag("sha256:2")  # another base image
     assert one.env_tag("sha256:1") != spec("alpha", "numpy==2.0").env_tag("sha256:1")
     assert spec("a", "pkg @ https://x.org/p.whl").repository == "labdeck-env/shared"
-
-
-def test_a_path_dependency_is_the_projects_own() -> None:
+    # A dependency that is a path is the project's own content: its tag stays per project.
     for entry in ("./lib", "-e ./lib", "file:///tmp/x.whl", "libs/mine", "/abs/pkg"):
         assert spec("Beta Proj", entry).env_tag("sha256:1").startswith(  # type: ignore[union-attr]
             "labdeck-env/beta-proj:"), entry
