@@ -109,6 +109,28 @@ class LineSplitter:
             self._end_line(out)
         return out
 
+    def feed_block(self, data: bytes) -> bytes | None:
+        """``feed`` for plain output, without making a ``str`` per line: the complete lines
+        now at hand (what was pending first), each ending with its newline, as bytes that are
+        valid UTF-8 (b"": no line ended yet). None, having taken nothing, when ``data`` needs
+        ``feed``'s care: a ``\r`` (now or pending), a line that may be over the cap, bytes
+        that are not UTF-8 (``feed`` replaces them)."""
+        if self._cr or b"\r" in data or len(self._buf) + len(data) > self.cap:
+            return None
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._buf += data
+            return b""
+        head = bytes(self._buf) + data[:last + 1] if self._buf else data[:last + 1]
+        if not head.isascii():
+            try:
+                head.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        self._buf.clear()
+        self._buf += data[last + 1:]
+        return head
+
     def _feed_plain(self, data: bytes) -> list[str]:
         """No \\r in sight (nearly all output): split by C code, decode once per read."""
         last = data.rfind(b"\n")

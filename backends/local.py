@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import ClassVar
 
-from . import procutil
+from . import localstart, procutil
 from .base import (
     Backend,
     Capability,
@@ -26,7 +25,8 @@ from .base import (
 )
 from .errors import TargetError
 from .linesplit import LineSplitter
-from .metrics import SHIM_DIR
+from .localstart import LocalProcess
+from .rawbatch import RawBatch
 
 READ_CHUNK = 1 << 20  # what a pipe holds when the supervisor falls behind: one batch
 PIPE_SIZE = 1 << 20  # the most an unprivileged process may ask (fs/pipe-max-size's default)
@@ -39,24 +39,10 @@ class LocalBackend(Backend):
     )
 
     def interpreter(self) -> str:
-        wanted = self.compute.python_location or sys.executable
-        found = shutil.which(wanted)
-        if found is None:
-            where = f" ({self.compute.path})" if self.compute.path else ""
-            raise TargetError(f"pythonLocation {wanted!r} not found{where}")
-        return found
+        return localstart.interpreter(self.compute)
 
     def run_env(self, ctx: RunContext) -> dict[str, str]:
-        env = dict(ctx.env)
-        share = self.compute.share_dir(ctx.project.name)
-        if share is not None:  # Workbench's per-project folder shared by all runs
-            # With the separator at the end, as Workbench gave it: scripts write
-            # os.environ["AZUREML_NATIVE_SHARE_DIRECTORY"] + "model.pkl".
-            env["AZUREML_NATIVE_SHARE_DIRECTORY"] = os.path.join(str(share), "")
-        # The shim first; the runconfig's PYTHONPATH (EnvironmentVariables) and then this
-        # machine's are kept behind it.
-        paths = [str(SHIM_DIR), ctx.env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env = localstart.run_env(self.compute, ctx)
         from .spark import plan as spark  # a few small modules, no JVM
 
         if spark.is_spark(ctx):  # the driver and its workers run the target's Python
@@ -101,30 +87,26 @@ class LocalBackend(Backend):
         return TargetInfo(True, "this machine", gpus, note)
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
+        shared = ctx.compute.shared_volumes
+        if isinstance(ctx.early, LocalProcess):  # started the moment the run arrived
+            started, ctx.early = ctx.early, None
+            return SpawnedRunHandle(started, ctx.workdir, shared=shared)
         # The script's orphans (double-forked daemons) re-parent to this supervisor, where
         # cancel finds them; only local runs have descendants here.
         procutil.become_subreaper()
-        full_env = {**os.environ, **self.run_env(ctx)}
-        self.compute.make_share_dir(ctx.project.name)
-        # Workbench made outputs/ before every run; real scripts write ./outputs/model.pkl
-        # without creating it.
-        try:
-            (ctx.workdir / "outputs").mkdir(exist_ok=True)
-        except OSError as err:
-            raise TargetError(f"cannot create {ctx.workdir / 'outputs'}: "
-                              f"{err.strerror or err}") from err
+        localstart.make_dirs(self.compute, ctx)
         if ctx.compute.shared_volumes:  # which of the project's outputs/ will be this run's
             from .outputs import take_baseline
 
             take_baseline(ctx.workdir / "outputs", ctx.outputs_dir)
         from .spark import plan as spark
 
-        spark_run = spark.is_spark(ctx)
-        if spark_run:  # Framework PySpark: spark-submit, never silently python
-            command = spark.command(ctx, env.ref, spark.master(self.compute))
-            spark.check_java()
-        else:
-            command = [env.ref, *ctx.argv]
+        if not spark.is_spark(ctx):
+            return SpawnedRunHandle(localstart.start_plain(ctx, env.ref), ctx.workdir, shared)
+        # Framework PySpark: spark-submit, never silently python
+        full_env = {**os.environ, **self.run_env(ctx)}
+        command = spark.command(ctx, env.ref, spark.master(self.compute))
+        spark.check_java()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command,
@@ -137,9 +119,8 @@ class LocalBackend(Backend):
             )
         except OSError as err:
             raise TargetError(f"cannot start {command[0]}: {err.strerror}") from err
-        if spark_run:  # spark-submit's stderr tells the application id and the UI
-            return spark.process_handle(proc, ctx, spark.master(self.compute))
-        return LocalRunHandle(proc, ctx.workdir, shared=ctx.compute.shared_volumes)
+        # spark-submit's stderr tells the application id and the UI
+        return spark.process_handle(proc, ctx, spark.master(self.compute))
 
 
 class LocalRunHandle(RunHandle):
@@ -186,8 +167,11 @@ class LocalRunHandle(RunHandle):
             for task in readers:
                 task.cancel()
 
+    async def _exited(self) -> int:
+        return await exited(self.proc)
+
     async def wait(self) -> int:
-        code = await exited(self.proc)
+        code = await self._exited()
         # Children the script left behind (daemons, double forks) would hold its pipes open and
         # outlive the run: stop them too. The supervisor is a subreaper, so they are findable:
         # each is, or descends from, a child of this process (orphans were re-parented here
@@ -220,6 +204,8 @@ class LocalRunHandle(RunHandle):
         await asyncio.to_thread(self._stop_tree, 1.0)
 
     async def collect_outputs(self, dest: Path) -> list[str]:
+        if _empty_dir(self.workdir / "outputs"):  # most runs: no thread, no import
+            return []
         from .outputs import collect_outputs_dir  # at the run's end only
 
         # A snapshot's outputs/ is the run's alone: moved. The project's own (sharedVolumes)
@@ -265,6 +251,17 @@ async def exited(proc: asyncio.subprocess.Process) -> int:
     if info.si_code == os.CLD_EXITED:
         return info.si_status
     return -info.si_status  # killed by a signal, as asyncio reports it
+
+
+def _empty_dir(path: Path) -> bool:
+    """``path`` is a folder with nothing in it, or is not there at all."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _children_besides(pid: int) -> list[int] | None:
@@ -321,4 +318,162 @@ async def _pump(
         if lines := splitter.flush():
             await queue.put(LogBatch(name, lines))
     finally:
+        await queue.put(None)
+
+
+class SpawnedProcess:
+    """A script started by localstart.py, as the event loop sees it: ``pid``, ``returncode``
+    and ``wait()`` as asyncio's Process has them; its exit is seen by a pidfd (a thread's
+    ``waitpid`` without one) and reaped here."""
+
+    def __init__(self, started: LocalProcess):
+        self.pid = started.pid
+        self.returncode: int | None = None
+        self._exit: asyncio.Future[int] | None = None
+
+    async def wait(self) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if self._exit is None:
+            self._exit = asyncio.ensure_future(self._watch())
+        return await asyncio.shield(self._exit)  # a timed-out waiter leaves the watch on
+
+    async def _watch(self) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (OSError, AttributeError):  # no pidfd (old kernel)
+            status = await asyncio.to_thread(_reap, self.pid)
+        else:
+            try:
+                await _readable(loop, fd)
+            finally:
+                os.close(fd)
+            status = _reap(self.pid)
+        self.returncode = os.waitstatus_to_exitcode(status) if status >= 0 else 255
+        return self.returncode
+
+
+def _reap(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # reaped by someone else: its code is lost
+        return -1
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int,
+                    timeout: float | None = None) -> bool:
+    """Whether ``fd`` became readable (False: ``timeout`` seconds passed first)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        if timeout is None:
+            await ready
+        else:
+            await asyncio.wait_for(ready, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+
+
+class SpawnedRunHandle(LocalRunHandle):
+    """A local run started by localstart.py: its pipes read straight from their fds, plain
+    output passed on as bytes (rawbatch.py)."""
+
+    def __init__(self, started: LocalProcess, workdir: Path, shared: bool):
+        super().__init__(SpawnedProcess(started), workdir, shared)  # type: ignore[arg-type]
+        self._fds = [started.out_fd, started.err_fd]
+
+    async def _exited(self) -> int:
+        return await self.proc.wait()
+
+    async def logs(self) -> AsyncIterator[LogBatch]:
+        queue: asyncio.Queue[LogBatch | None] = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        self._queue = queue
+        readers = [
+            asyncio.create_task(_pump_fd(self._fds, 0, "out", queue)),
+            asyncio.create_task(_pump_fd(self._fds, 1, "err", queue)),
+        ]
+        open_streams = len(readers)
+        try:
+            while open_streams:
+                item = await queue.get()
+                # What else is already read goes with it: a stream's reads in a row are one
+                # batch (they share the time they are written at).
+                while item is not None and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        open_streams -= 1
+                    elif (merged := _merged(item, nxt)) is not None:
+                        item = merged
+                    else:
+                        yield item
+                        item = nxt
+                if item is None:
+                    open_streams -= 1
+                else:
+                    yield item
+        finally:
+            for task in readers:
+                task.cancel()
+
+    async def close(self) -> None:
+        for i, fd in enumerate(self._fds):
+            if fd >= 0:
+                self._fds[i] = -1
+                os.close(fd)
+        await super().close()
+
+
+def _merged(a: LogBatch, b: LogBatch) -> LogBatch | None:
+    """One batch of two read in a row from one stream; None when they cannot be one."""
+    if a.stream != b.stream:
+        return None
+    if isinstance(a, RawBatch) and isinstance(b, RawBatch):
+        return RawBatch(a.stream, a.block + b.block)
+    if not isinstance(a, RawBatch) and not isinstance(b, RawBatch):
+        a.lines.extend(b.lines)
+        return a
+    return None
+
+
+async def _pump_fd(fds: list[int], index: int, name: str,
+                   queue: asyncio.Queue[LogBatch | None]) -> None:
+    """``_pump`` for a pipe's fd (non-blocking): read what is there (up to 1 MiB), wait only
+    when nothing is; plain reads go on as bytes (``LineSplitter.feed_block``). The fd is
+    closed at its end."""
+    fd = fds[index]
+    splitter = LineSplitter()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                due = splitter.due()
+                timeout = None if due is None else max(0.0, due - loop.time())
+                if not await _readable(loop, fd, timeout) and (lines := splitter.tick(loop.time())):
+                    await queue.put(LogBatch(name, lines))
+                continue
+            if not chunk:
+                break
+            block = splitter.feed_block(chunk)
+            if block is not None:
+                if block:
+                    await queue.put(RawBatch(name, block))
+            elif lines := splitter.feed(chunk, loop.time()):
+                await queue.put(LogBatch(name, lines))
+        if lines := splitter.flush():
+            await queue.put(LogBatch(name, lines))
+    finally:
+        if fds[index] >= 0:
+            fds[index] = -1
+            os.close(fd)
         await queue.put(None)

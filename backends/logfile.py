@@ -26,7 +26,7 @@ _TAG_RE = re.compile(rb"^[0-9T:.-]+Z (out|met|err) ", re.MULTILINE)  # a script'
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
-    from typing import IO
+    from typing import TextIO
 
 _setattr = object.__setattr__  # hand-written __init__ of hot frozen records
 STREAMS = ("out", "err", "met", "sys")
@@ -93,7 +93,7 @@ class LogWriter:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8", errors="replace", newline="\n")
+        self._fh: TextIO = open(path, "a", encoding="utf-8", errors="replace", newline="\n")
 
     def write(self, stream: str, text: str, ts: float | None = None) -> None:
         self.write_many([(stream, text, ts)])
@@ -117,6 +117,16 @@ class LogWriter:
             prefix = f"{format_ts(ts if ts is not None else time.time())} {stream} "
             self._fh.write(prefix + ("\n" + prefix).join(lines) + "\n")
             self._fh.flush()
+
+    def write_block(self, stream: str, block: bytes, ts: float | None = None) -> None:
+        """``write_lines`` for lines still in bytes (rawbatch.py: valid UTF-8, no ``\r``, each
+        ending with its newline): the prefix goes in with one ``replace``, nothing decoded."""
+        if block:
+            prefix = f"{format_ts(ts if ts is not None else time.time())} {stream} ".encode()
+            self._fh.flush()  # (it is, after every write; the bytes must follow the text)
+            out = self._fh.buffer
+            out.write(prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+            out.flush()
 
     def close(self) -> None:
         if not self._fh.closed:

@@ -21,6 +21,7 @@ PLANNED = {"remote"}
 # compute type -> "module:function", the module free of asyncio.
 EARLY = {
     "docker": "backends.docker.early:begin",
+    "local": "backends.localstart:begin",
 }
 
 

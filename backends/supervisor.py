@@ -20,6 +20,7 @@ from .errors import LabdeckError
 from .linesplit import PROGRESS
 from .logfile import LogWriter, reattach_point
 from .project import Project
+from .rawbatch import RawBatch
 from .runspec import RunSpec
 from .status import RunStatus
 from .store import RunStore
@@ -28,12 +29,16 @@ CANCEL_GRACE = 3.0
 CANCEL_POLL = 0.5
 # A batch's text holding either needs a look line by line: a metric record, a progress state.
 _SLOW_PATH = (metrics.MARKER[:1], PROGRESS)
+_MARKER_B = metrics.MARKER[:1].encode()
 
 
 class Supervisor:
     def __init__(self, project: Project, run_id: str, reattach: bool,
-                 early: RunContext | None = None):
+                 early: RunContext | None = None, done_fd: int | None = None):
         self.project = project
+        # The client's "done" pipe (zygote.py), when this process holds its write end: closed
+        # once the run's status is final, so the client wakes then, not after our teardown.
+        self.done_fd = done_fd
         self.early = early  # the run's context with what its backend began (prestart.py)
         self.run_id = run_id
         self.reattach = reattach
@@ -87,6 +92,9 @@ class Supervisor:
             await self._discard_early(ctx)  # a no-op unless something escaped the above
             self.log.close()
             self.store.close()
+            if self.done_fd is not None:
+                os.close(self.done_fd)
+                self.done_fd = None
 
     async def _close(self, handle: RunHandle) -> None:
         """``handle.close()`` once: before the terminal status normally, else on the way out."""
@@ -201,7 +209,11 @@ class Supervisor:
             if first:
                 first = False
                 phasetrace.mark("sup-first-output")
-            if batch.stamps is None:
+            if isinstance(batch, RawBatch):  # plain bytes: a metric marker needs a look
+                if _MARKER_B not in batch.block:
+                    self.log.write_block(batch.stream, batch.block, batch.ts)
+                    continue
+            elif batch.stamps is None:
                 text = "\n".join(batch.lines)
                 if not any(mark in text for mark in _SLOW_PATH):
                     self.log.write_lines(batch.stream, batch.lines, batch.ts)
@@ -244,15 +256,20 @@ class Supervisor:
         await handle.cancel(CANCEL_GRACE)
 
 
-def main(argv: list[str], early: RunContext | None = None) -> int:
+def main(argv: list[str], early: RunContext | None = None, done_fd: int | None = None) -> int:
+    """``done_fd``: the write end of the client's "done" pipe, which this call then owns (it
+    closes it when the run's status is final)."""
     if len(argv) < 2:
         print("usage: python -m backends.supervisor PROJECT RUN_ID [--reattach]", file=sys.stderr)
         return 2
     project = early.project if early is not None else Project(Path(argv[0]))
-    supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:], early=early)
+    supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:], early=early,
+                            done_fd=done_fd)
     phasetrace.mark("sup-main")
     code = asyncio.run(supervisor.run())
-    phasetrace.mark("sup-end")
+    if phasetrace.ENABLED:  # what the supervisor cost (its CPU time competes with the script's)
+        usage = os.times()
+        phasetrace.mark(f"sup-end(cpu {usage.user:.3f}u+{usage.system:.3f}s)")
     phasetrace.write("sup", fd=2)  # its stderr is the run's supervisor.log
     return code
 

@@ -140,9 +140,10 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
             phasetrace.mark(f"sup-preloaded({len(later)} left)")
             from . import supervisor
 
+            # It closes done_w once the run's status is final: the client wakes then, not
+            # after this process is torn down.
             code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
-                                   early=early)
-            os.close(done_w)  # the client wakes now, not after this process is torn down
+                                   early=early, done_fd=done_w)
     except BaseException:  # nothing may escape into the client's code path
         import traceback
 
@@ -237,7 +238,8 @@ def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: s
             os.closerange(keep_fd + 1, 1 << 16)
         from . import supervisor
 
-        code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []))
+        code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
+                               done_fd=keep_fd)
     except BaseException:  # nothing may escape into the parent's code path
         import traceback
 
