@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,8 +91,75 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_name ON runs(name) WHERE name IS NOT NULL
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep) WHERE sweep IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 """
+# Each run's value of each name as queries see it (``--where``, ``--sort``, the runs table): its
+# metric's last value, else its param. Kept by triggers on the tables that hold the values, so
+# every writer (the supervisor, reindex, direct SQL) keeps it right; a condition or a sort on
+# a name is then an index range over (name, num) instead of a lookup per run.
+_VALUES_TABLE = """
+CREATE TABLE IF NOT EXISTS run_values (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,         -- JSON, as in metrics and params
+    num REAL,                    -- the value when it is a JSON number
+    txt TEXT,                    -- the value when it is a JSON string
+    metric INTEGER NOT NULL,     -- 1: a metric's last value (seq below); 0: a param's
+    seq INTEGER NOT NULL,
+    series INTEGER NOT NULL DEFAULT 0,  -- a metric logged as a list or more than once
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+"""
+_VALUES_INDEXES = """
+CREATE INDEX IF NOT EXISTS run_values_num ON run_values(name, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS run_values_txt ON run_values(name, txt) WHERE txt IS NOT NULL;
+"""
+# A value that is not valid JSON (json.dumps writes NaN as NaN) is neither number nor text.
+_NUM = ("CASE WHEN NOT json_valid({v}) THEN NULL WHEN json_type({v}) IN ('integer', 'real')"
+        " THEN CAST({v} AS REAL) END")
+_TXT = ("CASE WHEN NOT json_valid({v}) THEN NULL WHEN json_type({v}) = 'text'"
+        " THEN json_extract({v}, '$') END")
+_VALUES_TRIGGERS = f"""
+CREATE TRIGGER IF NOT EXISTS run_values_metric AFTER INSERT ON metrics BEGIN
+    INSERT INTO run_values (run_id, name, value, num, txt, metric, seq, series)
+    VALUES (new.run_id, new.name, new.value, {_NUM.format(v="new.value")},
+            {_TXT.format(v="new.value")}, 1, new.seq, new.series OR new.seq > 0)
+    ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, num = excluded.num,
+        txt = excluded.txt, metric = 1, seq = excluded.seq,
+        series = run_values.metric OR excluded.series
+    WHERE run_values.metric = 0 OR excluded.seq >= run_values.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS run_values_param AFTER INSERT ON params BEGIN
+    INSERT INTO run_values (run_id, name, value, num, txt, metric, seq)
+    VALUES (new.run_id, new.name, new.value, {_NUM.format(v="new.value")},
+            {_TXT.format(v="new.value")}, 0, 0)
+    ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, num = excluded.num,
+        txt = excluded.txt
+    WHERE run_values.metric = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS run_values_param_set AFTER UPDATE OF value ON params BEGIN
+    UPDATE run_values SET value = new.value, num = {_NUM.format(v="new.value")},
+        txt = {_TXT.format(v="new.value")}
+    WHERE run_id = new.run_id AND name = new.name AND metric = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS run_values_run_gone AFTER DELETE ON runs BEGIN
+    DELETE FROM run_values WHERE run_id = old.id;
+END;
+"""
+# A store made before run_values: fill it once from what it holds (the params first, then each
+# metric's last value over them).
+_VALUES_FILL = f"""
+INSERT OR REPLACE INTO run_values (run_id, name, value, num, txt, metric, seq, series)
+    SELECT run_id, name, value, {_NUM.format(v="value")}, {_TXT.format(v="value")}, 0, 0, 0
+    FROM params;
+INSERT OR REPLACE INTO run_values (run_id, name, value, num, txt, metric, seq, series)
+    SELECT m.run_id, m.name, m.value, {_NUM.format(v="m.value")}, {_TXT.format(v="m.value")},
+           1, m.seq, c.series OR c.n > 1
+    FROM metrics AS m JOIN (SELECT run_id, name, MAX(seq) AS seq, COUNT(*) AS n,
+                                   MAX(series) AS series FROM metrics GROUP BY run_id, name) AS c
+    ON m.run_id = c.run_id AND m.name = c.name AND m.seq = c.seq;
+"""
 
 _TERMINAL_SQL = "(" + ",".join(f"'{s.value}'" for s in TERMINAL) + ")"
+_ACTIVE_SQL = "(" + ",".join(f"'{s.value}'" for s in RunStatus if s not in TERMINAL) + ")"
 # A metric record whose name carries this kind is a param or a tag (backends/metrics.py: Key).
 PARAM, TAG = "param", "tag"
 
@@ -329,6 +396,11 @@ class RunStore:
             if column not in have:
                 conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {decl}")
         conn.executescript(_INDEXES)
+        fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND"
+                             " name='run_values'").fetchone() is None
+        if fresh:  # made with the triggers and filled in one transaction: no value missed
+            conn.executescript(f"BEGIN IMMEDIATE; {_VALUES_TABLE} {_VALUES_TRIGGERS}"
+                               f" {_VALUES_FILL} {_VALUES_INDEXES} COMMIT;")
 
     def disconnect(self) -> None:
         """Close every thread's connection (before a fork: SQLite must not cross one); the
@@ -490,6 +562,74 @@ class RunStore:
             self._add_details(records)
         return records
 
+    def select_sorted(
+        self,
+        where: str,
+        args: Sequence[Any],
+        name: str,
+        descending: bool = True,
+        limit: int | None = None,
+        with_metrics: bool = True,
+    ) -> list[RunRecord]:
+        """``select`` ordered by each run's value of ``name`` (its metric's last value, else its
+        param), runs without a numeric one after the others, newest first among equals. The
+        index on ``run_values(name, num)`` gives the order, so a limit reads only what it
+        keeps. ``where`` may name runs' columns bare except ``name`` (say ``runs.name``)."""
+        cond = f" AND ({where})" if where else ""
+        direction = "DESC" if descending else "ASC"
+        cut = "" if limit is None else f" LIMIT {int(limit)}"
+        db = self._db
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")  # both reads see one state of the store
+        try:
+            rows = db.execute(
+                "SELECT runs.* FROM run_values AS s JOIN runs ON runs.id = s.run_id"
+                f" WHERE s.name = ? AND s.num IS NOT NULL{cond}"
+                f" ORDER BY s.num {direction}, runs.created DESC{cut}", (name, *args),
+            ).fetchall()
+            if limit is None or len(rows) < limit:
+                rest = "" if limit is None else f" LIMIT {int(limit) - len(rows)}"
+                rows += db.execute(
+                    "SELECT * FROM runs WHERE NOT EXISTS (SELECT 1 FROM run_values AS s WHERE"
+                    f" s.run_id = runs.id AND s.name = ? AND s.num IS NOT NULL){cond}"
+                    f" ORDER BY created DESC{rest}", (name, *args),
+                ).fetchall()
+        finally:
+            if own:
+                db.execute("COMMIT")
+        records = [_record(r) for r in rows]
+        if with_metrics and records:
+            by_run = self._metrics_of([r.id for r in records])
+            for rec in records:
+                rec.metrics = by_run.get(rec.id, {})
+            self._add_details(records)
+        return records
+
+    def broad_test(self, limit: int | None) -> Callable[[Any], bool]:
+        """For a query reading at most ``limit`` runs: whether a comparison (query.Compare)
+        matches so many runs that checking each run, newest first, until ``limit`` match
+        costs less than gathering every match from the index (each gathered one costs about
+        twice a check). Counts stop at what decides, so the test stays cheap."""
+        from .query import compare_parts
+
+        row = self._db.execute("SELECT MAX(rowid) FROM runs").fetchone()  # ~ the run count
+        total = int(row[0] or 0)
+
+        def broad(expr: Any) -> bool:
+            name, column, op, value = compare_parts(expr)
+            if column not in ("num", "txt") or op not in ("=", "<>", "<", "<=", ">", ">="):
+                raise ValueError(f"not a comparison: {column} {op}")
+            # A run is checked per expected match: total / matches runs each, limit times.
+            cap = total // 2 + 1
+            count = int(self._db.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM run_values WHERE name = ? AND {column} {op} ?"
+                f" LIMIT {cap})", (name, value)).fetchone()[0])
+            checked = total if limit is None else min(total, limit * total / max(count, 1))
+            return 2 * count > checked
+
+        return broad
+
     def _metrics_of(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(ids):
@@ -605,8 +745,8 @@ class RunStore:
         return self.get(row["id"])
 
     def active(self) -> list[RunRecord]:
-        rows = self._db.execute(
-            f"SELECT * FROM runs WHERE status NOT IN {_TERMINAL_SQL} ORDER BY created"
+        rows = self._db.execute(  # IN, not NOT IN: the status index finds the few at once
+            f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} ORDER BY created"
         ).fetchall()
         return [_record(r) for r in rows]
 
@@ -736,16 +876,13 @@ class RunStore:
         """Per run, each metric's last value and whether it is a series: what a table of runs
         shows, without decoding every value of every series (thousands per run)."""
         rows = self._db.execute(
-            "SELECT m.run_id, m.name, m.value, c.n, c.series FROM metrics AS m JOIN"
-            " (SELECT run_id, name, MAX(seq) AS seq, COUNT(*) AS n, MAX(series) AS series"
-            "  FROM metrics GROUP BY run_id, name) AS c"
-            " ON m.run_id = c.run_id AND m.name = c.name AND m.seq = c.seq"
-            " ORDER BY m.run_id, m.name"
+            "SELECT run_id, name, value, series FROM run_values WHERE metric = 1"
+            " ORDER BY run_id, name"
         ).fetchall()
         out: dict[str, dict[str, tuple[Any, bool]]] = {}
         for row in rows:
             out.setdefault(row["run_id"], {})[row["name"]] = (
-                json.loads(row["value"]), bool(row["series"]) or row["n"] > 1)
+                json.loads(row["value"]), bool(row["series"]))
         return out
 
     def _all_metrics(self) -> dict[str, dict[str, Any]]:

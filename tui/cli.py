@@ -452,11 +452,9 @@ def build_filter(obj: Ctx, statuses: tuple[str, ...], targets: tuple[str, ...],
 
 
 def select_runs(obj: Ctx, run_filter: Any, sort: str | None, limit: int | None) -> list[Any]:
-    from backends.query import order_sql
+    from backends import query
 
-    where, args = run_filter.sql()
-    order, order_args = order_sql(sort)
-    return list(recovered(obj).store.select(where, [*args, *order_args], order, limit))
+    return query.select_runs(recovered(obj).store, run_filter, sort, limit)
 
 
 @runs.command("list")
@@ -870,11 +868,9 @@ def _sort_name(sort: str | None) -> str | None:
 
 
 def _sweep_records(obj: Ctx, sweep_id: str, sort: str | None) -> list[Any]:
-    from backends.query import RunFilter, order_sql
+    from backends.query import RunFilter, select_runs
 
-    where, args = RunFilter(sweep=sweep_id).sql()
-    order, order_args = order_sql(sort) if sort else ("created ASC", [])
-    return list(obj.engine.store.select(where, [*args, *order_args], order))
+    return select_runs(obj.engine.store, RunFilter(sweep=sweep_id), sort, oldest_first=True)
 
 
 @sweep.command("show")
