@@ -225,7 +225,7 @@ class Engine:
                 try:
                     manifest = source or objects.snapshot(self.project.root, sub.files, state)
                 except OSError as err:
-                    raise StorageError(_os_error_line(err, state / objects.OBJECTS)) from err
+                    raise StorageError(self._snapshot_error(err)) from err
                 digest = manifest.digest
             else:
                 digest = snapshot.content_hash(self.project.root, sub.files)
@@ -317,9 +317,47 @@ class Engine:
                 dropped.append(run_id)
         return dropped
 
-    def manifest(self, run_id: str) -> Manifest:
+    def _snapshot_error(self, err: OSError) -> str:
+        """A project file that went (or cannot be read) is read's error, the store's is write's."""
+        name = str(err.filename or "")
+        objects_dir = str(self.project.state_dir / objects.OBJECTS)
+        if name and not name.startswith(objects_dir):
+            return f"cannot read {name}: {err.strerror or err}"
+        return _os_error_line(err, self.project.state_dir / objects.OBJECTS)
+
+    def migrate_old_snapshots(self, dry_run: bool = False) -> list[tuple[str, int]]:
+        """Ended runs from before manifests (a full ``snapshot/`` copy, no manifest): store
+        their files as objects, save a manifest, drop the copy. Each run and the bytes its copy
+        took. The manifest is of the folder as the run left it (a file the script wrote there
+        is in it)."""
+        from .history import folder_size
+
+        done = []
+        runs_dir = self.project.runs_dir
+        for name in sorted(os.listdir(runs_dir)) if runs_dir.is_dir() else []:
+            run_dir = runs_dir / name
+            if objects.has_manifest(run_dir) or not (run_dir / objects.SNAPSHOT_DIR).is_dir():
+                continue
+            try:
+                record = self.store.get(name, with_metrics=False)
+            except RunNotFound:
+                continue
+            if not record.status.is_terminal():
+                continue
+            size = folder_size(run_dir / objects.SNAPSHOT_DIR)
+            if not dry_run:
+                store = objects.ObjectStore(self.project.state_dir)
+                with store.lock():  # stored and named by the manifest before a gc may look
+                    self.manifest(name, locked=True).save(run_dir)
+                if not objects.remove_tree(run_dir / objects.SNAPSHOT_DIR):
+                    continue
+            done.append((name, size))
+        return done
+
+    def manifest(self, run_id: str, locked: bool = False) -> Manifest:
         """A run's snapshot as a manifest: its own, or (an old run's full snapshot folder, from
-        before manifests) one hashed from that folder, its files then stored as objects."""
+        before manifests) one hashed from that folder, its files then stored as objects (under
+        the store's lock, unless ``locked``: the caller holds it)."""
         from .objects import Manifest
 
         run_dir = self.project.run_dir(run_id)
@@ -334,10 +372,16 @@ class Engine:
                              " place: sharedVolumes)")
         manifest, where = objects.manifest_of_folder(folder)
         store = objects.ObjectStore(self.project.state_dir)
-        with store.lock():
+        lock = None if locked else store.lock()  # ``locked``: the caller holds it
+        if lock is not None:
+            lock.__enter__()
+        try:
             for entry in manifest.files:
                 if not store.has(entry.sha256):
                     store.put(where[entry.path])
+        finally:
+            if lock is not None:
+                lock.__exit__()
         return manifest
 
     def rerun(

@@ -33,11 +33,15 @@ def _size(n: int) -> str:
 @click.option("--gc", "gc", is_flag=True,
               help="Remove snapshot content no run references, and the materialised copies"
                    " of ended runs.")
-@click.option("--dry-run", is_flag=True, help="With --gc: say what would go, remove nothing.")
+@click.option("--migrate", is_flag=True,
+              help="Turn ended runs' full snapshot copies (from before content-addressed"
+                   " snapshots) into manifests, dropping the copies.")
+@click.option("--dry-run", is_flag=True,
+              help="With --gc or --migrate: say what would go, change nothing.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
 @click.pass_obj
-def store_cmd(obj: Ctx, gc: bool, dry_run: bool, output: str) -> None:
+def store_cmd(obj: Ctx, gc: bool, migrate: bool, dry_run: bool, output: str) -> None:
     """What the run history takes on disk: snapshot content (stored once, by hash) and the
     run folders (logs, outputs, live snapshot copies).
 
@@ -45,14 +49,21 @@ def store_cmd(obj: Ctx, gc: bool, dry_run: bool, output: str) -> None:
     Examples:
       labdeck store
       labdeck store --gc --dry-run
+      labdeck store --migrate --gc
     """
     from backends import objects
     from backends.usage import usage
 
-    if dry_run and not gc:
-        raise click.UsageError("--dry-run goes with --gc")
+    if dry_run and not (gc or migrate):
+        raise click.UsageError("--dry-run goes with --gc or --migrate")
     engine = recovered(obj)
     project = engine.project
+    if migrate:
+        moved = engine.migrate_old_snapshots(dry_run=dry_run)
+        verb = "would turn" if dry_run else "turned"
+        click.echo(f"{verb} {len(moved)} full snapshot cop(ies) into manifests, freeing up to"
+                   f" {_size(sum(size for _, size in moved))} (less the content stored once)",
+                   err=True)
     if gc:
         dropped = [] if dry_run else engine.drop_finished_snapshots()
         count, freed = objects.collect(project.state_dir, project.runs_dir, dry_run=dry_run)

@@ -218,3 +218,24 @@ def test_reindex_and_old_full_copy_runs(project: Project) -> None:
     assert (old_dir / "snapshot" / "train.py").is_file()
     project.cli("runs", "delete", old, check=True)
     assert not old_dir.exists()
+
+
+def test_store_migrate_turns_old_full_copies_into_manifests(project: Project) -> None:
+    project.write("train.py", "print(open('v.txt').read())\n")
+    project.write("v.txt", "as submitted\n")
+    rid = submit(project, "train.py")
+    run_dir = state(project) / "runs" / rid
+    (run_dir / "snapshot.json").unlink()  # an old run: its full copy is its snapshot
+    shutil.rmtree(run_dir / "snapshot", ignore_errors=True)
+    (run_dir / "snapshot").mkdir()
+    shutil.copy2(project.root / "train.py", run_dir / "snapshot" / "train.py")
+    (run_dir / "snapshot" / "v.txt").write_text("the old copy\n")
+    dry = project.cli("store", "--migrate", "--dry-run", check=True)
+    assert "would turn 1 full snapshot" in dry.stderr
+    assert (run_dir / "snapshot" / "v.txt").is_file() and not (run_dir / "snapshot.json").exists()
+    project.cli("store", "--migrate", check=True)
+    assert not (run_dir / "snapshot").exists()
+    manifest = objects.Manifest.load(run_dir)
+    assert sorted(manifest.by_path()) == ["train.py", "v.txt"]
+    project.cli("store", "--gc", check=True)  # its content is referenced now: kept
+    assert "the old copy" in project.cli("runs", "rerun", rid, check=True).stdout
