@@ -4,7 +4,7 @@ local target's process handling) or cluster (the driver on a worker, through the
 submission server: ``sparkRestUrl``, default http://<master host>:6066); ``sparkMasterUi``
 (default http://<master host>:8080) finds the worker that runs a cluster-mode driver, whose UI
 serves its output. ``type: cluster`` with ``address`` (an HDInsight-style head node over SSH)
-is not served yet."""
+is head.py's HeadNodeBackend: this class hands such computes to it."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from ..local import LocalBackend
 from . import locate, rest
 from . import plan as spark
 from .facts import SparkFacts
+from .head import HeadNodeBackend
 from .submit import is_master_url, rest_create_body
 
 POLL = 0.5
@@ -66,19 +67,33 @@ def check_master(compute: Compute) -> None:
                       f"(target {compute.name!r}; is it started?)")
 
 
+def is_head_node(compute: Compute) -> bool:
+    """A head node over SSH (``address``), not a standalone master reached directly."""
+    return compute.address is not None or compute.spark_master is None
+
+
+DIRECT = frozenset({Capability.CANCEL, Capability.LIVE_METRICS})
+
+
 class SparkClusterBackend(LocalBackend):
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CANCEL, Capability.LIVE_METRICS}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = DIRECT | HeadNodeBackend.capabilities
+
+    def __new__(cls, compute: Compute) -> SparkClusterBackend:
+        if cls is SparkClusterBackend and is_head_node(compute):
+            return HeadNodeBackend(compute)  # type: ignore[return-value]
+        return super().__new__(cls)
+
+    @classmethod
+    def capabilities_for(cls, compute: Compute) -> frozenset[Capability]:
+        return HeadNodeBackend.capabilities if is_head_node(compute) else DIRECT
 
     @classmethod
     def validate(cls, compute: Compute) -> None:
+        if is_head_node(compute):
+            HeadNodeBackend.validate(compute)
+            return
         super().validate(compute)
-        if compute.spark_master is None:
-            raise UsageError(
-                f"target {compute.name!r}: type cluster over SSH (an HDInsight-style head node: "
-                "address, username) is not supported yet; a standalone Spark cluster reached "
-                "directly needs sparkMaster: spark://host:port")
+        assert compute.spark_master is not None
         if not is_master_url(compute.spark_master):
             raise ConfigError(f"sparkMaster must look like spark://host:port, got "
                               f"{compute.spark_master!r}", compute.path,
@@ -140,8 +155,6 @@ class SparkClusterBackend(LocalBackend):
         return RestDriverHandle(url, master_ui(self.compute), sid, facts)
 
     async def describe(self) -> TargetInfo:
-        if self.compute.spark_master is None:
-            return TargetInfo(False, "type cluster over SSH is not supported yet")
         try:
             state = await asyncio.to_thread(rest.master_state, master_ui(self.compute))
         except TargetError as err:

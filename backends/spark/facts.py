@@ -62,3 +62,55 @@ def load_facts(run_dir: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+# Why a Spark driver failed, when its output says it plainly: said as the run's one-line reason
+# (the handle's wait raises it) instead of an exit code.
+_SYSTEM_MEMORY = re.compile(r"System memory (\d+) must be at least (\d+)")
+_OOM = re.compile(r"java\.lang\.OutOfMemoryError(?::\s*([^\"\n]*))?")
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): (No module named '?[\w.]+'?)")
+
+
+def failure_hint(line: str) -> str | None:
+    """The reason a line of a driver's output (either stream) gives for its failure."""
+    if "must be at least" in line and (m := _SYSTEM_MEMORY.search(line)) is not None:
+        return (f"the driver's memory is too small: {int(m.group(1)) >> 20} MB, Spark needs at "
+                f"least {int(m.group(2)) >> 20} MB (raise spark.driver.memory in "
+                "spark_dependencies.yml)")
+    if "OutOfMemoryError" in line and (m := _OOM.search(line)) is not None:
+        what = (m.group(1) or "").strip()
+        return (f"the driver ran out of memory (java.lang.OutOfMemoryError"
+                f"{': ' + what if what else ''}): raise spark.driver.memory in "
+                "spark_dependencies.yml, or collect less to the driver")
+    if "No module named" in line and (m := _NO_MODULE.search(line)) is not None:
+        return (f"a Python dependency is missing where the driver runs ({m.group(1)}): add it "
+                "to the run's conda_dependencies.yml")
+    return None
+
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(: .*)?$")
+
+
+class FailureWatch:
+    """Why a Spark driver failed, read from its output as it passes: the first plain hint (a
+    driver's OOM wins over what follows it), else the last exception line (a PySpark driver's
+    traceback comes on spark-submit's stdout, merged there by PythonRunner)."""
+
+    def __init__(self) -> None:
+        self.hint: str | None = None
+        self.exception: str | None = None
+
+    def feed(self, lines: list[str]) -> None:
+        for line in lines:
+            if line[:1].isalpha() and ("Error" in line or "Exception" in line) and \
+                    _EXCEPTION.match(line):
+                self.exception = line.strip()
+            if self.hint is None and ("must be" in line or "OutOfMemory" in line
+                                      or "No module" in line):
+                self.hint = failure_hint(line)
+
+    @property
+    def reason(self) -> str | None:
+        if self.hint is not None:
+            return self.hint
+        return f"the script failed: {self.exception}" if self.exception else None

@@ -1,0 +1,126 @@
+"""type: cluster over SSH on the head-node rig (scripts/start-spark-head.sh): iris_spark.py end to
+end (snapshot synced, numpy from the conda file installed there from this machine's wheel cache,
+spark-submit with the master the head node's spark-defaults.conf names), a driver that outlives
+its supervisor and is taken over, cancel seen on the head node, bad inputs one line each. The
+real CLI, real SSH, real JVMs (a Spark job costs 15-90 s here: keep them few)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from tests.remote.conftest import supervisor_pid
+
+from .conftest import HeadProject, head_sh, last_run_dir
+
+pytestmark = pytest.mark.slow
+
+TICKS = """\
+import time
+i = 0
+while True:
+    print("tick", i, flush=True)
+    i += 1
+    time.sleep(0.3)
+"""
+
+
+def _json(project: HeadProject, *args: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(project.cli(*args, "-o", "json", check=True).stdout)
+    return data
+
+
+def _wait(condition: Any, what: str, guard: float = 120.0) -> Any:
+    deadline = time.monotonic() + guard
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.3)
+
+
+def test_iris_on_the_head_node(head_project: HeadProject, head_rig: dict[str, Any]) -> None:
+    explained = head_project.cli("submit", "--explain", "-c", "spark-head", "iris_spark.py",
+                                 "0.1", check=True).stdout
+    lines = explained.splitlines()
+    ssh = f"ssh -p {head_rig['port']} -i {head_rig['identity_file']} labdeck@127.0.0.1"
+    assert any(line.startswith(ssh) and "spark-submit --master yarn --deploy-mode cluster"
+               in line and "<wheels-hash>.tar.gz#environment" in line for line in lines)
+    assert any(line.startswith(ssh) and "spark-submit --master " in line
+               and "<spark-defaults.conf master, else local[*]>" in line
+               and "PYSPARK_PYTHON=.labdeck/envs/<wheels-hash>/bin/python" in line
+               for line in lines), explained
+    res = head_project.cli("submit", "-c", "spark-head", "iris_spark.py", "0.1", timeout=400)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    run_id = res.stdout.splitlines()[0].strip()
+    record = _json(head_project, "runs", "show", run_id)
+    assert record["metrics"]["Regularization Rate"] == 0.1
+    assert record["metrics"]["Accuracy"] > 0.8
+    run_dir = last_run_dir(head_project)
+    log = (run_dir / "log").read_text()
+    assert " out Accuracy is " in log and " INFO SparkContext: " in log
+    assert " sys python packages: numpy in " in log  # not on the head node: from the conda file
+    assert " sys spark-submit --master local[2] on the head node " in log  # its spark-defaults
+    spark = json.loads((run_dir / "spark.json").read_text())
+    assert spark["master"] == "local[2]" and spark["ui_url"].startswith("http://")
+    compared = head_project.cli("runs", "compare", run_id, run_id, check=True).stdout
+    assert "Regularization Rate" in compared and "Accuracy" in compared
+    # Nothing of the run is left on the head node: its folder, its processes.
+    assert head_sh(head_rig, f"ls -d {spark['root']} 2>/dev/null").strip() == ""
+    assert head_sh(head_rig, f"ps -o pid= -g {spark['driver_pid']}").strip() == ""
+
+
+def test_driver_outlives_its_supervisor_is_taken_over_then_canceled(
+        head_project: HeadProject, head_rig: dict[str, Any]) -> None:
+    head_project.write("ticks.py", TICKS)
+    run_id = head_project.cli("submit", "-a", "-c", "spark-head", "ticks.py",
+                              check=True).stdout.strip()
+    run_dir = head_project.root / ".labdeck" / "runs" / run_id
+    log = run_dir / "log"
+    _wait(lambda: log.is_file() and " out tick 3" in log.read_text(), "tick 3 in the log")
+    pgid = json.loads((run_dir / "spark.json").read_text())["driver_pid"]
+    os.kill(supervisor_pid(head_project, run_id), signal.SIGKILL)
+    time.sleep(2)  # the driver goes on there (no PTY, output to files)
+    assert head_sh(head_rig, f"ps -o pid= -g {pgid}").strip() != ""
+    head_project.cli("runs", "show", run_id, check=True)  # notices; a new supervisor takes over
+    _wait(lambda: "reattaching" in log.read_text(), "the new supervisor's note")
+    count = len(re.findall(r" out tick \d+", log.read_text()))
+    _wait(lambda: len(re.findall(r" out tick \d+", log.read_text())) > count + 3,
+          "ticks after the takeover")
+    head_project.cli("runs", "cancel", run_id, check=True)
+    _wait(lambda: _json(head_project, "runs", "show", run_id)["status"] == "canceled",
+          "the run canceled", 60)
+    assert head_sh(head_rig, f"ps -o pid= -g {pgid}").strip() == ""  # spark-submit's group gone
+    ticks = [int(n) for n in re.findall(r" out tick (\d+)", log.read_text())]
+    assert ticks == list(range(len(ticks))), ticks  # none lost, none twice across the takeover
+
+
+def test_head_node_without_java_fails_in_one_line(head_project: HeadProject,
+                                                  head_rig: dict[str, Any]) -> None:
+    compute = head_project.root / "aml_config" / "spark-head.compute"
+    compute.write_text(compute.read_text().replace('username: "labdeck"',
+                                                   f'username: "{head_rig["nojava_user"]}"'))
+    res = head_project.cli("submit", "-c", "spark-head", "iris_spark.py")
+    assert res.returncode != 0
+    record = _json(head_project, "runs", "last")
+    assert record["status"] == "failed"
+    assert record["error"].startswith("Spark needs Java 17+: no java on the head node"), record
+
+
+def test_missing_python_dependency_on_the_head_node_is_the_reason(
+        head_project: HeadProject) -> None:
+    head_project.write("needs.py", "import labdeck_no_such_module\n")
+    res = head_project.cli("submit", "-c", "spark-head", "needs.py", timeout=300)
+    assert res.returncode != 0
+    record = _json(head_project, "runs", "last")
+    assert record["status"] == "failed"
+    assert "No module named 'labdeck_no_such_module'" in record["error"], record
+    assert "conda_dependencies.yml" in record["error"]
