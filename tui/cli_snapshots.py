@@ -266,3 +266,20 @@ def runs_export(obj: Ctx, run_id: str, dest: Path | None, with_objects: bool) ->
     path, names = export_run(recovered(obj), run_id, dest, with_objects)
     click.echo(str(path))
     click.echo(f"{len(names)} entries, {_size(path.stat().st_size)}", err=True)
+
+
+@runs.command("checkout")
+@click.argument("run_id")
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
+@click.pass_obj
+def runs_checkout(obj: Ctx, run_id: str, dest: Path | None) -> None:
+    """Write a run's snapshot files out again, exactly as submitted (modes and times too):
+    into DEST, or back into the run's own snapshot/ folder (dropped once a run has ended).
+
+    \b
+    Examples:
+      labdeck runs checkout my-run /tmp/my-run-files
+    """
+    if dest is not None and dest.exists() and any(dest.iterdir()):
+        raise click.UsageError(f"{dest} is not empty: check out into a new or empty folder")
+    click.echo(str(recovered(obj).materialise(run_id, dest)))

@@ -133,3 +133,10 @@ def test_export_is_one_archive_that_rebuilds_the_run(project: Project, tmp_path:
         assert data == (project.root / path).read_bytes()
     assert {row[0] for row in manifest["files"]} == {"train.py", "VERSION",
                                                      "aml_config/local.compute"}
+    # The files again, from the store, exactly as submitted.
+    project.write("VERSION", "changed since\n")
+    dest = tmp_path / "files"
+    assert project.cli("runs", "checkout", rid, str(dest), check=True).stdout.strip() == str(dest)
+    assert (dest / "VERSION").read_text() == "one\n"
+    assert (dest / "train.py").read_bytes() == (project.root / "train.py").read_bytes()
+    assert project.cli("runs", "checkout", rid, str(dest)).returncode == 2  # not empty
