@@ -8,6 +8,11 @@ newline count per 64 KiB block) says it starts, and Home (``g``) reads line 1 of
 memory stays bounded however long the log. Search and filter scan the whole file in a worker
 thread, not only the lines in the window.
 
+Opening a log reads its last lines (bounded work) on the UI thread and counts the lines before
+them in a worker thread (~0.1 s per 100 MB): the tail shows at once, numbered from 0 until the
+count arrives and shifts every number by what it found (``Counted``). Moves that need true line
+numbers (Home, the page above, search) wait for it.
+
 A progress entry (``out~``: the latest state of a bar the script redraws, backends/logfile.py) is
 shown at the bottom of its stream until the next entry of that stream supersedes it, so a bar
 moves in place and the log keeps its last state. Each line in the window keeps its line number in
@@ -17,7 +22,9 @@ the file (``linenos``), which search results point at.
 from __future__ import annotations
 
 import os
+from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -43,6 +50,7 @@ WINDOW = 20_000  # lines kept in memory
 CHUNK = 1 << 20  # bytes read per tick at most: bounds the work of one frame (keys stay quick)
 TICK_S = 0.05  # 20 Hz
 MAX_MATCHES = 100_000
+COUNT_INLINE = 4 << 20  # bytes left to count that are counted on the UI thread (~4 ms)
 
 TS_STYLE = Style(dim=True)
 STREAM_STYLES = {
@@ -89,31 +97,6 @@ class ScanResult:
     offsets: list[tuple[int, int]]  # (line number, byte offset) per match
     end: int  # byte offset the scan reached
     total: int  # lines in the file up to ``end``
-
-
-def count_lines(path: Path, end: int) -> int:
-    total = 0
-    with open(path, "rb") as fh:
-        remaining = end
-        while remaining > 0:
-            block = fh.read(min(CHUNK, remaining))
-            if not block:
-                break
-            total += block.count(b"\n")
-            remaining -= len(block)
-    return total
-
-
-def tail_lines(path: Path, count: int, index: LineIndex | None = None
-               ) -> tuple[list[str], list[int], int, int]:
-    """The last ``count`` lines shown, their line numbers, the byte offset after them and the
-    file's line count (counted by ``index`` when given, which keeps what it read)."""
-    lines, back, end = last_lines_placed(path, count)
-    if not end:
-        total = 0
-    else:
-        total = index.lines_before(end) if index is not None else count_lines(path, end)
-    return lines, [total - 1 - b for b in back], end, total
 
 
 def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> ScanResult:
@@ -183,6 +166,9 @@ class LogView(ScrollView, can_focus=True):
         self._rows_width = 0
         self._programmatic = False
         self._initial_path = path
+        self.counting: int | None = None  # the open count's token (lines numbered from 0)
+        self._count_token = 0
+        self._after_count: list[Callable[[], object]] = []  # moves waiting for the count
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,12 +192,67 @@ class LogView(ScrollView, can_focus=True):
 
     def load_tail(self) -> None:
         self.anchored = False
-        if self.path is None:
+        self.counting = None
+        self._after_count = []
+        if self.path is None or self.index is None:
             self._replace([], [], 0, 0)
             return
-        lines, linenos, end, total = tail_lines(self.path, self.window, self.index)
-        self._replace(lines, linenos, end, total)
+        lines, back, end = last_lines_placed(self.path, self.window)
+        if end - self.index.indexed <= COUNT_INLINE:
+            total = self.index.lines_before(end) if end else 0
+        else:  # numbered from 0 until the worker has counted the lines before ``end``
+            total = max(back) + 1 if back else 0
+            self._count_token += 1
+            self.counting = self._count_token
+            self._count_in_worker(self.path, end, total, self.counting)
+        self._replace(lines, [total - 1 - b for b in back], end, total)
         self.scroll_to_end()
+
+    @dataclass
+    class Counted(Message):
+        """The lines before ``end`` of ``path``, counted by a worker thread."""
+
+        token: int
+        path: Path
+        assumed: int  # the count the view numbered its lines by meanwhile
+        total: int
+        index: LineIndex
+
+    def _count_in_worker(self, path: Path, end: int, assumed: int, token: int) -> None:
+        seed = array("q", self.index.counts) if self.index is not None else None
+
+        def count() -> None:
+            index = LineIndex(path)
+            if seed is not None:
+                index.counts = seed
+            total = index.lines_before(end)  # refused (False) once the view is gone
+            self.post_message(self.Counted(token, path, assumed, total, index))
+
+        self.run_worker(count, thread=True, exclusive=True, group="log-count",
+                        name="log-count", exit_on_error=False)
+
+    def on_log_view_counted(self, message: LogView.Counted) -> None:
+        message.stop()
+        if message.token != self.counting or message.path != self.path:
+            return  # another log, or this one opened again since
+        self.counting = None
+        self.index = message.index
+        shift = message.total - message.assumed
+        if self.filter_text is None:  # filtered lines are numbered by the filter's scan
+            self.linenos = [n + shift for n in self.linenos]
+            self.first_lineno += shift
+            self.total += shift
+        waiting, self._after_count = self._after_count, []
+        for move in waiting:
+            move()
+        self.refresh()
+
+    def _when_counted(self, move: Callable[[], object]) -> bool:
+        """True (and ``move`` kept for later) while the lines are being counted."""
+        if self.counting is None:
+            return False
+        self._after_count.append(move)
+        return True
 
     # ------------------------------------------------------------------ paging
 
@@ -219,6 +260,8 @@ class LogView(ScrollView, can_focus=True):
         """Show the window of lines from line ``first`` (0-based) of the file; tailing pauses
         unless the page reaches the end read so far."""
         if self.path is None or self.index is None or self.filter_text is not None:
+            return
+        if self._when_counted(lambda: self.load_page(first)):
             return
         first = max(0, min(first, max(0, self.total - self.window)))
         try:
@@ -242,7 +285,8 @@ class LogView(ScrollView, can_focus=True):
 
     def page_up(self) -> bool:
         """The window moves half a window up, the line at the top staying in place."""
-        if self.first_lineno <= 0 or self.filter_text is not None or not self.lines:
+        if self.first_lineno <= 0 or self.filter_text is not None or not self.lines \
+                or self.counting is not None:  # the page above waits for the count
             return False
         top = self.linenos[self._index_of_row(round(self.scroll_y))]
         self.load_page(self.first_lineno - self.window // 2)
@@ -276,6 +320,8 @@ class LogView(ScrollView, can_focus=True):
 
     def action_scroll_home(self) -> None:
         """Line 1 of the log, however long."""
+        if self.filter_text is None and self._when_counted(self.action_scroll_home):
+            return
         if self.filter_text is None and self.first_lineno > 0:
             self.load_page(0)
         self.follow = False
@@ -589,6 +635,8 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
         if needle is None or self.path is None:
             return
+        if self.filter_text is None and self._when_counted(lambda: self._search_again(needle)):
+            return  # hits are true line numbers: wait for the count
         if self.filter_text is not None:  # the window holds the filtered lines: search those
             hits = [(i, -1) for i, raw in enumerate(self.lines) if matches(raw, needle)]
             self._search_done(needle, ScanResult([], hits, self.byte_offset, self.total))
@@ -597,6 +645,10 @@ class LogView(ScrollView, can_focus=True):
         path = self.path
         self.run_worker(lambda: self._scan_search(path, needle, end), thread=True,
                         exclusive=True, group="log-scan", name="log-search", exit_on_error=False)
+
+    def _search_again(self, needle: str) -> None:
+        if self.search_text == needle:
+            self.search(needle)
 
     def _scan_search(self, path: Path, needle: str, end: int) -> None:
         result = scan(path, needle, end, 0, False)
@@ -715,7 +767,9 @@ class LogView(ScrollView, can_focus=True):
 
     def status_text(self) -> str:
         parts = [f"{self.total:,} lines"]
-        if self.lines and self.filter_text is None and not self.follow:
+        if self.counting is not None:
+            parts[0] = "counting lines…"
+        elif self.lines and self.filter_text is None and not self.follow:
             top = self.linenos[self._index_of_row(round(self.scroll_y))] + 1
             parts[0] = f"line {top:,} of {self.total:,}"
         if self.anchored:

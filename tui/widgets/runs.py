@@ -47,6 +47,8 @@ COLUMNS = ("run", "script", "target", "status", "time")  # then a column per cho
 DEFAULT_METRIC_COLUMNS = 4
 MAX_MARKED = 20  # runs compared at once (the oldest mark goes)
 REASONS_BATCH = 100  # failed runs whose log ends are read per store read
+FIRST_PAGE = 120  # the newest runs, read first on their own: a screenful in any terminal
+UPDATE_IN_PLACE = 50  # changed rows updated cell by cell; more: every row replaced at once
 ERROR_MIN = 10  # the error column's least width
 METRIC_PREFIX = "m:"  # a metric column's key (and sort key): m:accuracy
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "perplexity", "latency", "time", "wer", "cer")
@@ -113,9 +115,10 @@ class RunsPanel(Vertical):
     class Loaded(Message):
         """The store as the worker read it: runs without metrics, each metric's last value."""
 
-        version: int
+        version: int | None
         records: list[RunRecord]
         last: dict[str, dict[str, tuple[Any, bool]]]
+        first_page: bool = False  # only the newest FIRST_PAGE runs (the full read follows)
 
     @dataclass
     class Reasons(Message):
@@ -147,6 +150,12 @@ class RunsPanel(Vertical):
         self._to_select: str | None = None  # asked for before the store showed it
         self.label = "Runs"  # the title's start (watch mode names what it watches)
         self.reasons: dict[str, str] = {}  # failed run -> its last error line
+        self._plain: dict[str, tuple[str, ...]] = {}  # run -> its row's text as shown
+        # run -> (what its cells show, the cells, their text): rows rebuilt only when changed
+        self._rows: dict[str, tuple[tuple[Any, ...], list[Any], tuple[str, ...]]] = {}
+        self._by_id: dict[str, RunRecord] = {}
+        self.complete = False  # every run is read (not only the first page)
+        self._reasons_pending = False  # a batch of reasons is being read
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -154,11 +163,14 @@ class RunsPanel(Vertical):
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one(DataTable)
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
 
     def on_mount(self) -> None:
         self.show_title()
+        if self.sort_key == "created" and not self.filter_text:
+            # The newest runs first (a few ms), on screen while the whole store is read.
+            self.reads.request(self, "runs-first", self._read_first_page)
         self.reload()
         if self.poll:
             self.set_interval(POLL_S, self.tick, name="runs-poll")
@@ -196,6 +208,20 @@ class RunsPanel(Vertical):
             return None
         return self.Loaded(version, self.engine.runs(with_metrics=False), store.last_metrics())
 
+    def _read_first_page(self) -> RunsPanel.Loaded:
+        """On the store thread: the newest runs with their metrics' last values, read per run
+        (the store's ``last_metrics`` reads every run's)."""
+        store = self.engine.store
+        records = self.engine.runs(limit=FIRST_PAGE, with_metrics=False)
+        last: dict[str, dict[str, tuple[Any, bool]]] = {}
+        for record in records:
+            tail = store.metrics_tail(record.id, 1)
+            last[record.id] = {
+                name: ((value[-1] if value else None), True) if isinstance(value, list)
+                else (value, False)
+                for name, value in tail.items()}
+        return self.Loaded(None, records, last, first_page=True)
+
     def _read_reasons(self, records: list[RunRecord]) -> RunsPanel.Reasons:
         """On the store thread: each failed run's reason (a backward read of its log's end)."""
         return self.Reasons({r.id: failure_reason(r, self.engine.log_path(r.id)) or ""
@@ -204,14 +230,18 @@ class RunsPanel(Vertical):
     def _request_reasons(self) -> None:
         """The newest failed runs without a reason yet, a batch at a time: 10,000 failed runs
         do not delay the first rows (a reason never changes once read)."""
+        if self._reasons_pending:
+            return  # its answer asks for the next batch
         missing = [r for r in self.records
                    if r.status is RunStatus.FAILED and r.id not in self.reasons]
         if missing:
             batch = sorted(missing, key=lambda r: -r.created)[:REASONS_BATCH]
+            self._reasons_pending = True
             self.reads.request(self, "reasons", lambda: self._read_reasons(batch))
 
     def on_runs_panel_reasons(self, message: RunsPanel.Reasons) -> None:
         message.stop()
+        self._reasons_pending = False
         if not self.is_attached:
             return
         self.reasons.update(message.reasons)
@@ -222,10 +252,14 @@ class RunsPanel(Vertical):
         message.stop()
         if not self.is_attached:  # the dashboard is closing
             return
+        if message.first_page and self.complete:
+            return  # the whole store came first
         self._version = message.version
+        self.complete = not message.first_page
         selected = self.selected_id
         before = self._facts(selected)
         self.records = message.records
+        self._by_id = {r.id: r for r in message.records}
         self.last = message.last
         self.redraw()
         self._request_reasons()
@@ -265,7 +299,7 @@ class RunsPanel(Vertical):
         return [current, other], ""
 
     def record(self, run_id: str | None) -> RunRecord | None:
-        return next((r for r in self.records if r.id == run_id), None)
+        return self._by_id.get(run_id) if run_id is not None else None
 
     @property
     def selected_id(self) -> str | None:
@@ -327,6 +361,7 @@ class RunsPanel(Vertical):
                          metrics_summary(self.last.get(record.id, {}), 99)]).lower()
 
     def _cells(self, record: RunRecord, metrics: list[str]) -> list[Any]:
+        """A run's cells but the error column's."""
         mark = "● " if record.id in self.marked else ""
         watch = "⟳ " if record.trigger else ""
         last = self.last.get(record.id, {})
@@ -338,9 +373,28 @@ class RunsPanel(Vertical):
             duration(record.duration),
             *(Text(metric_value(last[m][0]) if m in last else "-", justify="right")
               for m in metrics),
-            *([Text(_clip(self.reasons.get(record.id, ""), self._error_width), style="red")]
-              if self._with_error else []),
         ]
+
+    def _row(self, record: RunRecord, metrics: list[str],
+             marked: list[str]) -> tuple[list[Any], tuple[str, ...]]:
+        """A run's cells (but the error's) and their text, rebuilt only when what they show
+        changed: a store re-read of 10,000 unchanged runs rebuilds none."""
+        live = not record.status.is_terminal()
+        last = self.last.get(record.id, {})
+        shows = (record.status, record.script, record.target, bool(record.trigger),
+                 record.id in marked, record.started, record.ended,
+                 duration(record.duration) if live else None,
+                 tuple(last.get(m) for m in metrics))
+        cached = self._rows.get(record.id)
+        if cached is not None and cached[0] == shows:
+            return cached[1], cached[2]
+        cells = self._cells(record, metrics)
+        text = tuple(map(str, cells))
+        self._rows[record.id] = (shows, cells, text)
+        return cells, text
+
+    def _error_cell(self, record: RunRecord) -> Text:
+        return Text(_clip(self.reasons.get(record.id, ""), self._error_width), style="red")
 
     def _set_columns(self, metrics: list[str]) -> None:
         """The table's columns: the fixed ones, then the metrics (the sorted one marked)."""
@@ -354,24 +408,18 @@ class RunsPanel(Vertical):
             table.add_column("error", key="error")
         self._columns = metrics
         self._shown = []
+        self._plain = {}
+        self._rows = {}
 
-    def _room_for_error(self, records: list[RunRecord], metrics: list[str]) -> int:
+    def _room_for_error(self, rows: list[tuple[str, ...]], metrics: list[str]) -> int:
         """The error column's width: what the other columns leave of the table's (the reason
         is cut to it: no horizontal scrolling for it), at least ERROR_MIN."""
         keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics)]
         widths = [len(k.removeprefix(METRIC_PREFIX) + self._arrow(k)) for k in keys]
-        for record in records:
-            cells = self._cells_without_error(record, metrics)
-            widths = [max(w, len(str(c))) for w, c in zip(widths, cells, strict=True)]
+        for text in rows:
+            widths = [max(w, len(t)) for w, t in zip(widths, text, strict=True)]
         used = sum(w + 2 * self.table.cell_padding for w in widths)
         return max(ERROR_MIN, self.table.size.width - used - 2 * self.table.cell_padding - 1)
-
-    def _cells_without_error(self, record: RunRecord, metrics: list[str]) -> list[Any]:
-        with_error, self._with_error = self._with_error, False
-        try:
-            return self._cells(record, metrics)
-        finally:
-            self._with_error = with_error
 
     def on_resize(self) -> None:
         if self._with_error and self.table.size.width:
@@ -385,34 +433,57 @@ class RunsPanel(Vertical):
         return " ▼" if key in ("created", "time") else " ▲"
 
     def redraw(self) -> None:
+        """Show ``records`` as they are now. Rows are built once per redraw and compared by
+        their text with what the table shows: the same runs with a few changed cells get those
+        cells updated; new, gone or reordered runs replace every row in one step
+        (``FittedTable.set_rows``): 10,000 runs redraw without measuring 10,000 rows."""
         table = self.table
         selected = self.selected_id
         metrics = self.metric_columns()
         records = self.shown_records()
+        if metrics != self._columns:
+            self._rows = {}
+        marked = self.marked
+        built = [self._row(r, metrics, marked) for r in records]
         with_error = any(self.reasons.get(r.id) for r in records)
-        error_width = self._room_for_error(records, metrics) if with_error else 0
+        error_width = self._room_for_error([t for _, t in built], metrics) if with_error else 0
         if (metrics != self._columns or self._sorted_as != self.sort_key
                 or (with_error, error_width) != (self._with_error, self._error_width)):
             self._sorted_as = self.sort_key
             self._with_error, self._error_width = with_error, error_width
+            rows_kept = self._rows
             self._set_columns(metrics)
+            self._rows = rows_kept  # the same cells under the new columns
+        if with_error:
+            errors = [self._error_cell(r) for r in records]
+            rows = [[*cells, error] for (cells, _), error in zip(built, errors, strict=True)]
+            texts = [(*text, str(error)) for (_, text), error in zip(built, errors, strict=True)]
+        else:
+            rows = [cells for cells, _ in built]
+            texts = [text for _, text in built]
+        if len(self._rows) > 2 * len(self.records) + FIRST_PAGE:  # deleted runs' rows
+            self._rows = {r.id: self._rows[r.id] for r in records if r.id in self._rows}
         keys = [*COLUMNS, *(METRIC_PREFIX + m for m in metrics),
                 *(["error"] if with_error else [])]
         ids = [r.id for r in records]
-        if ids == self._shown:
-            for record in records:
-                for col, value in zip(keys, self._cells(record, metrics), strict=True):
-                    if str(table.get_cell(record.id, col)) != str(value):
-                        table.update_cell(record.id, col, value, update_width=True)
-        else:
-            table.clear()
-            for record in records:
-                table.add_row(*self._cells(record, metrics), key=record.id)
+        plain = dict(zip(ids, texts, strict=True))
+        changed = ([i for i, run_id in enumerate(ids) if plain[run_id] != self._plain.get(run_id)]
+                   if ids == self._shown else None)
+        if changed is not None and len(changed) <= UPDATE_IN_PLACE:
+            for i in changed:
+                old = self._plain.get(ids[i], ())
+                for j, (col, value) in enumerate(zip(keys, rows[i], strict=True)):
+                    if j >= len(old) or old[j] != plain[ids[i]][j]:
+                        table.update_cell(ids[i], col, value, update_width=True)
+        elif changed is None or changed:
+            table.set_rows(list(zip(ids, rows, strict=True)))
+            if ids != self._shown:
+                if selected in ids:
+                    table.move_cursor(row=ids.index(selected), animate=False)
+                elif ids:
+                    table.move_cursor(row=0, animate=False)
             self._shown = ids
-            if selected in ids:
-                table.move_cursor(row=ids.index(selected), animate=False)
-            elif ids:
-                table.move_cursor(row=0, animate=False)
+        self._plain = plain
         self.show_title()
         if not ids and self._announced is not None:
             self._announce(None)
@@ -420,9 +491,12 @@ class RunsPanel(Vertical):
     def summary(self) -> str:
         """How many runs, the sort and the filter: in the title, which every layout shows (the
         narrow one has no bottom border for a subtitle)."""
-        shown = len(self.shown_records()) if self.filter_text else len(self.records)
-        runs = "run" if len(self.records) == 1 else "runs"
-        count = f"{shown}/{len(self.records)} {runs}" if self.filter_text else f"{shown} {runs}"
+        total = len(self.records)
+        shown = len(self._shown) if self.filter_text else total
+        runs = "run" if total == 1 else "runs"
+        more = "+" if not self.complete and total >= FIRST_PAGE else ""  # the rest being read
+        count = (f"{shown}/{total}{more} {runs}" if self.filter_text
+                 else f"{shown}{more} {runs}")
         filt = f" · filter {self.filter_text!r}" if self.filter_text else ""
         key = self.sort_key
         sort = (f"{key[len(METRIC_PREFIX):]}, best first" if key.startswith(METRIC_PREFIX)
