@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,23 +82,71 @@ def make_project(folder: Path) -> None:
         (sub / f"f{i:05d}.dat").write_bytes(data)
 
 
-async def labdeck_sync(facts: dict[str, object], folder: Path, base: str,
-                       run: str) -> tuple[float, int]:
-    """One handshake, hashing, manifest, the missing blobs, the run folder: (seconds, bytes)."""
+class CPU:
+    """CPU seconds spent by this process (labdeck's client: threads too), its children (rsync
+    and its ssh) and the rig (its container's cgroup: sshd, the host-side program, rsync there)
+    with the docker-proxy in front of it: the work each side costs, whatever else the machine
+    runs meanwhile (wall times on a shared machine move with the load)."""
+
+    def __init__(self, facts: dict[str, object]):
+        cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", str(facts["container"])],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.cgroup = next((p for p in (Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage"),
+                                        Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/"
+                                             "cpu.stat")) if p.exists()), None)
+        port = str(facts["port"])
+        self.proxies = [int(pid) for pid in subprocess.run(
+            ["pgrep", "-f", f"docker-proxy .*-host-port {port} "], capture_output=True,
+            text=True).stdout.split()]
+
+    def rig(self) -> float:
+        total = 0.0
+        if self.cgroup is not None:
+            text = self.cgroup.read_text()
+            total += (int(text) / 1e9 if text.strip().isdigit()
+                      else int(text.split()[1]) / 1e6)  # usage_usec
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.proxies:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def here(self) -> float:
+        import resource
+
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+async def labdeck_sync(facts: dict[str, object], folder: Path, base: str, run: str,
+                       state: Path, stamps: bool = True) -> tuple[float, int, dict[str, float]]:
+    """As a submit syncs: the handshake while the files are hashed (``state``: the stamp cache
+    and the record of the host's tree), the difference, the blobs the host lacks, the run
+    folder. Then, untimed, what the run's end does (its folder becomes the project's tree) and
+    a wait for the host's cache fill (it goes on after the answer, while a run would start)."""
     from backends.ssh.connection import SSHEndpoint, connect
-    from backends.ssh.sync import build_manifest, sync_run
+    from backends.ssh.sync import build_manifest, release_remote, sync_run
 
     endpoint = SSHEndpoint(host=str(facts["host"]), port=int(str(facts["port"])),
                            username=str(facts["user"]),
                            identity_file=str(facts["identity_file"]))
     began = time.perf_counter()
+    hashing = asyncio.ensure_future(asyncio.to_thread(
+        build_manifest, [("work", folder)], (), state / "stamps.json" if stamps else None))
     conn = await connect(endpoint)
     try:
-        manifest = await asyncio.to_thread(build_manifest, [("work", folder)])
-        result = await sync_run(conn, run, manifest, base=base)
+        manifest = await hashing
+        result = await sync_run(conn, run, manifest, base=base, record=state / "record.json")
+        took = time.perf_counter() - began
+        await release_remote(conn, result.root)
+        await conn.run(f"flock {base}/cache/.fill.lock true", check=False)
     finally:
         conn.close()
-    return time.perf_counter() - began, result.bytes_sent
+    return took, result.bytes_sent, result.remote_marks
 
 
 def rsync(env: dict[str, str], folder: Path, dest: str) -> tuple[float, int]:
@@ -134,38 +184,73 @@ def bench_submit(env: dict[str, str], root: Path, image: str, rounds: int) -> li
 
 def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
                rounds: int) -> list[str]:
+    """Per round, on fresh folders of the rig: labdeck's and rsync's initial sync, one file
+    changed, both resyncs, and labdeck's resync once more with a cold stamp cache (as a submit
+    of a copied snapshot hashes every file); which tool goes first alternates by round."""
     folder = root / "big"
     make_project(folder)
     stamp = f"{os.getpid()}"
-    times: dict[str, list[float]] = {k: [] for k in ("ld0", "rs0", "ld1", "rs1")}
-    sent: dict[str, list[int]] = {k: [] for k in ("ld0", "rs0", "ld1", "rs1")}
+    cpu = CPU(facts)
+    kinds = ("ld0", "rs0", "ld1", "rs1", "ld1c")
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    sent: dict[str, list[int]] = {k: [] for k in kinds}
+    work: dict[str, list[float]] = {k: [] for k in kinds}
+    marks: dict[str, dict[str, float]] = {}
     changed = folder / "d07" / "f00007.dat"
+
+    def measure(kind: str, step: Callable[[], tuple[float, int]]) -> None:
+        here, rig = cpu.here(), cpu.rig()
+        took, n = step()
+        times[kind].append(took)
+        sent[kind].append(n)
+        work[kind].append(cpu.here() - here + cpu.rig() - rig)
+
+    def ours(base: str, run: str, state: Path, kind: str, stamps: bool = True
+             ) -> Callable[[], tuple[float, int]]:
+        def step() -> tuple[float, int]:
+            took, n, m = asyncio.run(labdeck_sync(facts, folder, base, run, state, stamps))
+            marks[kind] = m
+            return took, n
+        return step
+
     try:
         for i in range(rounds):
             base, dest = f"/tmp/bench-ld-{stamp}-{i}", f"/tmp/bench-rs-{stamp}-{i}"
-            for key, (t, n) in (("ld0", asyncio.run(labdeck_sync(facts, folder, base, "r0"))),
-                                ("rs0", rsync(env, folder, dest))):
-                times[key].append(t)
-                sent[key].append(n)
+            state = root / f"state-{i}"  # a fresh client: no stamps, no record
+            pair = [("ld0", ours(base, "p/r0", state, "ld0")),
+                    ("rs0", functools.partial(rsync, env, folder, dest))]
+            for kind, step in pair if i % 2 == 0 else pair[::-1]:
+                measure(kind, step)
             changed.write_bytes(os.urandom(changed.stat().st_size))
-            for key, (t, n) in (("ld1", asyncio.run(labdeck_sync(facts, folder, base, "r1"))),
-                                ("rs1", rsync(env, folder, dest))):
-                times[key].append(t)
-                sent[key].append(n)
+            pair = [("ld1", ours(base, "p/r1", state, "ld1")),
+                    ("rs1", functools.partial(rsync, env, folder, dest))]
+            for kind, step in pair if i % 2 == 0 else pair[::-1]:
+                measure(kind, step)
+            changed.write_bytes(os.urandom(changed.stat().st_size))
+            measure("ld1c", ours(base, "p/r2", state, "ld1c", stamps=False))
             on_rig(env, f"rm -rf {base} {dest}")
     finally:
         on_rig(env, f"rm -rf /tmp/bench-ld-{stamp}-* /tmp/bench-rs-{stamp}-*")
     t = {k: median(v) for k, v in times.items()}
     n = {k: int(median([float(x) for x in v])) for k, v in sent.items()}
+    c = {k: median(v) for k, v in work.items()}
     return [
         f"initial sync, {FILES} files {TOTAL // 1_000_000} MB: labdeck {t['ld0']:.2f} s "
-        f"({n['ld0'] / 1e6:.1f} MB sent) vs rsync -az {t['rs0']:.2f} s "
-        f"({n['rs0'] / 1e6:.1f} MB): {t['ld0'] / t['rs0']:.2f}x (goal <= 1.2x)",
-        f"resync after a one-file change: labdeck {t['ld1']:.2f} s, {n['ld1']:,} bytes vs "
-        f"rsync -az {t['rs1']:.2f} s, {n['rs1']:,} bytes: time {t['ld1'] / t['rs1']:.2f}x, "
-        f"bytes {n['ld1'] / n['rs1']:.2f}x (goal <= 1.2x)",
-        f"({rounds} rounds; labdeck's times include its SSH handshake, hashing every file and "
-        "making the run folder from the host's cache; rsync's its ssh start)",
+        f"({n['ld0'] / 1e6:.1f} MB sent, {c['ld0']:.2f} CPU s) vs rsync -az {t['rs0']:.2f} s "
+        f"({n['rs0'] / 1e6:.1f} MB, {c['rs0']:.2f} CPU s): time {t['ld0'] / t['rs0']:.2f}x "
+        f"(goal <= 1.2x), CPU {c['ld0'] / c['rs0']:.2f}x",
+        f"resync after a one-file change: labdeck {t['ld1']:.2f} s, {n['ld1']:,} bytes, "
+        f"{c['ld1']:.2f} CPU s vs rsync -az {t['rs1']:.2f} s, {n['rs1']:,} bytes, "
+        f"{c['rs1']:.2f} CPU s: time {t['ld1'] / t['rs1']:.2f}x (goal <= 1.2x), bytes "
+        f"{n['ld1'] / n['rs1']:.2f}x (goal <= 1.2x), CPU {c['ld1'] / c['rs1']:.2f}x",
+        f"resync, every file hashed again (no stamps: a submit's fresh snapshot copy): "
+        f"labdeck {t['ld1c']:.2f} s, {t['ld1c'] / t['rs1']:.2f}x rsync's resync",
+        f"({rounds} rounds; medians; labdeck's times include its SSH handshake, hashing and "
+        "making the run folder on the host; rsync's its ssh start. CPU: this machine's "
+        "processes and the rig's container with its docker-proxy)",
+        "host phases of the last round (s since its program began): "
+        + "; ".join(f"{k}: " + ", ".join(f"{p} {v:g}" for p, v in m.items())
+                    for k, m in sorted(marks.items())),
     ]
 
 
@@ -173,6 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sync-rounds", type=int, default=3)
+    parser.add_argument("--only", choices=("submit", "sync", "connect"))
     args = parser.parse_args()
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is missing on this machine (apt-get install rsync)")
@@ -182,8 +268,11 @@ def main() -> None:
     try:
         env = client_home(facts, root)
         os.environ["HOME"] = env["HOME"]  # this process's own sync reads known_hosts there
-        lines = bench_submit(env, root, str(facts["base_image"]), args.rounds)
-        lines += bench_sync(facts, env, root, args.sync_rounds)
+        lines: list[str] = []
+        if args.only in (None, "submit"):
+            lines += bench_submit(env, root, str(facts["base_image"]), args.rounds)
+        if args.only in (None, "sync"):
+            lines += bench_sync(facts, env, root, args.sync_rounds)
         report("remotedocker on the rig (vs docker -H ssh://, rsync -az)", lines)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -42,9 +42,10 @@ from ..ssh.connection import SSHEndpoint, split_address
 from ..ssh.sync import (
     PREVIEW_BYTES,
     REMOTE_BASE,
+    Manifest,
     SyncResult,
     build_manifest,
-    remove_remote,
+    release_remote,
     sync_run,
     upload_preview,
 )
@@ -212,9 +213,17 @@ class RemoteDockerBackend(DockerBackend):
                 await self.link.close()
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
-        await self.link.open()
+        # The files are hashed while the SSH handshake goes on.
+        hashing = asyncio.ensure_future(asyncio.to_thread(
+            build_manifest, [("work", ctx.workdir), ("shim", SHIM_DIR)], ["work/outputs"],
+            ctx.project.state_dir / "sync" / "stamps.json"))
         try:
-            synced = await self._sync(ctx)
+            await self.link.open()
+        except BaseException:
+            hashing.cancel()
+            raise
+        try:
+            synced = await self._sync(ctx, await hashing)
             self.plan.synced = synced
             try:
                 handle = await super().start(ctx, env)
@@ -228,11 +237,9 @@ class RemoteDockerBackend(DockerBackend):
         self.link.report = ctx.progress  # drops and reconnections go to the run's log
         return RemoteRunHandle(handle, self.link, synced.root, None)
 
-    async def _sync(self, ctx: RunContext) -> SyncResult:
+    async def _sync(self, ctx: RunContext, manifest: Manifest) -> SyncResult:
         assert self.link.conn is not None
         started = time.monotonic()
-        manifest = await asyncio.to_thread(
-            build_manifest, [("work", ctx.workdir), ("shim", SHIM_DIR)], ["work/outputs"])
         share = self.compute.native_shared_directory
 
         def preview(missing: list[str]) -> None:
@@ -247,12 +254,17 @@ class RemoteDockerBackend(DockerBackend):
                 ctx.progress(f"sync: uploading {upload_preview(sizes)} to {self.where} (files "
                              "its cache lacks; later runs send only what changed)")
 
-        result = await sync_run(self.link.conn, f"{project_folder(ctx)}/{ctx.run_id}",
-                                manifest, [share] if share else [], before_send=preview)
+        folder = project_folder(ctx)
+        mine = hashlib.sha256(f"{self.where}\0{REMOTE_BASE}\0{folder}".encode()).hexdigest()
+        result = await sync_run(self.link.conn, f"{folder}/{ctx.run_id}",
+                                manifest, [share] if share else [], before_send=preview,
+                                progress=ctx.progress,
+                                record=ctx.project.state_dir / "sync" / f"{mine[:16]}.json")
         took = time.monotonic() - started
         ctx.progress(f"sync: {result.sent_files} of {len(manifest.blobs)} distinct files sent "
                      f"({result.bytes_sent} bytes) to {self.where}:{result.root} in {took:.2f} s")
         record = {"files": result.files, "sent_files": result.sent_files,
+                  "kept_files": result.kept_files,
                   "bytes_sent": result.bytes_sent, "payload_bytes": result.payload_bytes,
                   "root": result.root,
                   "seconds": round(took, 3)}
@@ -265,7 +277,7 @@ class RemoteDockerBackend(DockerBackend):
     async def _remove_folder(self, root: str) -> None:
         if self.link.conn is not None and not self.link.lost:
             try:
-                await remove_remote(self.link.conn, root)
+                await release_remote(self.link.conn, root)
             except Exception:
                 pass
 
@@ -402,6 +414,6 @@ class RemoteRunHandle(DockerRunHandle):
         finally:
             try:
                 if self.root and self.link.conn is not None and not self.link.lost:
-                    await remove_remote(self.link.conn, self.root)
+                    await release_remote(self.link.conn, self.root)
             finally:
                 await self.link.close()
