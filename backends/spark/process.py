@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ..base import LogBatch
+from ..errors import TargetError
 from ..local import LocalRunHandle
-from .facts import SparkFacts
+from .facts import FailureWatch, SparkFacts
 
 
 class SparkProcessHandle(LocalRunHandle):
@@ -21,9 +22,28 @@ class SparkProcessHandle(LocalRunHandle):
                  facts: SparkFacts):
         super().__init__(proc, workdir, shared)
         self.facts = facts
+        self.failure = FailureWatch()
+        self._drained = asyncio.Event()
 
     async def logs(self) -> AsyncIterator[LogBatch]:
-        async for batch in super().logs():
-            yield batch
-            if batch.stream == "err" and (notes := self.facts.scan(batch.lines)):
-                yield LogBatch("sys", notes)
+        try:
+            async for batch in super().logs():
+                yield batch
+                self.failure.feed(batch.lines)
+                if batch.stream == "err" and (notes := self.facts.scan(batch.lines)):
+                    yield LogBatch("sys", notes)
+        finally:
+            self._drained.set()
+
+    async def wait(self) -> int:
+        """The exit code; a failure the driver's output names plainly (out of memory, a
+        missing module) is the run's one-line reason instead (TargetError)."""
+        code = await super().wait()
+        if code != 0:
+            try:  # the output's end has the reason: wait (briefly) until it is read
+                await asyncio.wait_for(self._drained.wait(), 5.0)
+            except TimeoutError:
+                pass
+            if self.failure.reason is not None:
+                raise TargetError(f"{self.failure.reason} (exit code {code})")
+        return code

@@ -124,9 +124,19 @@ def test_wrong_master_url_is_one_line_with_file_and_line(sample_copy: Project) -
     assert res.returncode == 2
 
 
-def test_head_node_over_ssh_says_not_supported_yet(sample_copy: Project) -> None:
-    res = sample_copy.cli("submit", "--explain", "-c", "myhdi", "iris_spark.py")
-    _one_line_error(res, "not supported yet")
+def test_workbench_head_node_explains_then_asks_to_reenter_its_password(
+        sample_copy: Project) -> None:
+    """Workbench's myhdi.compute (an HDInsight head node over SSH, its password in Workbench's
+    key store): --explain shows the ssh and spark-submit lines without connecting; a run fails
+    in one line saying how to re-enter the password."""
+    explained = sample_copy.cli("submit", "--explain", "-c", "myhdi", "iris_spark.py", "0.1",
+                                check=True).stdout
+    assert "ssh sshuser@myhdi-ssh.invalid 'cd " in explained
+    assert "spark-submit --master yarn --deploy-mode cluster" in explained
+    res = sample_copy.cli("submit", "-c", "myhdi", "iris_spark.py")
+    assert res.returncode != 0
+    record = run_json(sample_copy, "runs", "last")
+    assert record["status"] == "failed" and "Workbench key-store reference" in record["error"]
 
 
 def test_no_spark_where_spark_submit_location_points(sample_copy: Project) -> None:
@@ -162,3 +172,52 @@ def test_cluster_mode_without_a_rest_server_fails_in_one_line(
     error = run_json(sample_copy, "runs", "last")["error"]
     assert "REST server http://127.0.0.1:9 does not answer" in error
     assert "spark.master.rest.enabled" in error
+
+
+def test_no_java_fails_the_run_in_one_line(spark_project: Project, tmp_path: Any) -> None:
+    bare = tmp_path / "bin"  # a PATH with no java on it, and no JAVA_HOME
+    bare.mkdir()
+    res = spark_project.cli("submit", "-c", "spark-local", "iris_spark.py",
+                            env={**SPARK_ENV, "PATH": str(bare), "JAVA_HOME": ""})
+    assert res.returncode != 0
+    record = run_json(spark_project, "runs", "last")
+    assert record["status"] == "failed"
+    assert record["error"].startswith("Spark needs Java 17+: no java on PATH"), record
+
+
+# Failures the driver's output names: the run's one-line reason says it (the traceback of a
+# PySpark driver comes on spark-submit's stdout, where the log's usual err-line reason misses it).
+FAILING = {
+    "app_raises": ("raise ValueError('bad regularization rate')\n",
+                   "the script failed: ValueError: bad regularization rate"),
+    # Spark 4.3 starts in 32 MB and runs out of heap (older ones refused: "System memory ...
+    # must be at least", the other reason failure_hint knows; test_head_lines checks it).
+    "tiny_driver_memory": ("from pyspark.sql import SparkSession\n"
+                           "SparkSession.builder.getOrCreate()\n",
+                           "the driver ran out of memory (java.lang.OutOfMemoryError"),
+    "driver_oom": ("from pyspark.sql import SparkSession\n"
+                   "spark = SparkSession.builder.getOrCreate()\n"
+                   "jvm = spark.sparkContext._jvm\n"
+                   "jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 1 << 30)\n",
+                   "the driver ran out of memory (java.lang.OutOfMemoryError: Java heap space)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_a_failing_driver_says_why_in_one_line(spark_project: Project, case: str) -> None:
+    script, reason = FAILING[case]
+    spark_project.write("fails.py", script)
+    memory = "32m" if case == "tiny_driver_memory" else "512m"
+    deps = spark_project.root / "aml_config" / "spark_dependencies_standalone.yml"
+    deps.write_text(deps.read_text().replace('"spark.driver.memory": "512m"',
+                                             f'"spark.driver.memory": "{memory}"'))
+    res = spark_project.cli("submit", "-c", "spark-local", "fails.py", env=SPARK_ENV,
+                            timeout=240)
+    assert res.returncode != 0
+    record = run_json(spark_project, "runs", "last")
+    assert record["status"] == "failed"
+    assert record["error"].startswith(reason), record["error"]
+    assert "exit code" in record["error"]
+    if case != "app_raises":
+        assert "raise spark.driver.memory in spark_dependencies.yml" in record["error"]
+    assert reason in res.stderr.strip().splitlines()[-1]  # what submit printed last
