@@ -6,6 +6,7 @@ reasons, and the launcher, follower and cancel scripts run for real by sh and py
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -260,3 +261,25 @@ def test_frames_of_the_follower_are_read_back() -> None:
         return [f async for f in _frames(reader)]  # type: ignore[arg-type]
 
     assert asyncio.run(collect()) == [("out", b"a\nb"), ("err", b"x\n"), ("x", b"0")]
+
+
+def test_head_node_keys_checked_with_file_and_line(sample_copy: Project) -> None:
+    sample_copy.write("aml_config/badhead.compute", 'type: "cluster"\naddress: "127.0.0.1:9"\n'
+                      'username: "u"\nsparkMaster: "http://10.0.0.4:7077"\n')
+    res = sample_copy.cli("submit", "--explain", "-c", "badhead", "iris_spark.py")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "badhead.compute:4:" in lines[0] and "sparkMaster must look like" in lines[0]
+
+
+def test_unreachable_head_node_fails_the_run_in_one_line(sample_copy: Project,
+                                                         tmp_path: Path) -> None:
+    sample_copy.write("aml_config/gonehead.compute", 'type: "cluster"\naddress: "127.0.0.1:9"\n'
+                      'username: "u"\n')
+    res = sample_copy.cli("submit", "-c", "gonehead", "iris_spark.py",
+                          env={"HOME": str(tmp_path), "SSH_AUTH_SOCK": ""})
+    assert res.returncode != 0
+    record = json.loads(sample_copy.cli("runs", "last", "-o", "json", check=True).stdout)
+    assert record["status"] == "failed"
+    assert record["error"] == ("connection to u@127.0.0.1:9 refused (is sshd running, is the "
+                               "port right?)"), record["error"]
