@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backends import snapshot
+from backends import objects
 from backends.engine import Engine
 from backends.project import Project as EngineProject
 from tests.conftest import Project, need
@@ -57,12 +57,12 @@ def test_ctrl_c_during_snapshot_records_nothing(project: Project,
     project.write("train.py", "print('trained')\n")
     engine = Engine(EngineProject(project.root))
 
-    def interrupted(root: Path, files: list[snapshot.FileEntry], dest: Path) -> None:
+    def interrupted(manifest: objects.Manifest, state_dir: Path, dest: Path) -> None:
         dest.mkdir(parents=True)
         (dest / "partial").write_text("half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(snapshot, "copy_files", interrupted)
+    monkeypatch.setattr(objects, "materialise", interrupted)
     try:
         with pytest.raises(KeyboardInterrupt):
             engine.submit("local", "train.py", [])

@@ -81,7 +81,7 @@ def test_offline_prepare_builds_caches_and_rebuilds_on_change(dproject: Project,
     assert "Step 1/" in res.stderr and "Successfully built" in res.stderr  # the live build log
     assert "(cached)" not in res.stdout
     tags = env_images(dproject.root)
-    assert len(tags) == 1 and tags[0].startswith("labdeck-env/proj:")
+    assert len(tags) == 1 and tags[0].startswith("labdeck-env/shared:")
     assert tags[0] in res.stdout
 
     started = time.perf_counter()

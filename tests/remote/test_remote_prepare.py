@@ -49,7 +49,7 @@ def test_prepare_sends_a_missing_base_image_builds_there_and_caches(
         remote_id = rig.sh(f"docker image inspect -f '{{{{.Id}}}}' {base}").stdout.strip()
         assert remote_id == local_id  # the same id: the same environment hash as locally
         env_tag = res.stdout.split("prepared rig: ", 1)[1].split()[0]
-        assert env_tag.startswith("labdeck-env/proj:")
+        assert env_tag.startswith("labdeck-env/shared:")
         assert rig.sh(f"docker image inspect {env_tag}").returncode == 0  # built over there
 
         started = time.perf_counter()
