@@ -25,6 +25,13 @@ def _render() -> Any:
     return render
 
 
+def _colour(err: bool = False) -> bool:
+    """Colours for stdout (stderr with ``err``): a terminal, and no NO_COLOR."""
+    from .cli_style import on
+
+    return on(sys.stderr if err else sys.stdout)
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--project",
@@ -103,28 +110,74 @@ def submit(
     tags: tuple[str, ...],
     note: str | None,
 ) -> None:
-    """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status."""
+    """Run SCRIPT [ARGS...] on a target; streams its log and exits with its exit status.
+
+    \b
+    Examples:
+      labdeck submit -c local train.py --epochs 3     (the script's own args follow it)
+      labdeck submit -a -c docker train.py            (print the run id and return)
+      labdeck submit --name baseline --tag data=v2 train.py
+      labdeck submit --explain -c docker train.py     (what would run; runs nothing)
+      labdeck submit --watch --policy queue train.py  (again on every saved change)
+    """
     meta = None
+    check_submit_flags(run_async, explain, watch, name is not None or bool(tags)
+                       or note is not None)
     if name is not None or tags or note is not None:
         from backends.history import check_name, parse_tags
         from backends.store import RunMeta
 
-        if watch:
-            raise click.UsageError("--name, --tag and --note apply to one run, not to --watch")
         meta = RunMeta(name=None if name is None else check_name(name), note=note or None,
                        tags=parse_tags(tags))
     do_submit(obj, target, run_async, explain, script, list(script_args), watch, policy, meta)
 
 
+def given(name: str) -> bool:
+    """Whether the option ``name`` of the running command was given (not its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE,
+                      click.core.ParameterSource.ENVIRONMENT)
+
+
+def conflict(first: str, second: str, why: str) -> click.UsageError:
+    return click.UsageError(f"{first} and {second} do not go together: {why}")
+
+
+def check_submit_flags(run_async: bool, explain: bool, watch: bool, meta: bool) -> None:
+    """Flags that contradict each other, or that the others make pointless, are errors."""
+    if watch and run_async:
+        raise conflict("--watch", "-a/--async", "watch mode stays to resubmit on each change"
+                       " (run it in the background instead)")
+    if watch and explain:
+        raise conflict("--watch", "--explain", "--explain runs nothing to watch")
+    if watch and meta:
+        raise conflict("--watch", "--name/--tag/--note", "they apply to one run, and --watch"
+                       " makes one per change (runs tag RUN k=v afterwards)")
+    if explain and run_async:
+        raise conflict("--explain", "-a/--async", "--explain runs nothing")
+    if explain and meta:
+        raise conflict("--explain", "--name/--tag/--note", "--explain records no run")
+    if given("policy") and not watch:
+        raise click.UsageError("--policy applies with --watch only (what a change does to the"
+                               " run in flight)")
+
+
 @cli.command()
-@click.option("-c", "--target", "target", default="local", show_default=True)
+@click.option("-c", "--target", "target", default="local", show_default=True,
+              help="A runconfig or compute name from aml_config/.")
 @click.option("--force", is_flag=True, help="Rebuild even when the cached environment matches.")
 @click.option("--offline", is_flag=True,
               help="docker: download the wheels here and send them with the build (for daemons "
                    "that cannot reach a package index).")
 @click.pass_obj
 def prepare(obj: Ctx, target: str, force: bool, offline: bool) -> None:
-    """Build the target's run environment (cached until its inputs change)."""
+    """Build the target's run environment (cached until its inputs change).
+
+    \b
+    Examples:
+      labdeck prepare -c docker
+      labdeck prepare -c docker --force --offline
+    """
     do_prepare(obj, target, force, offline)
 
 
@@ -149,10 +202,17 @@ def target() -> None:
 
 
 @target.command("list")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              help="Output format.")
 @click.pass_obj
 def target_list(obj: Ctx, output: str) -> None:
-    """List the project's targets (a target whose file does not load is a row with its error)."""
+    """List the project's targets (a target whose file does not load is a row with its error).
+
+    \b
+    Examples:
+      labdeck target list
+      labdeck target list -o json
+    """
     views = obj.engine.project.views()
     if output == "json":
         click.echo(_render().as_json([target_json(v) for v in views]))
@@ -230,7 +290,13 @@ def target_json(view: Any) -> dict[str, Any]:
 @click.argument("name")
 @click.pass_obj
 def target_show(obj: Ctx, name: str) -> None:
-    """Show a target: its settings, reachability and GPUs."""
+    """Show a target: its settings, reachability and GPUs.
+
+    \b
+    Examples:
+      labdeck target show docker
+      labdeck target show local   (this machine's GPUs)
+    """
     import asyncio
 
     from backends import registry
@@ -314,14 +380,15 @@ async def _describe(compute: Any) -> Any:
 @click.option("--name", required=True, help="Target name (file aml_config/NAME.compute).")
 @click.option("--base-image", default=None, help="docker, remotedocker: base image.")
 @click.option("--address", default=None, help="remotedocker: HOST[:PORT] or a ~/.ssh/config Host.")
-@click.option("--username", default=None)
+@click.option("--username", default=None, help="remotedocker: the SSH user.")
 @click.option("--identity-file", default=None, help="remotedocker: SSH private key.")
 @click.option("--password-stdin", is_flag=True, help="remotedocker: read the password from stdin.")
 @click.option("--password", default=None, hidden=True)
 @click.option("--accept-new-host-key", is_flag=True,
               help="remotedocker: trust the host's key when known_hosts has none for it.")
 @click.option("--gpus", default=None, help="docker: all, a count, or device ids (0,1).")
-@click.option("--shared-volumes", is_flag=True, default=False)
+@click.option("--shared-volumes", is_flag=True, default=False,
+              help="docker: run in the project folder itself (mounted) instead of a copy.")
 @click.option("--force", is_flag=True, help="Overwrite an existing target.")
 @click.pass_obj
 def target_attach(
@@ -340,7 +407,14 @@ def target_attach(
     force: bool,
 ) -> None:
     """Attach a target: writes aml_config/NAME.compute and NAME.runconfig as Workbench did
-    (remotedocker: after checking the host over SSH)."""
+    (remotedocker: after checking the host over SSH).
+
+    \b
+    Examples:
+      labdeck target attach docker --name gpu --gpus all
+      echo PW | labdeck target attach remotedocker --name vm --address HOST \\
+          --username U --password-stdin
+    """
     if kind in ("remotedocker", "virtualmachine"):
         from .attach_cli import attach_remote
 
@@ -357,6 +431,13 @@ def target_attach(
 
         raise UsageError("--identity-file, --password-stdin and --accept-new-host-key apply "
                          "to remotedocker targets only")
+    unused = [flag for flag, value in (("--address", address), ("--username", username))
+              if value] if kind in ("local", "docker") else []
+    if kind == "local":
+        unused += [flag for flag, value in (("--base-image", base_image), ("--gpus", gpus),
+                                            ("--shared-volumes", shared_volumes)) if value]
+    if unused:
+        raise click.UsageError(f"{', '.join(unused)}: not used by a {kind} target")
     written = attach(
         obj.engine.project,
         kind,
@@ -376,7 +457,12 @@ def target_attach(
 @click.argument("name")
 @click.pass_obj
 def target_detach(obj: Ctx, name: str) -> None:
-    """Remove a target's .compute (and its .runconfig)."""
+    """Remove a target's .compute (and its .runconfig).
+
+    \b
+    Examples:
+      labdeck target detach gpu
+    """
     from backends.attach import detach
 
     for path in detach(obj.engine.project, name):
@@ -460,7 +546,8 @@ def select_runs(obj: Ctx, run_filter: Any, sort: str | None, limit: int | None) 
 @runs.command("list")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
               help="Output format.")
-@click.option("-n", "--limit", type=int, default=None, help="Only the first N runs.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N runs.")
 @filter_options
 @click.option("--since", default=None, metavar="AGE|DATE",
               help="Runs created since then: 12h, 3d, 2w or 2024-05-01[T12:30].")
@@ -488,7 +575,8 @@ def runs_list(obj: Ctx, output: str, limit: int | None, statuses: tuple[str, ...
     elif output == "csv":
         click.echo(_render().runs_csv(records))
     elif records:
-        click.echo(_render().runs_table(records, sort_name(sort) if sort else None))
+        click.echo(_render().runs_table(records, sort_name(sort) if sort else None,
+                                        colour=_colour()))
     else:
         click.echo("no runs match" if run_filter.sql()[0] else "no runs yet", err=True)
 
@@ -502,7 +590,13 @@ def runs_list(obj: Ctx, output: str, limit: int | None, statuses: tuple[str, ...
 def runs_best(obj: Ctx, metric: str, lowest: bool, output: str, statuses: tuple[str, ...],
               targets: tuple[str, ...], scripts: tuple[str, ...], tags: tuple[str, ...],
               sweep: str | None, where: str | None) -> None:
-    """Show the run with the highest METRIC (lowest with --asc) among those the filters keep."""
+    """Show the run with the highest METRIC (lowest with --asc) among those the filters keep.
+
+    \b
+    Examples:
+      labdeck runs best 'DTree Accuracy'
+      labdeck runs best loss --asc --tag team=nlp
+    """
     from backends.errors import RunNotFound
 
     run_filter = build_filter(obj, statuses, targets, scripts, tags, sweep, where)
@@ -518,7 +612,12 @@ def runs_best(obj: Ctx, metric: str, lowest: bool, output: str, statuses: tuple[
 @click.argument("tags", nargs=-1, required=True)
 @click.pass_obj
 def runs_tag(obj: Ctx, run_id: str, tags: tuple[str, ...]) -> None:
-    """Add or change tags: labdeck runs tag RUN NAME=VALUE [NAME=VALUE...]."""
+    """Add or change tags: labdeck runs tag RUN NAME=VALUE [NAME=VALUE...].
+
+    \b
+    Examples:
+      labdeck runs tag baseline stage=prod reviewed
+    """
     from backends.history import parse_tags
 
     record = obj.engine.get(run_id, with_metrics=False)
@@ -531,7 +630,12 @@ def runs_tag(obj: Ctx, run_id: str, tags: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1, required=True)
 @click.pass_obj
 def runs_untag(obj: Ctx, run_id: str, names: tuple[str, ...]) -> None:
-    """Remove tags by name."""
+    """Remove tags by name.
+
+    \b
+    Examples:
+      labdeck runs untag baseline reviewed
+    """
     record = obj.engine.get(run_id, with_metrics=False)
     gone = obj.engine.store.remove_tags(record.id, list(names))
     missing = [n for n in names if n not in gone]
@@ -543,7 +647,12 @@ def runs_untag(obj: Ctx, run_id: str, names: tuple[str, ...]) -> None:
 @runs.command("reindex")
 @click.pass_obj
 def runs_reindex(obj: Ctx) -> None:
-    """Rebuild the run store from the run folders (a damaged runs.db is moved aside)."""
+    """Rebuild the run store from the run folders (a damaged runs.db is moved aside).
+
+    \b
+    Examples:
+      labdeck runs reindex
+    """
     from backends.reindex import reindex
 
     result = reindex(obj.engine.project)
@@ -559,7 +668,13 @@ def runs_reindex(obj: Ctx) -> None:
 @click.argument("text")
 @click.pass_obj
 def runs_note(obj: Ctx, run_id: str, text: str) -> None:
-    """Set a run's note ('' removes it)."""
+    """Set a run's note ('' removes it).
+
+    \b
+    Examples:
+      labdeck runs note baseline 'lr too high'
+      labdeck runs note baseline ''
+    """
     record = obj.engine.get(run_id, with_metrics=False)
     obj.engine.store.set_note(record.id, text)
 
@@ -569,7 +684,12 @@ def runs_note(obj: Ctx, run_id: str, text: str) -> None:
 @click.argument("name")
 @click.pass_obj
 def runs_rename(obj: Ctx, run_id: str, name: str) -> None:
-    """Name a run ('' removes its name); the name then works wherever a run id does."""
+    """Name a run ('' removes its name); the name then works wherever a run id does.
+
+    \b
+    Examples:
+      labdeck runs rename proj_1718000000000 baseline
+    """
     from backends.history import check_name
 
     record = obj.engine.get(run_id, with_metrics=False)
@@ -582,7 +702,12 @@ def runs_rename(obj: Ctx, run_id: str, name: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would go and the space freed.")
 @click.pass_obj
 def runs_delete(obj: Ctx, run_ids: tuple[str, ...], dry_run: bool) -> None:
-    """Delete ended runs: their folders (snapshot, log, outputs) and records."""
+    """Delete ended runs: their folders (snapshot, log, outputs) and records.
+
+    \b
+    Examples:
+      labdeck runs delete baseline proj_1718000000000 --dry-run
+    """
     from backends.history import select_delete
 
     engine = recovered(obj)
@@ -594,7 +719,7 @@ def runs_delete(obj: Ctx, run_ids: tuple[str, ...], dry_run: bool) -> None:
 @filter_options
 @click.option("--older-than", default=None, metavar="AGE|DATE",
               help="Runs created before then: 12h, 3d, 2w or 2024-05-01.")
-@click.option("--keep-last", type=int, default=None, metavar="N",
+@click.option("--keep-last", type=click.IntRange(min=0), default=None, metavar="N",
               help="Spare the newest N of the runs selected.")
 @click.option("--dry-run", is_flag=True, help="Show what would go and the space freed.")
 @click.pass_obj
@@ -655,7 +780,7 @@ def show_record(record: Any, output: str, obj: Ctx | None = None) -> None:
     from .failure import failure_reason
 
     reason = failure_reason(record, obj.engine.log_path(record.id)) if obj else record.error
-    click.echo(_render().run_details(record, reason))
+    click.echo(_render().run_details(record, reason, colour=_colour()))
 
 
 @runs.command("show")
@@ -663,7 +788,13 @@ def show_record(record: Any, output: str, obj: Ctx | None = None) -> None:
 @output_option
 @click.pass_obj
 def runs_show(obj: Ctx, run_id: str, output: str) -> None:
-    """Show one run."""
+    """Show one run.
+
+    \b
+    Examples:
+      labdeck runs show baseline
+      labdeck runs show proj_17180 -o json   (a unique id prefix)
+    """
     show_record(recovered(obj).get(run_id), output, obj)
 
 
@@ -671,18 +802,30 @@ def runs_show(obj: Ctx, run_id: str, output: str) -> None:
 @output_option
 @click.pass_obj
 def runs_last(obj: Ctx, output: str) -> None:
-    """Show the newest run."""
+    """Show the newest run.
+
+    \b
+    Examples:
+      labdeck runs last -o json
+    """
     show_record(recovered(obj).last(), output, obj)
 
 
 @runs.command("logs")
 @click.argument("run_id")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing until the run ends.")
-@click.option("-t", "--timestamps", is_flag=True)
-@click.option("--tail", type=int, default=None, help="Start from the last N lines.")
+@click.option("-t", "--timestamps", is_flag=True, help="Prefix each line with its time (UTC).")
+@click.option("--tail", type=click.IntRange(min=0), default=None,
+              help="Start from the last N lines.")
 @click.pass_obj
 def runs_logs(obj: Ctx, run_id: str, follow_: bool, timestamps: bool, tail: int | None) -> None:
-    """Print a run's log (stdout, stderr, metrics and labdeck's notes)."""
+    """Print a run's log (stdout, stderr, metrics and labdeck's notes).
+
+    \b
+    Examples:
+      labdeck runs logs baseline -f
+      labdeck runs logs RUN --tail 50 -t
+    """
     from .follow import follow
 
     record = recovered(obj).get(run_id)
@@ -697,7 +840,13 @@ def runs_logs(obj: Ctx, run_id: str, follow_: bool, timestamps: bool, tail: int 
 @click.option("--wait/--no-wait", default=True, help="Wait until the run has stopped.")
 @click.pass_obj
 def runs_cancel(obj: Ctx, run_ids: tuple[str, ...], wait: bool) -> None:
-    """Cancel runs: SIGTERM to everything they started, SIGKILL after a grace period."""
+    """Cancel runs: SIGTERM to everything they started, SIGKILL after a grace period.
+
+    \b
+    Examples:
+      labdeck runs cancel RUN
+      labdeck runs cancel RUN1 RUN2 --no-wait
+    """
     do_cancel(obj, list(run_ids), wait)
 
 
@@ -708,7 +857,7 @@ def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
     for run_id in run_ids:
         record = engine.cancel(run_id)
         if record.status.is_terminal():
-            click.echo(f"run {record.id} already {record.status.value}")
+            click.echo(f"run {record.id} already {_status(record.status.value)}")
             continue
         deadline = time.monotonic() + 30
         while wait and time.monotonic() < deadline:
@@ -717,9 +866,15 @@ def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
                 break
             time.sleep(0.05)
         click.echo(
-            f"run {record.id} {record.status.value}"
+            f"run {record.id} {_status(record.status.value)}"
             + ("" if record.status.is_terminal() else " (cancel requested)")
         )
+
+
+def _status(value: str) -> str:
+    from .cli_style import status
+
+    return status(value, _colour())
 
 
 @runs.command("download")
@@ -734,7 +889,13 @@ def do_cancel(obj: Ctx, run_ids: list[str], wait: bool) -> None:
 )
 @click.pass_obj
 def runs_download(obj: Ctx, run_id: str, dest: Path | None) -> None:
-    """Copy a run's outputs to a folder."""
+    """Copy a run's outputs to a folder.
+
+    \b
+    Examples:
+      labdeck runs download baseline
+      labdeck runs download RUN -d /tmp/model
+    """
     record = recovered(obj).get(run_id)
     target_dir = dest if dest is not None else Path("downloads") / record.id
     for path in obj.engine.download(record.id, target_dir):
@@ -746,7 +907,13 @@ def runs_download(obj: Ctx, run_id: str, dest: Path | None) -> None:
 @output_option
 @click.pass_obj
 def runs_compare(obj: Ctx, run_ids: tuple[str, ...], output: str) -> None:
-    """Metrics of several runs side by side."""
+    """Metrics of several runs side by side.
+
+    \b
+    Examples:
+      labdeck runs compare baseline RUN
+      labdeck runs compare RUN1 RUN2 RUN3 -o json
+    """
     if len(run_ids) < 2:
         raise click.UsageError("compare needs at least two runs")
     engine = recovered(obj)
@@ -808,7 +975,13 @@ def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[st
                 tags: tuple[str, ...], name: str | None, script: str,
                 script_args: tuple[str, ...]) -> None:
     """Run SCRIPT once per point (passed as --NAME VALUE after the script's own args, which
-    follow --); waits for every run and prints the sweep's table."""
+    follow --); waits for every run and prints the sweep's table.
+
+    \b
+    Examples:
+      labdeck sweep -c local train.py --grid 'rate=0.01,0.1,1' --parallel 2
+      labdeck sweep train.py --random 'rate=1e-4:1:log' --count 8 --seed 7 --name lr
+    """
     import secrets
     import time
 
@@ -817,6 +990,8 @@ def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[st
 
     if parallel < 1:
         raise click.UsageError("--parallel: 1 or more")
+    if seed is not None and not randoms:
+        raise click.UsageError("--seed goes with --random (a grid draws nothing)")
     if name is not None:
         check_name(f"{name}-1")
     seed = seed if seed is not None else secrets.randbelow(2**31)
@@ -853,7 +1028,7 @@ def sweep_start(obj: Ctx, target: str, grids: tuple[str, ...], randoms: tuple[st
                    f" (labdeck sweep cancel {sweep_id})", err=True)
         sys.exit(130)
     records = _sweep_records(obj, sweep_id, sort)
-    click.echo(_render().sweep_table(records, _sort_name(sort)))
+    click.echo(_render().sweep_table(records, _sort_name(sort), colour=_colour()))
     if len(ids) < len(todo):
         click.echo(f"sweep {sweep_id} canceled: {len(ids)} of {len(todo)} run(s) submitted",
                    err=True)
@@ -881,7 +1056,13 @@ def _sweep_records(obj: Ctx, sweep_id: str, sort: str | None) -> list[Any]:
               help="Output format.")
 @click.pass_obj
 def sweep_show(obj: Ctx, sweep_id: str, sort: str | None, output: str) -> None:
-    """A sweep's runs with their params and metrics, best first by --sort."""
+    """A sweep's runs with their params and metrics, best first by --sort.
+
+    \b
+    Examples:
+      labdeck sweep show SWEEP --sort accuracy
+      labdeck sweep show SWEEP -o csv
+    """
     engine = recovered(obj)
     found = engine.store.sweep(sweep_id)
     records = _sweep_records(obj, found.id, sort)
@@ -901,14 +1082,19 @@ def sweep_show(obj: Ctx, sweep_id: str, sort: str | None, output: str) -> None:
     click.echo(f"sweep {found.id}: {found.script} on {found.target}, {len(records)} of"
                f" {found.total} run(s): {state}" + (" (canceled)" if found.cancel_requested
                                                     else ""))
-    click.echo(_render().sweep_table(records, _sort_name(sort)))
+    click.echo(_render().sweep_table(records, _sort_name(sort), colour=_colour()))
 
 
 @sweep.command("cancel")
 @click.argument("sweep_id")
 @click.pass_obj
 def sweep_cancel(obj: Ctx, sweep_id: str) -> None:
-    """Cancel a sweep: no more of its points start, and its runs in flight are canceled."""
+    """Cancel a sweep: no more of its points start, and its runs in flight are canceled.
+
+    \b
+    Examples:
+      labdeck sweep cancel SWEEP
+    """
     from backends.sweep import cancel_sweep
 
     engine = recovered(obj)
@@ -930,11 +1116,16 @@ experiment.add_command(prepare, "prepare")
 
 
 @experiment.command("cancel")
-@click.option("-r", "--run", "run_ids", multiple=True)
+@click.option("-r", "--run", "run_ids", multiple=True, help="A run to cancel (repeatable).")
 @click.argument("more_ids", nargs=-1)
 @click.pass_obj
 def experiment_cancel(obj: Ctx, run_ids: tuple[str, ...], more_ids: tuple[str, ...]) -> None:
-    """Same as 'labdeck runs cancel'."""
+    """Same as 'labdeck runs cancel'.
+
+    \b
+    Examples:
+      labdeck experiment cancel -r RUN
+    """
     ids = [*run_ids, *more_ids]
     if not ids:
         raise click.UsageError("name a run to cancel (-r RUN)")
@@ -983,7 +1174,13 @@ computetarget.add_command(target_list, "list")
 )
 @click.pass_obj
 def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
-    """Open the dashboard (the default command)."""
+    """Open the dashboard (the default command).
+
+    \b
+    Examples:
+      labdeck
+      labdeck ui -c docker --submit train.py
+    """
     from .app import run_app
 
     run_app(obj.engine, target=target, submit_script=submit_script)
@@ -991,7 +1188,13 @@ def ui(obj: Ctx, target: str, submit_script: str | None) -> None:
 
 # Verbs kept in their own modules register on `cli` / `runs` as they are imported.
 from . import cli_snapshots  # noqa: E402, F401
-from .cli_init import init as _init  # noqa: E402, F401
+from .cli_complete import install as _install_completion  # noqa: E402
+from .cli_complete import register as _register_completion  # noqa: E402
+from .cli_init import init as _init  # noqa: E402
+
+cli.add_command(_init)
+_register_completion(cli)
+_install_completion(cli)  # once every verb is registered
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -999,14 +1202,36 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _click_main(argv: list[str] | None) -> None:
+    from backends.errors import LabdeckError
+
     try:
         cli.main(args=argv, prog_name="labdeck", standalone_mode=False)
     except click.exceptions.Abort:
         echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # one line, as labdeck's own errors
+        echo(_error_line(usage_message(err)), err=True)
         sys.exit(err.exit_code)
+    except LabdeckError as err:
+        echo(_error_line(str(err)), err=True)
+        for line in getattr(err, "details", []):
+            echo(f"  {line}", err=True)
+        sys.exit(err.exit_code)
+
+
+def usage_message(err: click.ClickException) -> str:
+    """A click error as one line, naming the verb's --help for a usage error."""
+    message = " ".join(err.format_message().split())
+    ctx = getattr(err, "ctx", None)
+    if isinstance(err, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+def _error_line(message: str) -> str:
+    from .cli_style import error_line
+
+    return error_line(message, _colour(err=True))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``labdeck init``: make a folder a labdeck project (registers itself on ``cli``)."""
+"""``labdeck init``: make a folder a labdeck project (cli.py adds the command to ``cli``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from .cli import cli
 from .submitting import Ctx, warn
 
 
-@cli.command("init")
+@click.command("init")
 @click.argument("folder", required=False, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True,
               help="Add the files that are missing to an existing aml_config/ (never overwrites"

@@ -14,14 +14,26 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+          paint: dict[int, Callable[[str], str]] | None = None) -> str:
+    """Columns padded to their widest cell; ``paint``: column index -> what a cell of it
+    becomes once measured (colours take no width)."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    paint = paint or {}
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        cells = [(paint[i](c) if i in paint else c) + " " * (w - len(c))
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _status_paint(colour: bool) -> Callable[[str], str]:
+    from .cli_style import status
+
+    return lambda text: status(text, colour)
 
 
 def duration(seconds: float | None) -> str:
@@ -49,7 +61,8 @@ def metric_value(value: Any) -> str:
     return str(value)
 
 
-def runs_table(records: Sequence[RunRecord], sort: str | None = None) -> str:
+def runs_table(records: Sequence[RunRecord], sort: str | None = None,
+               colour: bool = False) -> str:
     """Runs a row each; a NAME column when any has a name, and the ``sort`` metric's (or
     param's) own column first among the values when the list is sorted by it."""
     named = any(rec.name for rec in records)
@@ -72,7 +85,8 @@ def runs_table(records: Sequence[RunRecord], sort: str | None = None) -> str:
                 metrics,
             ]
         )
-    return table(headers, rows)
+    return table(headers, rows, {headers.index("STATUS"): _status_paint(colour)} if colour
+                 else None)
 
 
 def value_of(rec: RunRecord, name: str) -> str:
@@ -124,7 +138,7 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
 
 
-def sweep_table(records: Sequence[RunRecord], sort: str | None) -> str:
+def sweep_table(records: Sequence[RunRecord], sort: str | None, colour: bool = False) -> str:
     """A sweep's runs: their params (the grid point) and metrics, a column each."""
     params: list[str] = []
     metrics: list[str] = [sort] if sort else []
@@ -133,21 +147,24 @@ def sweep_table(records: Sequence[RunRecord], sort: str | None) -> str:
         metrics += [n for n in rec.metrics if n not in metrics]
     rows = [[rec.id, rec.status.value, *[value_of_param(rec, n) for n in params],
              *[value_of(rec, n) for n in metrics], duration(rec.duration)] for rec in records]
-    return table(["ID", "STATUS", *params, *metrics, "DURATION"], rows)
+    return table(["ID", "STATUS", *params, *metrics, "DURATION"], rows,
+                 {1: _status_paint(colour)} if colour else None)
 
 
 def value_of_param(rec: RunRecord, name: str) -> str:
     return metric_value(rec.params[name]) if name in rec.params else "-"
 
 
-def run_details(rec: RunRecord, reason: str | None = None) -> str:
+def run_details(rec: RunRecord, reason: str | None = None, colour: bool = False) -> str:
     """``runs show``: ``reason``, a failed run's last error line (tui/failure.py)."""
     from .failure import explain_exit
+
+    status = _status_paint(colour)(rec.status.value) if colour else rec.status.value
 
     lines = [
         f"id:        {rec.id}",
         *([f"name:      {rec.name}"] if rec.name else []),
-        f"status:    {rec.status.value}" + (f" ({rec.error})" if rec.error else ""),
+        f"status:    {status}" + (f" ({rec.error})" if rec.error else ""),
         *([f"error:     {reason}"] if reason and reason != rec.error else []),
         f"target:    {rec.target} ({rec.target_type})",
         f"script:    {rec.script} {' '.join(rec.args)}".rstrip(),
