@@ -155,7 +155,15 @@ def sweep(top, rel_top):
         else:
             os.unlink(entry.path)
 if stamps:
-    sweep(root, "")
+    try:
+        sweep(root, "")
+    except OSError:  # what a run left there cannot be removed (another user's): set it aside
+        aside = os.path.join(proj, ".old-%d-%d" % (os.getpid(), int(time.time())))
+        os.rename(root, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        same.clear()
+        stamps = {}
+        os.makedirs(root)
 else:
     os.makedirs(root)
 mark("walk")
@@ -304,6 +312,7 @@ lock = None
 if later:
     lock = open(os.path.join(cache, ".fill.lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
+    os.chdir(root)  # the child's paths follow the folder when the run's end moves it
     if os.fork() == 0:
         try:
             os.setsid()
@@ -312,7 +321,7 @@ if later:
                 os.dup2(null, fd)
             for key in later:
                 tmp = os.path.join(cache, ".tmp-%d-%s" % (os.getpid(), key))
-                path = os.path.join(root, first[key])
+                path = first[key]
                 try:
                     with open(path, "rb") as s, open(tmp, "wb") as d:
                         if stamp(os.fstat(s.fileno())) != written[first[key]][1:]:
@@ -328,7 +337,8 @@ if later:
                         pass
         finally:
             os._exit(0)
-say({"ok": True, "kept": len(same), "marks": marks})
+say({"ok": True, "kept": sum(1 for rel in same if entries[rel].startswith("f:")),
+     "marks": marks})
 '''
 
 
