@@ -154,7 +154,11 @@ class Printer:
             segment = data[pos:stop]
             body = segment.replace(b"\n" + prefix, b"\n")[width:]
             if len(body) != len(segment) - segment.count(b"\n") * width:
-                break  # a line in between had another prefix: line by line from here
+                # A line in between had another prefix (a metric amid a batch's lines): the
+                # run ends there, found line by line (once: the rest is the next run's).
+                stop = _prefix_run_end_linear(data, pos, prefix)
+                segment = data[pos:stop]
+                body = segment.replace(b"\n" + prefix, b"\n")[width:]
             if prefix[_TAG_AT - 1:] == _PLAIN_B[0]:
                 sys.stdout.flush()  # what went through the text layer comes first
                 sys.stdout.buffer.write(body)
@@ -201,6 +205,16 @@ class Printer:
         for entry in sorted(self.pending.values(), key=lambda e: e.ts):
             self.emit(entry, self.timestamps)
         self.pending.clear()
+
+
+def _prefix_run_end_linear(data: bytes, pos: int, prefix: bytes) -> int:
+    """``_prefix_run_end`` by walking the lines (when the run is not contiguous)."""
+    end = len(data)
+    while True:
+        start = data.index(b"\n", pos) + 1
+        if start >= end or not data.startswith(prefix, start):
+            return start
+        pos = start
 
 
 def _prefix_run_end(data: bytes, pos: int, prefix: bytes) -> int:
