@@ -92,9 +92,10 @@ CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep) WHERE sweep IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created);
 """
 # Each run's value of each name as queries see it (``--where``, ``--sort``, the runs table): its
-# metric's last value, else its param. Kept by triggers on the tables that hold the values, so
-# every writer (the supervisor, reindex, direct SQL) keeps it right; a condition or a sort on
-# a name is then an index range over (name, num) instead of a lookup per run.
+# metric's last value, else its param. Written by the store's own methods beside the values
+# (once per name per batch: triggers, a write per value, made metric ingest 1.9x slower); a
+# condition or a sort on a name is then an index range over (name, num), not a lookup per run.
+# Rows written into metrics or params by other means: ``rebuild_values()``.
 _VALUES_TABLE = """
 CREATE TABLE IF NOT EXISTS run_values (
     run_id TEXT NOT NULL,
@@ -117,36 +118,13 @@ _NUM = ("CASE WHEN NOT json_valid({v}) THEN NULL WHEN json_type({v}) IN ('intege
         " THEN CAST({v} AS REAL) END")
 _TXT = ("CASE WHEN NOT json_valid({v}) THEN NULL WHEN json_type({v}) = 'text'"
         " THEN json_extract({v}, '$') END")
-_VALUES_TRIGGERS = f"""
-CREATE TRIGGER IF NOT EXISTS run_values_metric AFTER INSERT ON metrics BEGIN
-    INSERT INTO run_values (run_id, name, value, num, txt, metric, seq, series)
-    VALUES (new.run_id, new.name, new.value, {_NUM.format(v="new.value")},
-            {_TXT.format(v="new.value")}, 1, new.seq, new.series OR new.seq > 0)
-    ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, num = excluded.num,
-        txt = excluded.txt, metric = 1, seq = excluded.seq,
-        series = run_values.metric OR excluded.series
-    WHERE run_values.metric = 0 OR excluded.seq >= run_values.seq;
-END;
-CREATE TRIGGER IF NOT EXISTS run_values_param AFTER INSERT ON params BEGIN
-    INSERT INTO run_values (run_id, name, value, num, txt, metric, seq)
-    VALUES (new.run_id, new.name, new.value, {_NUM.format(v="new.value")},
-            {_TXT.format(v="new.value")}, 0, 0)
-    ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value, num = excluded.num,
-        txt = excluded.txt
-    WHERE run_values.metric = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS run_values_param_set AFTER UPDATE OF value ON params BEGIN
-    UPDATE run_values SET value = new.value, num = {_NUM.format(v="new.value")},
-        txt = {_TXT.format(v="new.value")}
-    WHERE run_id = new.run_id AND name = new.name AND metric = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS run_values_run_gone AFTER DELETE ON runs BEGIN
-    DELETE FROM run_values WHERE run_id = old.id;
-END;
-"""
+# Triggers an earlier version of this table was kept by (dropped: see above).
+_OLD_TRIGGERS = "".join(f"DROP TRIGGER IF EXISTS {name};" for name in (
+    "run_values_metric", "run_values_param", "run_values_param_set", "run_values_run_gone"))
 # A store made before run_values: fill it once from what it holds (the params first, then each
 # metric's last value over them).
 _VALUES_FILL = f"""
+DELETE FROM run_values;
 INSERT OR REPLACE INTO run_values (run_id, name, value, num, txt, metric, seq, series)
     SELECT run_id, name, value, {_NUM.format(v="value")}, {_TXT.format(v="value")}, 0, 0, 0
     FROM params;
@@ -398,9 +376,17 @@ class RunStore:
         conn.executescript(_INDEXES)
         fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND"
                              " name='run_values'").fetchone() is None
-        if fresh:  # made with the triggers and filled in one transaction: no value missed
-            conn.executescript(f"BEGIN IMMEDIATE; {_VALUES_TABLE} {_VALUES_TRIGGERS}"
-                               f" {_VALUES_FILL} {_VALUES_INDEXES} COMMIT;")
+        if fresh:  # made and filled in one transaction: no value missed
+            conn.executescript(f"BEGIN IMMEDIATE; {_VALUES_TABLE} {_VALUES_FILL}"
+                               f" {_VALUES_INDEXES} COMMIT;")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type='trigger' AND"
+                        " name LIKE 'run_values%'").fetchone() is not None:
+            conn.executescript(_OLD_TRIGGERS)
+
+    def rebuild_values(self) -> None:
+        """Make ``run_values`` again from the metrics and params tables (after rows were put
+        there other than through this class)."""
+        self._db.executescript(f"BEGIN IMMEDIATE; {_VALUES_FILL} COMMIT;")
 
     def disconnect(self) -> None:
         """Close every thread's connection (before a fork: SQLite must not cross one); the
@@ -705,7 +691,7 @@ class RunStore:
                 f"DELETE FROM runs WHERE id=? AND status IN {_TERMINAL_SQL}", (run_id,))
             if cur.rowcount != 1:
                 return False
-            for table in ("metrics", "params", "tags"):
+            for table in ("metrics", "params", "tags", "run_values"):
                 db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
         return True
 
@@ -806,6 +792,9 @@ class RunStore:
                 "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
                 [(run_id, name, seq + i, json.dumps(v), series, now) for i, v in enumerate(values)],
             )
+            if values:
+                _last_values(db, run_id, {name: (values[-1], seq + len(values) - 1,
+                                                 bool(series) or seq > 0 or len(values) > 1)})
 
     def add_metrics(self, run_id: str, items: list[tuple[str, Any, float | None]]) -> None:
         """``add_metric`` for each ``(name, value, ts)`` in order, in one transaction (a batch
@@ -818,6 +807,8 @@ class RunStore:
         now = time.time()
         with self._tx() as db:
             next_seq: dict[str, int] = {}
+            first_seq: dict[str, int] = {}
+            last: dict[str, tuple[Any, int, bool]] = {}
             rows = []
             for name, value, ts in items:
                 kind = getattr(name, "kind", None)
@@ -833,17 +824,22 @@ class RunStore:
                         "SELECT COALESCE(MAX(seq), -1) FROM metrics WHERE run_id=? AND name=?",
                         (run_id, name),
                     ).fetchone()
-                    next_seq[name] = int(row[0]) + 1
+                    next_seq[name] = first_seq[name] = int(row[0]) + 1
                 values = value if isinstance(value, list) else [value]
                 series = 1 if isinstance(value, list) else 0
                 seq = next_seq[name]
                 rows += [(run_id, name, seq + i, json.dumps(v), series,
                           ts if ts is not None else now) for i, v in enumerate(values)]
                 next_seq[name] = seq + len(values)
+                if values:
+                    was = last.get(name)
+                    last[name] = (values[-1], next_seq[name] - 1, bool(series) or was is not None
+                                  or first_seq[name] > 0 or len(values) > 1)
             db.executemany(
                 "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
                 rows,
             )
+            _last_values(db, run_id, last)
 
     def metrics(self, run_id: str) -> dict[str, Any]:
         rows = self._db.execute(
@@ -903,11 +899,49 @@ class _Holder:
 
 
 def _put(db: sqlite3.Connection, table: str, run_id: str, items: Iterable[tuple[str, str]]) -> None:
+    rows = [(run_id, k, v) for k, v in items]
     db.executemany(
         f"INSERT INTO {table} (run_id, name, value) VALUES (?,?,?)"
         " ON CONFLICT (run_id, name) DO UPDATE SET value=excluded.value",
-        [(run_id, k, v) for k, v in items],
+        rows,
     )
+    if table == "params" and rows:  # a param is a run's value of its name unless a metric is
+        db.executemany(
+            "INSERT INTO run_values (run_id, name, value, num, txt, metric, seq)"
+            " VALUES (?,?,?,?,?,0,0) ON CONFLICT (run_id, name) DO UPDATE SET"
+            " value=excluded.value, num=excluded.num, txt=excluded.txt"
+            " WHERE run_values.metric = 0",
+            [(r, k, v, *_num_txt(json.loads(v))) for r, k, v in rows],
+        )
+
+
+def _last_values(db: sqlite3.Connection, run_id: str,
+                 last: dict[str, tuple[Any, int, bool]]) -> None:
+    """Metrics' last values (name -> (value, seq, is a series)) into run_values: over a param,
+    and over an earlier value (a later seq)."""
+    db.executemany(
+        "INSERT INTO run_values (run_id, name, value, num, txt, metric, seq, series)"
+        " VALUES (?,?,?,?,?,1,?,?) ON CONFLICT (run_id, name) DO UPDATE SET"
+        " value=excluded.value, num=excluded.num, txt=excluded.txt, metric=1,"
+        " seq=excluded.seq, series=run_values.metric OR excluded.series"
+        " WHERE run_values.metric = 0 OR excluded.seq >= run_values.seq",
+        [(run_id, name, json.dumps(value), *_num_txt(value), seq, int(series))
+         for name, (value, seq, series) in last.items()],
+    )
+
+
+def _num_txt(value: Any) -> tuple[float | None, str | None]:
+    """A value's number (bools, NaN and infinities are none: JSON has no such numbers) or
+    text, as the run_values columns hold them."""
+    if isinstance(value, bool):
+        return None, None
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a double
+            return None, None
+        return (number, None) if number - number == 0 else (None, None)
+    return (None, value) if isinstance(value, str) else (None, None)
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

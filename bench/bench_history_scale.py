@@ -9,8 +9,9 @@ Two comparisons per query, alternated round by round:
   their metrics, params and tags) vs Python's sqlite3 running that plain query.
 Both sides must return the same run ids (checked once per query).
 
-The store is filled directly through RunStore's connection (one transaction): each run has a
-scalar ``accuracy``, a five-value ``loss`` series, params ``rate`` and ``kernel`` and a tag.
+The store is filled directly through RunStore's connection (one transaction, then
+``rebuild_values``): each run has a scalar ``accuracy``, a five-value ``loss`` series, params
+``rate`` and ``kernel`` and a tag.
 
     .venv/bin/python bench/bench_history_scale.py [--runs N] [--rounds R]
 """
@@ -94,6 +95,7 @@ def populate(root: Path, n: int) -> None:
                        " VALUES (?,?,?,?,?,?)", metrics)
         db.executemany("INSERT INTO params (run_id, name, value) VALUES (?,?,?)", params)
         db.executemany("INSERT INTO tags (run_id, name, value) VALUES (?,?,?)", tags)
+    store.rebuild_values()  # rows put in by SQL, not through the store's methods
     store._db.execute("ANALYZE")
     store.close()
 
@@ -149,15 +151,22 @@ def main() -> None:
             cmd_theirs = [sqlite_cli, "-json", str(db_path), sql] if sqlite_cli else [
                 sys.executable, "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]);"
                 " print(c.execute(sys.argv[2]).fetchall())", str(db_path), sql]
-            t_ours, t_theirs, c_ours, c_theirs = [], [], [], []
+            cmd_python = [sys.executable, "-c", "import json, sqlite3, sys;"
+                          " c = sqlite3.connect(sys.argv[1]);"
+                          " print(json.dumps([list(r) for r in c.execute(sys.argv[2])]))",
+                          str(db_path), sql]
+            t_ours, t_theirs, c_ours, c_theirs, c_python = [], [], [], [], []
             for _ in range(opts.rounds):
                 t_ours.append(clock(labdeck_ids, store, args))
                 t_theirs.append(clock(plain_ids, conn, sql))
                 c_ours.append(_run(cmd_ours, root))
                 c_theirs.append(_run(cmd_theirs, root))
+                c_python.append(_run(cmd_python, root))
             lines.append(
                 f"{name:44} command {ms(median(c_ours)):>9} vs sqlite3 CLI"
-                f" {ms(median(c_theirs)):>8} ({median(c_ours) / median(c_theirs):5.2f}x);"
+                f" {ms(median(c_theirs)):>8} ({median(c_ours) / median(c_theirs):5.2f}x),"
+                f" vs python -c sqlite3 {ms(median(c_python)):>8}"
+                f" ({median(c_ours) / median(c_python):5.2f}x);"
                 f" query {ms(median(t_ours)):>8} vs python sqlite3 {ms(median(t_theirs)):>8}"
                 f" ({median(t_ours) / median(t_theirs):5.2f}x)")
         conn.close()

@@ -46,6 +46,13 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     """Run ML scripts on local, Docker, remote Docker and Spark targets (Workbench compatible).
 
     With no command, opens the dashboard.
+
+    \b
+    Examples:
+      labdeck init                        make this folder a project (local, docker targets)
+      labdeck submit -c local train.py    run a script, its log streamed here
+      labdeck runs list --where 'accuracy > 0.9' --sort accuracy
+      labdeck completion bash             shell completion (its --help says how to install)
     """
     ctx.obj = Ctx(project_dir)
     if ctx.invoked_subcommand is None:

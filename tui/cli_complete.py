@@ -12,7 +12,6 @@ engine): a completion never writes, never fails loudly, and answers in milliseco
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import click
@@ -59,6 +58,8 @@ def complete_target(ctx: click.Context, param: click.Parameter,
 
 
 def _store_rows(ctx: click.Context, sql: str, args: tuple[object, ...]) -> list[tuple[str, ...]]:
+    import sqlite3
+
     root = _project_root(ctx)
     if root is None:
         return []
