@@ -275,7 +275,10 @@ class Engine:
                 state = self.project.state_dir
                 sub.spec.workdir = str(run_dir / objects.SNAPSHOT_DIR)
                 objects.mark_materialised(state, run_id)
-                objects.materialise(manifest, state, run_dir / objects.SNAPSHOT_DIR)
+                # A saved snapshot (a rerun's) is hashed as it is written out: its objects may
+                # be old; a fresh one's were just stored or matched by size.
+                objects.materialise(manifest, state, run_dir / objects.SNAPSHOT_DIR,
+                                    verify=sub.source is not None)
                 manifest.save(run_dir)
             sub.spec.save(run_dir)
         except BaseException as err:
@@ -421,10 +424,15 @@ class Engine:
                            source=source, argv=argv)
 
     def materialise(self, run_id: str, dest: Path | None = None) -> Path:
-        """Write a run's snapshot files out again (default: its ``snapshot/`` folder)."""
+        """Write a run's snapshot files out again (default: its ``snapshot/`` folder, then
+        dropped again as an ended run's is), each object's hash checked. The target must not
+        hold files yet: a live run's own folder is never written over."""
         record = self.get(run_id, with_metrics=False)
         run_dir = self.project.run_dir(record.id)
         target = dest or run_dir / objects.SNAPSHOT_DIR
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise UsageError(f"{target} is there already and not empty: check out into a new"
+                             " or empty folder")
         manifest = self.manifest(record.id)
         store = objects.ObjectStore(self.project.state_dir)
         with store.lock():
@@ -432,8 +440,11 @@ class Engine:
             if missing:
                 raise StorageError(f"run {record.id}: {len(missing)} file(s) of its snapshot are"
                                    f" missing from {store.root} (first: {missing[0]})")
-            objects.materialise(manifest, self.project.state_dir, target)
-        if dest is None and not record.status.is_terminal():
+            try:
+                objects.materialise(manifest, self.project.state_dir, target, verify=True)
+            except OSError as err:
+                raise StorageError(_os_error_line(err, target)) from err
+        if dest is None:  # dropped with the others once the run has ended
             objects.mark_materialised(self.project.state_dir, record.id)
         return target
 

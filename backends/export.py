@@ -74,6 +74,9 @@ def export_run(engine: Engine, ref: str, dest: Path | None = None,
                         if not path.is_file():
                             raise StorageError(f"run {record.id}: object {digest} of its"
                                                f" snapshot is missing from {store.root}")
+                        if not store.intact(digest):
+                            raise StorageError(f"run {record.id}: object {path} of its snapshot"
+                                               " is damaged (it does not hash to its name)")
                         add_path(f"objects/{digest[:2]}/{digest[2:]}", path)
         os.replace(tmp, dest)
     except BaseException as err:

@@ -172,7 +172,10 @@ def remove_unreferenced(runs_dir: Path, candidates: dict[str, int]) -> int:
     store = objects.ObjectStore(runs_dir.parent)
     removed = 0
     with store.lock(exclusive=True):
-        refs = objects.referenced(runs_dir)
+        try:
+            refs = objects.referenced(runs_dir, strict=True)
+        except objects.ManifestUnreadable:
+            return 0  # what a run's snapshot names is unknown now: everything stays
         live: set[str] = set().union(*refs.values()) if refs else set()
         for digest in candidates:
             if digest in live:

@@ -16,11 +16,23 @@ store`` too); ``materialise`` rebuilds it exactly from the manifest whenever ask
 
 Hashing an unchanged 50 MB project on every watch-mode run is avoided by a stamp cache,
 ``.labdeck/stamps.json``: path -> (size, mtime_ns, ctime_ns, inode, sha256). A file is hashed
-again when any of these change; a stamp is kept only for files last written over a second before
-the hash began (a write in the same clock tick as the stat could otherwise go unseen).
+again when any of these change; a stamp is kept only for files whose last change (mtime and
+ctime both: a rewrite whose mtime was put back shows in ctime only) is over two seconds before the
+hash began, by the clock of the filesystem itself (a write in the same timestamp tick as the stat
+could otherwise go unseen; FAT keeps mtimes to 2 s, a network filesystem stamps by its server's
+clock).
+
+Objects are trusted by name and size: one whose size is not the manifest's (a crash after the
+rename, before its data reached the disk) is stored again from the project by the next snapshot,
+and refused by ``materialise``; ``verify=True`` (a saved snapshot run again, checked out or
+exported) hashes each object too, so damaged content is an error, never silently a run's files.
 
 Collection (``collect``) removes the objects no manifest references, under an exclusive lock that
-each snapshot holds shared from its first object written until its manifest is saved.
+each snapshot holds shared from its first object written until its manifest is saved. A manifest
+that cannot be read stops a collection (its objects might be all that is left of that run).
+
+File names are str with lone surrogates for bytes that are not UTF-8 (as ``os`` gives them);
+they are hashed as the bytes they stand for and kept in JSON as such.
 """
 
 from __future__ import annotations
@@ -35,7 +47,8 @@ from pathlib import Path
 
 from ._records import dataclass
 from ._sha256 import sha256
-from .snapshot import FileEntry
+from .errors import StorageError
+from .snapshot import FileEntry, name_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +61,7 @@ MATERIALISED = "materialised"
 MANIFEST = "snapshot.json"  # in the run's folder
 SNAPSHOT_DIR = "snapshot"  # the materialised copy, in the run's folder
 MANIFEST_VERSION = 1
-STAMP_SETTLE_NS = 1_000_000_000
+STAMP_SETTLE_NS = 2_000_000_000
 _FICLONE = 0x40049409  # ioctl: share the source's blocks (btrfs, xfs, bcachefs...)
 
 
@@ -71,7 +84,8 @@ class Manifest:
         (the store's ``snapshot`` column): path, exec bit and file hash of each."""
         outer = sha256()
         for e in self.files:
-            outer.update(f"{e.path}\0{int(bool(e.mode & stat.S_IXUSR))}\0{e.sha256}\n".encode())
+            outer.update(name_bytes(
+                f"{e.path}\0{int(bool(e.mode & stat.S_IXUSR))}\0{e.sha256}\n"))
         return outer.hexdigest()
 
     @property
@@ -92,11 +106,22 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Manifest:
+        if not isinstance(data, dict):
+            raise ValueError("not a manifest")
+        version = data.get("version")
+        if version != MANIFEST_VERSION:
+            raise ValueError(f"manifest version {version!r}, this labdeck reads"
+                             f" {MANIFEST_VERSION}")
         rows = data.get("files")
         if not isinstance(rows, list):
             raise ValueError("manifest without a file list")
-        return cls([ManifestEntry(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
-                    for r in rows])
+        entries = [ManifestEntry(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
+                   for r in rows]
+        for e in entries:
+            if (len(e.sha256) != 64 or e.path.startswith("/") or ".." in e.path.split("/")
+                    or e.size < 0):
+                raise ValueError(f"bad entry {e.path!r}")
+        return cls(entries)
 
     @classmethod
     def load(cls, run_dir: Path) -> Manifest:
@@ -144,38 +169,80 @@ class ObjectStore:
         except OSError:
             return False
 
-    def put(self, src: Path) -> tuple[str, int]:
-        """Store ``src``'s bytes (read once: copied while hashed); their sha256 and size. The
-        name comes from what was read, so a file rewritten meanwhile is stored as read."""
-        folder = self.root
-        tmp = folder / f"tmp-{os.getpid()}-{time.monotonic_ns()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = sha256()
-        size = 0
-        with open(src, "rb") as fin, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                                                  0o444), "wb") as fout:
-            while block := fin.read(1 << 20):
-                digest.update(block)
-                fout.write(block)
-                size += len(block)
-        hexdigest = digest.hexdigest()
-        final = self.path(hexdigest)
+    def size_of(self, digest: str) -> int:
+        """The object's size in bytes, -1 when it is not stored."""
         try:
-            if os.path.exists(final):
-                os.unlink(tmp)
-            else:
-                final.parent.mkdir(exist_ok=True)
-                os.replace(tmp, final)
-        except BaseException:
+            return os.stat(self.path(digest)).st_size
+        except OSError:
+            return -1
+
+    def put(self, src: Path, replace: bool = False) -> tuple[str, int]:
+        """Store ``src``'s bytes (read once: copied while hashed); their sha256 and size. The
+        name comes from what was read, so a file rewritten meanwhile is stored as read. A
+        failure (a full disk) leaves nothing behind. ``replace``: over a stored object of that
+        name (a damaged one)."""
+        folder = self.root
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(src, "rb") as fin:  # a file that cannot be read leaves no temporary one
+            tmp = folder / f"tmp-{os.getpid()}-{time.monotonic_ns()}"
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+                digest = sha256()
+                size = 0
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444),
+                          "wb") as fout:
+                    while block := fin.read(1 << 20):
+                        digest.update(block)
+                        fout.write(block)
+                        size += len(block)
+                hexdigest = digest.hexdigest()
+                final = self.path(hexdigest)
+                if os.path.exists(final) and not replace:
+                    os.unlink(tmp)
+                else:
+                    final.parent.mkdir(exist_ok=True)
+                    os.replace(tmp, final)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
         return hexdigest, size
 
     def read_bytes(self, digest: str) -> bytes:
-        return self.path(digest).read_bytes()
+        """An object's content, checked against its name (``ObjectDamaged`` otherwise)."""
+        path = self.path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectDamaged(f"{path}: missing from the object store") from None
+        except OSError as err:
+            raise StorageError(f"cannot read {path}: {err.strerror or err}") from err
+        if sha256(data).hexdigest() != digest:
+            raise ObjectDamaged(f"{path}: damaged (its content does not hash to its name)")
+        return data
+
+    def intact(self, digest: str) -> bool:
+        """The object is stored and hashes to its name."""
+        try:
+            return file_digest(self.path(digest)) == digest
+        except OSError:
+            return False
+
+    def verify(self, remove: bool = False) -> list[str]:
+        """Hash every object; those that are not what their name says (removed with
+        ``remove``: the next snapshot stores them again from the project's files)."""
+        bad = []
+        with self.lock(exclusive=remove):
+            for digest in self.all_objects():
+                if not self.intact(digest):
+                    bad.append(digest)
+                    if remove:
+                        try:
+                            os.unlink(self.path(digest))
+                        except OSError:
+                            pass
+        return sorted(bad)
 
     def all_objects(self) -> dict[str, int]:
         """Every stored object: its sha256 -> bytes on disk (blocks)."""
@@ -199,11 +266,30 @@ class ObjectStore:
 
 
 def _load_stamps(path: Path) -> dict[str, list[int | str]]:
+    """The stamp cache; entries not of the expected shape are left out (a damaged file is a
+    cache miss, never an error)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items()
+            if isinstance(v, list) and len(v) == 5 and isinstance(v[4], str)
+            and all(type(x) is int for x in v[:4])}
+
+
+def _fs_now_ns(state_dir: Path) -> int:
+    """The current time as the filesystem stamps files (a network filesystem uses its server's
+    clock), read by touching the lock file; never later than this machine's clock."""
+    now = time.time_ns()
+    try:
+        path = state_dir / LOCK
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        os.utime(path)
+        return min(now, os.stat(path).st_mtime_ns)
+    except OSError:
+        return now
 
 
 def file_digest(path: Path) -> str:
@@ -221,23 +307,30 @@ def snapshot(root: Path, files: list[FileEntry], state_dir: Path) -> Manifest:
     stamps_path = state_dir / STAMPS
     stamps = _load_stamps(stamps_path)
     fresh: dict[str, list[int | str]] = {}
-    settled = time.time_ns() - STAMP_SETTLE_NS
+    state_dir.mkdir(parents=True, exist_ok=True)
+    settled = _fs_now_ns(state_dir) - STAMP_SETTLE_NS
     entries: list[ManifestEntry] = []
     for f in files:
         src = root / f.rel
-        st = os.stat(src)
-        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-        old = stamps.get(f.rel)
-        digest = str(old[4]) if old is not None and old[:4] == key and len(old) == 5 else None
-        if digest is None:
-            digest = file_digest(src)
-        if not store.has(digest):
-            digest, size = store.put(src)
-            if size != st.st_size:  # rewritten while read: its stat is no stamp of these bytes
-                key = [size, -1, -1, -1]
-        else:
-            size = st.st_size
-        if st.st_mtime_ns < settled and key[1] != -1:
+        try:
+            st = os.stat(src)
+            key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            old = stamps.get(f.rel)
+            digest = str(old[4]) if old is not None and old[:4] == key else None
+            if digest is None:
+                digest = file_digest(src)
+            stored = store.size_of(digest)
+            if stored != st.st_size:  # not stored, or damaged (its size is not its content's)
+                digest, size = store.put(src, replace=stored >= 0)
+                if size != st.st_size:  # rewritten while read: its stat no stamp of these bytes
+                    key = [size, -1, -1, -1]
+            else:
+                size = st.st_size
+        except FileNotFoundError as err:
+            if err.filename is not None and Path(err.filename) == src:
+                continue  # gone since the listing (an editor's temporary file): not travelling
+            raise
+        if max(st.st_mtime_ns, st.st_ctime_ns) < settled and key[1] != -1:
             fresh[f.rel] = [*key, digest]
         entries.append(ManifestEntry(f.rel, digest, size, stat.S_IMODE(st.st_mode),
                                      st.st_mtime_ns))
@@ -254,8 +347,14 @@ def snapshot(root: Path, files: list[FileEntry], state_dir: Path) -> Manifest:
 # ------------------------------------------------------------------------ materialise
 
 
-def materialise(manifest: Manifest, state_dir: Path, dest: Path) -> None:
-    """Write the snapshot's files into ``dest`` (made), each with its mode and mtime."""
+class ObjectDamaged(StorageError):
+    """A stored object is missing or is not the content its name says."""
+
+
+def materialise(manifest: Manifest, state_dir: Path, dest: Path, verify: bool = False) -> None:
+    """Write the snapshot's files into ``dest`` (made; the files must not exist yet), each with
+    its mode and mtime. Each object's size is checked, and with ``verify`` its sha256 too: a
+    damaged object is an ``ObjectDamaged`` naming it, never a file with other content."""
     store = ObjectStore(state_dir)
     dest.mkdir(parents=True, exist_ok=True)
     made: set[Path] = {dest}
@@ -265,12 +364,28 @@ def materialise(manifest: Manifest, state_dir: Path, dest: Path) -> None:
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-        _copy_object(store.path(e.sha256), target, e.mode, e.mtime_ns, clone)
+        _copy_object(store.path(e.sha256), target, e, clone, verify)
 
 
-def _copy_object(src: Path, dst: Path, mode: int, mtime_ns: int, clone: list[bool]) -> None:
-    with open(src, "rb") as fin, open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                              0o600), "wb") as fout:
+def _damaged(src: Path, e: ManifestEntry, why: str) -> ObjectDamaged:
+    return ObjectDamaged(f"snapshot file {e.path}: its stored content {src} {why}; the objects"
+                         " no longer hold it (labdeck store --verify removes damaged ones)")
+
+
+def _copy_object(src: Path, dst: Path, e: ManifestEntry, clone: list[bool],
+                 verify: bool) -> None:
+    try:
+        fin = open(src, "rb")
+    except FileNotFoundError:
+        raise _damaged(src, e, "is missing") from None
+    # O_EXCL | O_NOFOLLOW: never through a link someone left where a file goes
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with fin, open(os.open(dst, flags, 0o600), "wb") as fout:
+        have = os.fstat(fin.fileno()).st_size
+        if have != e.size:
+            raise _damaged(src, e, f"has {have} bytes, not {e.size}")
+        if verify and file_digest(src) != e.sha256:
+            raise _damaged(src, e, "does not hash to its name")
         done = False
         if clone[0]:
             try:
@@ -291,8 +406,8 @@ def _copy_object(src: Path, dst: Path, mode: int, mtime_ns: int, clone: list[boo
                 fin.seek(offset)
                 while block := fin.read(1 << 20):
                     fout.write(block)
-        os.fchmod(fout.fileno(), mode)
-    os.utime(dst, ns=(mtime_ns, mtime_ns))
+        os.fchmod(fout.fileno(), e.mode)
+    os.utime(dst, ns=(e.mtime_ns, e.mtime_ns))
 
 
 def mark_materialised(state_dir: Path, run_id: str) -> None:
@@ -350,8 +465,15 @@ def remove_tree(path: Path) -> bool:
 # ------------------------------------------------------------------------ references
 
 
-def referenced(runs_dir: Path, skip: Iterable[str] = ()) -> dict[str, set[str]]:
-    """Every run folder's referenced objects (run id -> sha256s), but ``skip``'s."""
+class ManifestUnreadable(StorageError):
+    """A run's manifest exists but cannot be read: what it references is unknown."""
+
+
+def referenced(runs_dir: Path, skip: Iterable[str] = (),
+               strict: bool = False) -> dict[str, set[str]]:
+    """Every run folder's referenced objects (run id -> sha256s), but ``skip``'s. A manifest
+    that cannot be read counts as referencing nothing, or (``strict``: a collection, which must
+    not take what it might name) is a ``ManifestUnreadable``."""
     skipped = set(skip)
     refs: dict[str, set[str]] = {}
     try:
@@ -362,15 +484,22 @@ def referenced(runs_dir: Path, skip: Iterable[str] = ()) -> dict[str, set[str]]:
     for name in names:
         if name in skipped:
             continue
+        path = runs_dir / name / MANIFEST
         try:
-            raw = (runs_dir / name / MANIFEST).read_bytes()
-        except OSError:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            if strict and not isinstance(err, NotADirectoryError):
+                raise ManifestUnreadable(_unreadable(path, err)) from err
             continue
         key = sha256(raw).digest()  # identical manifests (watch mode) are parsed once
         if key not in cache:
             try:
                 cache[key] = {e.sha256 for e in Manifest.from_json(json.loads(raw)).files}
-            except (ValueError, KeyError, IndexError, TypeError):
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                if strict:
+                    raise ManifestUnreadable(_unreadable(path, err)) from err
                 cache[key] = set()
         refs[name] = cache[key]
     return refs
@@ -380,7 +509,7 @@ def unreferenced_by_others(runs_dir: Path, doomed: list[str],
                            objects: dict[str, int]) -> dict[str, dict[str, int]]:
     """What deleting ``doomed`` frees of the store: for each doomed run, the objects no other
     run (nor an earlier doomed one) references, with their sizes. Each object counted once."""
-    survivors = referenced(runs_dir, skip=doomed)
+    survivors = referenced(runs_dir, skip=doomed, strict=True)
     kept: set[str] = set().union(*survivors.values()) if survivors else set()
     freed: dict[str, dict[str, int]] = {}
     claimed: set[str] = set()
@@ -402,7 +531,7 @@ def collect(state_dir: Path, runs_dir: Path, dry_run: bool = False) -> tuple[int
     count = freed = 0
     with store.lock(exclusive=True):
         objects = store.all_objects()
-        refs = referenced(runs_dir)
+        refs = referenced(runs_dir, strict=True)
         live: set[str] = set().union(*refs.values()) if refs else set()
         for digest, size in objects.items():
             if digest in live:
@@ -422,6 +551,11 @@ def collect(state_dir: Path, runs_dir: Path, dry_run: bool = False) -> tuple[int
                     except OSError:
                         pass
     return count, freed
+
+
+def _unreadable(path: Path, err: BaseException) -> str:
+    return (f"{path}: unreadable ({err}); nothing collected: what that run's snapshot names is"
+            f" unknown (labdeck runs delete {path.parent.name} if the run is not needed)")
 
 
 def _scandir(path: Path) -> list[os.DirEntry[str]]:

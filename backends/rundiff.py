@@ -67,10 +67,7 @@ def _text(store: ObjectStore, entry: ManifestEntry | None) -> list[str] | None:
         return []
     if entry.size > TEXT_LIMIT:
         return None
-    try:
-        data = store.read_bytes(entry.sha256)
-    except OSError:
-        return None
+    data = store.read_bytes(entry.sha256)  # checked: a damaged object is an error, not a diff
     if b"\0" in data:
         return None
     try:

@@ -114,8 +114,14 @@ def content_hash(root: Path, files: list[FileEntry]) -> str:
     outer = sha256()
     for entry in files:
         digest = file_sha256(root / entry.rel)
-        outer.update(f"{entry.rel}\0{int(entry.executable)}\0{digest}\n".encode())
+        outer.update(name_bytes(f"{entry.rel}\0{int(entry.executable)}\0{digest}\n"))
     return outer.hexdigest()
+
+
+def name_bytes(text: str) -> bytes:
+    """A text holding file names as bytes: a name that is not UTF-8 comes from ``os`` with lone
+    surrogates for its bytes (surrogateescape), which stand for those bytes again here."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def file_sha256(path: Path) -> str:

@@ -36,12 +36,17 @@ def _size(n: int) -> str:
 @click.option("--migrate", is_flag=True,
               help="Turn ended runs' full snapshot copies (from before content-addressed"
                    " snapshots) into manifests, dropping the copies.")
+@click.option("--verify", is_flag=True,
+              help="Hash every stored object; remove those that are damaged (the next submit"
+                   " stores them again from the project's files) and name the runs that used"
+                   " them.")
 @click.option("--dry-run", is_flag=True,
-              help="With --gc or --migrate: say what would go, change nothing.")
+              help="With --gc, --migrate or --verify: say what would go, change nothing.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
 @click.pass_obj
-def store_cmd(obj: Ctx, gc: bool, migrate: bool, dry_run: bool, output: str) -> None:
+def store_cmd(obj: Ctx, gc: bool, migrate: bool, verify: bool, dry_run: bool,
+              output: str) -> None:
     """What the run history takes on disk: snapshot content (stored once, by hash) and the
     run folders (logs, outputs, live snapshot copies).
 
@@ -50,14 +55,23 @@ def store_cmd(obj: Ctx, gc: bool, migrate: bool, dry_run: bool, output: str) -> 
       labdeck store
       labdeck store --gc --dry-run
       labdeck store --migrate --gc
+      labdeck store --verify --dry-run
     """
     from backends import objects
     from backends.usage import usage
 
-    if dry_run and not (gc or migrate):
-        raise click.UsageError("--dry-run goes with --gc or --migrate")
+    if dry_run and not (gc or migrate or verify):
+        raise click.UsageError("--dry-run goes with --gc, --migrate or --verify")
     engine = recovered(obj)
     project = engine.project
+    if verify:
+        bad = objects.ObjectStore(project.state_dir).verify(remove=not dry_run)
+        users = sorted(run for run, refs in objects.referenced(project.runs_dir).items()
+                       if refs & set(bad))
+        verb = "found" if dry_run else "removed"
+        click.echo(f"{verb} {len(bad)} damaged object(s)"
+                   + (f", used by {len(users)} run(s): {' '.join(users[:10])}"
+                      + (" ..." if len(users) > 10 else "") if users else ""), err=True)
     if migrate:
         moved = engine.migrate_old_snapshots(dry_run=dry_run)
         verb = "would turn" if dry_run else "turned"
@@ -212,6 +226,8 @@ def runs_diff(obj: Ctx, run_a: str, run_b: str, name_only: bool, context: int,
     engine = recovered(obj)
     a, b = engine.get(run_a), engine.get(run_b)
     changes = rundiff.diff_manifests(engine.manifest(a.id), engine.manifest(b.id))
+    for change in changes:  # a name that is not UTF-8 is shown with its bytes escaped
+        change.path = _shown(change.path)
     if not name_only:
         rundiff.add_unified(ObjectStore(engine.project.state_dir), changes, a.id, b.id, context)
     rows = rundiff.side_by_side(a, b)
@@ -236,6 +252,10 @@ def runs_diff(obj: Ctx, run_a: str, run_b: str, name_only: bool, context: int,
     click.echo("")
     table = [[r.kind, r.name, _cell(r.a), _cell(r.b), "" if r.same else "*"] for r in rows]
     click.echo(_render().table(["", "NAME", a.id, b.id, "DIFF"], table))
+
+
+def _shown(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _cell(value: Any) -> str:

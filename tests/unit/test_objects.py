@@ -20,7 +20,16 @@ def project(tmp_path: Path) -> tuple[Path, Path]:
     old = time.time() - 60
     for path in (root / "data").iterdir():
         os.utime(path, (old, old))
+    settle(root / "data")
     return root, root / ".labdeck"
+
+
+def settle(folder: Path) -> None:
+    """Wait until the files' last change (ctime too: utime sets it) is older than the stamp
+    cache's settle window, as files not touched for a while are."""
+    last = max(p.stat().st_ctime_ns for p in folder.rglob("*"))
+    while time.time_ns() - last <= objects.STAMP_SETTLE_NS + 50_000_000:
+        time.sleep(0.05)
 
 
 def test_unchanged_files_are_not_read_again(tmp_path: Path,
