@@ -83,10 +83,7 @@ def do_submit(
     try:
         final = follow(engine, record.id)
     except KeyboardInterrupt:
-        echo(
-            f"\nlabdeck: detached; the run goes on (labdeck runs logs {record.id} -f)", err=True
-        )
-        sys.exit(130)
+        final = detached(engine, record.id)
     summary = f"run {final.id} {final.status.value}"
     if final.exit_code is not None:
         summary += f" (exit code {final.exit_code})"
@@ -94,6 +91,53 @@ def do_submit(
         summary += f": {final.error}"
     echo(summary, err=True)
     sys.exit(exit_status(final))
+
+
+CANCEL_WINDOW_S = 3.0  # a second Ctrl-C within it cancels the run
+
+
+def detached(engine: Any, run_id: str) -> Any:
+    """The first Ctrl-C of a foreground submit: the run goes on without us (exit 130), unless a
+    second Ctrl-C comes within ``CANCEL_WINDOW_S``: then it is canceled, and its final record
+    returned once it has ended (a third Ctrl-C stops waiting; the cancel stands)."""
+    import time
+
+    try:
+        echo(f"\nlabdeck: detached; run {run_id} goes on (labdeck runs logs {run_id} -f). "
+             f"Cancel it: labdeck runs cancel {run_id}, or Ctrl-C again within "
+             f"{CANCEL_WINDOW_S:.0f} s", err=True)
+        time.sleep(CANCEL_WINDOW_S)
+    except KeyboardInterrupt:
+        pass
+    else:
+        sys.exit(130)
+    try:
+        record = engine.cancel(run_id)
+        echo(f"labdeck: canceling run {run_id}; waiting for it to end", err=True)
+        return wait_terminal(engine, record)
+    except KeyboardInterrupt:
+        echo(f"labdeck: stopped waiting; the cancel of run {run_id} goes on", err=True)
+        sys.exit(130)
+
+
+def wait_terminal(engine: Any, record: Any) -> Any:
+    """The run's record once terminal (a dead supervisor is noticed, as ``follow`` does)."""
+    import select
+    import time
+
+    last_reconcile = time.monotonic()
+    while not record.status.is_terminal():
+        done = engine.done_fd(record.id)
+        if done is not None:
+            if select.select([done], [], [], 0.1)[0]:
+                engine.forget_done_fd(record.id)
+        else:
+            time.sleep(0.05)
+        record = engine.store.get(record.id, with_metrics=False)
+        if not record.status.is_terminal() and time.monotonic() - last_reconcile > 2.0:
+            record = engine.reconcile(record)
+            last_reconcile = time.monotonic()
+    return record
 
 
 def exit_status(record: Any) -> int:
