@@ -1,0 +1,104 @@
+"""Content-addressed snapshots under faults, through the real CLI and real local runs: a name that
+is not UTF-8, a damaged object or manifest (one line, never a traceback, never other content), and
+``runs checkout`` into the run's own folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from backends import objects
+from tests.conftest import Project, Result
+
+
+def submit(project: Project, *args: str) -> str:
+    return project.cli("submit", *args, check=True).stdout.splitlines()[0].strip()
+
+
+def runs_dir(project: Project) -> Path:
+    return project.root / ".labdeck" / "runs"
+
+
+def one_line_error(res: Result) -> str:
+    rc, err = res.returncode, res.stderr
+    assert rc != 0 and "Traceback" not in err and "internal error" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_file_name_that_is_not_utf8(project: Project) -> None:
+    project.write("train.py", "import os; print(sorted(os.listdir(b'.')))\n")
+    name = os.fsdecode(b"donn\xe9es.txt")
+    (project.root / name).write_bytes(b"one\n")
+    first = submit(project, "train.py")  # was: internal error, UnicodeEncodeError
+    (project.root / name).write_bytes(b"two\n")
+    out = project.cli("submit", "train.py", check=True).stdout
+    assert "donn\\xe9es.txt" in out  # the script sees the very bytes
+    second = out.splitlines()[0].strip()
+    diff = project.cli("runs", "diff", first, second, check=True)
+    assert "M donn\\xe9es.txt" in diff.stdout and "-one" in diff.stdout
+    assert project.cli("runs", "checkout", first, str(project.root.parent / "co"),
+                       check=True).returncode == 0
+    assert (project.root.parent / "co" / name).read_bytes() == b"one\n"
+
+
+def test_a_damaged_object_is_an_error_never_other_content(project: Project) -> None:
+    project.write("train.py", "print(open('v.txt').read())\n")
+    project.write("v.txt", "as submitted\n")
+    rid = submit(project, "train.py")
+    entry = objects.Manifest.load(runs_dir(project) / rid).by_path()["v.txt"]
+    obj = objects.ObjectStore(project.root / ".labdeck").path(entry.sha256)
+    project.write("v.txt", "changed since\n")  # the project no longer holds that content
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"X" * entry.size)  # same size, other bytes
+    line = one_line_error(project.cli("runs", "rerun", rid))  # was: ran with "XXXX..."
+    assert "does not hash to its name" in line and "v.txt" in line
+    line = one_line_error(project.cli("runs", "checkout", rid, str(project.root.parent / "c")))
+    assert "does not hash" in line
+    line = one_line_error(project.cli("runs", "export", rid, "--with-objects", "-o",
+                                      str(project.root.parent)))
+    assert "damaged" in line
+    assert not list(project.root.parent.glob("*.tar.gz*"))
+    verify = project.cli("store", "--verify", check=True)
+    assert f"removed 1 damaged object(s), used by 1 run(s): {rid}" in verify.stderr
+    assert not obj.exists()
+    assert "missing" in one_line_error(project.cli("runs", "rerun", rid))
+    # The current files still run (their content is stored afresh).
+    assert "changed since" in project.cli("runs", "rerun", rid, "--current", check=True).stdout
+
+
+def test_a_damaged_manifest_stops_gc_and_prune_in_one_line(project: Project) -> None:
+    project.write("train.py", "print('ok')\n")
+    project.write("own.txt", "first run's own content\n")
+    damaged = submit(project, "train.py")
+    project.write("own.txt", "second run's own content\n")
+    keep = submit(project, "train.py")
+    manifest = runs_dir(project) / damaged / objects.MANIFEST
+    owned = objects.Manifest.load(runs_dir(project) / damaged).by_path()["own.txt"].sha256
+    manifest.write_text(manifest.read_text()[:40])  # half-written
+    store = objects.ObjectStore(project.root / ".labdeck")
+    line = one_line_error(project.cli("store", "--gc"))
+    assert damaged in line and "nothing collected" in line
+    assert store.has(owned)  # was: removed as unreferenced
+    line = one_line_error(project.cli("runs", "delete", keep))
+    assert damaged in line and (runs_dir(project) / keep).is_dir()
+    # The damaged run itself can go, and then collection works again.
+    project.cli("runs", "delete", damaged, check=True)
+    project.cli("store", "--gc", check=True)
+    assert not store.has(owned)
+
+
+def test_checkout_into_the_runs_own_folder(project: Project) -> None:
+    project.write("train.py", "print('ok')\n")
+    project.write("v.txt", "one\n")
+    rid = submit(project, "train.py")
+    submit(project, "train.py")  # drops rid's copy
+    folder = runs_dir(project) / rid / "snapshot"
+    assert not folder.exists()
+    project.cli("runs", "checkout", rid, check=True)
+    assert (folder / "v.txt").read_text() == "one\n"
+    line = one_line_error(project.cli("runs", "checkout", rid))  # never written over
+    assert "not empty" in line
+    project.cli("store", "--gc", check=True)
+    assert not folder.exists()  # was: kept for good (an ended run's copy was never marked)
