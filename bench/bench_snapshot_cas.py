@@ -4,7 +4,9 @@ bytes they add.
 
 copy:  snapshot.content_hash (reads every file) + snapshot.copy_files into the run folder
 cas:   objects.snapshot (stamp cache, objects written once) + objects.materialise + manifest
-Usage: python bench/bench_snapshot_cas.py [ROUNDS] [--big-mb N] [--submits N]
+many:  `submit -a` of the same project with 1,000 ended runs (manifests, records) in the store
+       against one with none, alternating: a submit's clean-up must not read every run's manifest
+Usage: python bench/bench_snapshot_cas.py [ROUNDS] [--big-mb N] [--submits N] [--many N]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def make_project(root: Path, big_mb: int) -> None:
     old = time.time() - 60
     for path in root.rglob("*"):
         os.utime(path, (old, old))
+    time.sleep(objects.STAMP_SETTLE_NS / 1e9 + 0.1)  # changes settled (ctime too): stamps kept
 
 
 def step_side_by_side(root: Path, rounds: int) -> tuple[list[float], list[float]]:
@@ -96,11 +99,64 @@ def submits(root: Path, count: int) -> list[str]:
             f" +{(count - 1) * project / 2**20:.0f} MB)"]
 
 
+def with_ended_runs(root: Path, count: int) -> None:
+    """``count`` ended runs as a submit leaves them (run folder with manifest, run.json, log;
+    a completed record), made from one real run."""
+    from backends.engine import Engine
+    from backends.project import Project
+    from backends.status import RunStatus
+
+    cli = labdeck_cli()
+    subprocess.run([cli, "submit", "-c", "local", "train.py"], cwd=root, check=True,
+                   capture_output=True)
+    engine = Engine(Project(root))
+    try:
+        first = engine.runs(limit=1, with_metrics=False)[0]
+        src = engine.project.run_dir(first.id)
+        for i in range(count):
+            run_id = f"{engine.project.name}_{1_000_000 + i}"
+            dest = engine.project.run_dir(run_id)
+            dest.mkdir()
+            for name in ("snapshot.json", "run.json", "log"):
+                shutil.copy2(src / name, dest / name)
+            engine.store.create(engine.project.name, first.target, first.target_type,
+                                runconfig=None, script=first.script, args=[], env={}, run_id=run_id,
+                                created=first.created - 1 - i, snapshot=first.snapshot)
+            engine.store.set_status(run_id, RunStatus.COMPLETED, exit_code=0)
+    finally:
+        engine.close()
+
+
+def many_runs(rounds: int, count: int) -> list[str]:
+    cli = labdeck_cli()
+    roots = {}
+    for label, n in (("none", 0), ("many", count)):
+        root = Path(tempfile.mkdtemp(prefix=f"labdeck-bench-many-{label}-"))
+        make_project(root, 0)
+        with_ended_runs(root, n)
+        roots[label] = root
+    times: dict[str, list[float]] = {"none": [], "many": []}
+    try:
+        for _ in range(rounds):
+            for label, root in roots.items():
+                t0 = time.perf_counter()
+                subprocess.run([cli, "submit", "-a", "-c", "local", "train.py"], cwd=root,
+                               check=True, capture_output=True)
+                times[label].append(time.perf_counter() - t0)
+    finally:
+        for root in roots.values():
+            shutil.rmtree(root, ignore_errors=True)
+    none, many = statistics.median(times["none"]), statistics.median(times["many"])
+    return [f"submit -a, {count} ended runs in the store: median {ms(many)} against"
+            f" {ms(none)} with none; ratio {many / none:.2f}x"]
+
+
 def main() -> int:
     args = sys.argv[1:]
     rounds = int(args[0]) if args and args[0].isdigit() else 30
     big = int(args[args.index("--big-mb") + 1]) if "--big-mb" in args else 50
     count = int(args[args.index("--submits") + 1]) if "--submits" in args else 20
+    many = int(args[args.index("--many") + 1]) if "--many" in args else 1000
     lines = [f"rounds: {rounds} each, alternating in one process"]
     for label, mb in (("small project (21 files)", 0), (f"{big} MB project", big)):
         root = Path(tempfile.mkdtemp(prefix="labdeck-bench-cas-"))
@@ -115,6 +171,7 @@ def main() -> int:
                 lines += submits(root, count)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    lines += many_runs(max(5, rounds // 3), many)
     report("snapshot step: full copy vs content-addressed", lines)
     return 0
 
