@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import byte_compile, labdeck_cli, median, ms, report
+from bench._common import REPO, byte_compile, median, ms, report
 
 N_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
@@ -62,18 +62,28 @@ def make_project(root: Path, n_runs: int) -> None:
     store.close()
 
 
-def in_pty(argv: list[str], cwd: Path, marker: bytes, quit_keys: bytes | None) -> float:
-    """Seconds from spawning ``argv`` on a pseudo-terminal until ``marker`` is in its output."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a live process has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_pty(argv: list[str], cwd: Path, marker: bytes, quit_keys: bytes | None
+           ) -> tuple[float, float]:
+    """Seconds from spawning ``argv`` on a pseudo-terminal until ``marker`` is in its output,
+    and the CPU seconds the process had used by then (what a busy machine does not inflate)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(SIZE[0]),
-           "LINES": str(SIZE[1])}
+           "LINES": str(SIZE[1]), "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env,
                             start_new_session=True)
     os.close(slave)
     seen = b""
     found: float | None = None
+    cpu = 0.0
     try:
         deadline = start + TIMEOUT_S
         while found is None and time.perf_counter() < deadline:
@@ -87,6 +97,7 @@ def in_pty(argv: list[str], cwd: Path, marker: bytes, quit_keys: bytes | None) -
             seen = seen[-len(marker):] + chunk
             if marker in seen:
                 found = time.perf_counter()
+                cpu = cpu_seconds(proc.pid)
         if found is None:
             raise SystemExit(f"{argv}: {marker!r} never appeared; last output {seen[-500:]!r}")
         if quit_keys is not None:
@@ -104,7 +115,7 @@ def in_pty(argv: list[str], cwd: Path, marker: bytes, quit_keys: bytes | None) -
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         os.close(master)
-    return found - start
+    return found - start, cpu
 
 
 READ_ALONE = """
@@ -154,24 +165,33 @@ def main() -> None:
         make_project(big, N_RUNS)
         make_project(small, 100)
         marker = f"{N_RUNS - 1:06d}".encode()
-        ui = [labdeck_cli(), "ui"]
+        # This checkout's labdeck (the console script runs tui.entry:main the same way).
+        ui = [sys.executable, "-m", "tui.entry", "ui"]
         alone = [sys.executable, "-c", READ_ALONE, str(big / ".labdeck" / "runs.db")]
         in_pty(ui, big, marker, b"q")  # warm the page cache for both
         in_pty(alone, big, marker, None)
-        paints, reads = [], []
+        paints, reads, paint_cpu, read_cpu = [], [], [], []
         for _ in range(ROUNDS):
-            paints.append(in_pty(ui, big, marker, b"q"))
-            reads.append(in_pty(alone, big, marker, None))
+            wall, cpu = in_pty(ui, big, marker, b"q")
+            paints.append(wall)
+            paint_cpu.append(cpu)
+            wall, cpu = in_pty(alone, big, marker, None)
+            reads.append(wall)
+            read_cpu.append(cpu)
         lat_big = asyncio.run(key_latency(big, keys, 5))
         lat_small = asyncio.run(key_latency(small, keys, 5))
     p, r = median(paints), median(reads)
+    pc, rc = median(paint_cpu), median(read_cpu)
+    load = os.getloadavg()[0]
     lines = [
         f"runs in store: {N_RUNS}, terminal {SIZE[0]}x{SIZE[1]}, rounds {ROUNDS}"
         f"{', byte-compiled' if compiled else ''}",
-        f"python -c + sqlite3 read of the rows:   median {ms(r)}",
-        f"labdeck ui to the first row on screen:  median {ms(p)} "
-        f"({'OK' if p < 1 else 'OVER'} the 1 s goal), {p / r:.1f}x the read alone",
-        f"  all paints: {', '.join(f'{x * 1000:.0f}' for x in sorted(paints))} ms",
+        f"python -c + sqlite3 read of the rows:   median {ms(r)} (CPU {ms(rc)})",
+        f"labdeck ui to the first row on screen:  median {ms(p)} (CPU {ms(pc)}) "
+        f"({'OK' if p < 1 else 'OVER'} the 1 s goal), {p / r:.1f}x the read alone "
+        f"(CPU {pc / rc:.1f}x)",
+        f"  all paints: {', '.join(f'{x * 1000:.0f}' for x in sorted(paints))} ms; "
+        f"load average {load:.1f} on {os.cpu_count()} CPUs",
     ]
     for key in keys:
         lines.append(f"key {key:>8} to repaint: {N_RUNS} rows {ms(lat_big[key])}, "

@@ -44,11 +44,7 @@ from .messages import (
     WatchToggled,
     WatchTriggered,
 )
-from .screens.compare import CompareScreen
-from .screens.full_log import FullLogScreen
-from .screens.help import HelpScreen
-from .screens.notifications import Notice, NotificationsScreen
-from .screens.submit import SubmitScreen
+from .screens.notifications import Notice
 from .widgets.log_panel import LogPanel
 from .widgets.run_details import TAIL as COMPARE_TAIL
 from .widgets.run_details import RunDetails
@@ -59,7 +55,11 @@ from .widgets.targets import TargetsPanel
 if TYPE_CHECKING:
     from backends.engine import Engine
 
+# The screens (help's Markdown alone is ~60 ms of imports) load when first opened: the first
+# paint waits for no screen it does not show.
+
 MAX_NOTICES = 500
+WARM_UP_S = 2.0  # the zygote starts by then if no run has been drawn
 W = TypeVar("W", bound=Widget)
 M = TypeVar("M", bound=Message)
 
@@ -97,6 +97,7 @@ class LabdeckApp(App[None]):
         self._watch_worker: Worker[None] | None = None
         self.sub_title = str(engine.project.root)
         self.notices: list[Notice] = []
+        self._warmed = False
 
     # ------------------------------------------------------------------ layout
 
@@ -133,8 +134,9 @@ class LabdeckApp(App[None]):
         return self._main(RunDetails)
 
     def on_mount(self) -> None:
-        # The supervisor zygote (fast starts for this threaded client) starts a process.
-        self.run_worker(self.engine.warm_up, thread=True, name="warm up", exit_on_error=False)
+        # The supervisor zygote (fast starts for this threaded client) starts a process: once
+        # the first runs are on screen (it takes a CPU for a while), or after WARM_UP_S anyway.
+        self._warm_timer = self.set_timer(WARM_UP_S, self.warm_up, name="warm up")
         remaps, problems = load_keymap(self.keymap_file)
         self.user_keymap = remaps
         if remaps:
@@ -166,9 +168,18 @@ class LabdeckApp(App[None]):
                             f"{record.id} {record.status.value}")
         self.details.show_run(record.id)  # read with its metrics' tails, off the UI thread
 
+    def warm_up(self) -> None:
+        if not self._warmed:
+            self._warmed = True
+            self._warm_timer.stop()
+            self.run_worker(self.engine.warm_up, thread=True, name="warm up",
+                            exit_on_error=False)
+
     @while_open
     def on_run_selected(self, message: RunSelected) -> None:
         self.show_run(message.run_id)
+        if not self._warmed:
+            self.call_after_refresh(self.warm_up)  # the first rows are drawn
 
     def on_target_selected(self, message: TargetSelected) -> None:
         self.target = message.name
@@ -198,6 +209,8 @@ class LabdeckApp(App[None]):
 
     @while_open
     def on_submit_choices(self, message: SubmitChoices) -> None:
+        from .screens.submit import SubmitScreen
+
         if isinstance(self.screen, SubmitScreen):
             return  # already open (s pressed twice)
         record = self.selected_record()
@@ -365,6 +378,8 @@ class LabdeckApp(App[None]):
 
     @while_open
     def on_compare_loaded(self, message: CompareLoaded) -> None:
+        from .screens.compare import CompareScreen
+
         if message.problem:
             self.notify(message.problem, severity="error")
         elif not isinstance(self.screen, CompareScreen):
@@ -374,6 +389,8 @@ class LabdeckApp(App[None]):
     def action_open_log(self) -> None:
         record = self.require_run()
         if record is not None:
+            from .screens.full_log import FullLogScreen
+
             self.push_screen(FullLogScreen(self.engine.log_path(record.id), record.id))
 
     def action_toggle_details(self) -> None:
@@ -381,6 +398,8 @@ class LabdeckApp(App[None]):
         tabs.active = "tab-details" if tabs.active == "tab-log" else "tab-log"
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
         self.push_screen(HelpScreen(self.user_keymap))
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -391,6 +410,8 @@ class LabdeckApp(App[None]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def action_notifications(self) -> None:
+        from .screens.notifications import NotificationsScreen
+
         self.push_screen(NotificationsScreen(list(self.notices)))
 
 

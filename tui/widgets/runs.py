@@ -169,9 +169,10 @@ class RunsPanel(Vertical):
     def on_mount(self) -> None:
         self.show_title()
         if self.sort_key == "created" and not self.filter_text:
-            # The newest runs first (a few ms), on screen while the whole store is read.
+            # The newest runs first (a few ms); the whole store is read once they are painted.
             self.reads.request(self, "runs-first", self._read_first_page)
-        self.reload()
+        else:
+            self.reload()
         if self.poll:
             self.set_interval(POLL_S, self.tick, name="runs-poll")
 
@@ -254,6 +255,8 @@ class RunsPanel(Vertical):
             return
         if message.first_page and self.complete:
             return  # the whole store came first
+        if message.first_page:
+            self.call_after_refresh(self.reload)  # the rest once the first rows are on screen
         self._version = message.version
         self.complete = not message.first_page
         selected = self.selected_id
