@@ -731,8 +731,11 @@ class RunStore:
         return self.get(row["id"])
 
     def active(self) -> list[RunRecord]:
-        rows = self._db.execute(  # IN, not NOT IN: the status index finds the few at once
-            f"SELECT * FROM runs WHERE status IN {_ACTIVE_SQL} ORDER BY created"
+        # Through the status index, always: the few runs in flight at once (a planner that
+        # prefers the created index for the order reads every run of a 100,000-run store).
+        rows = self._db.execute(
+            f"SELECT * FROM runs INDEXED BY runs_status WHERE status IN {_ACTIVE_SQL}"
+            " ORDER BY created"
         ).fetchall()
         return [_record(r) for r in rows]
 

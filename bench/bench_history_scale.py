@@ -2,9 +2,11 @@
 ``--where`` conditions and with ``--sort METRIC``, each side by side with sqlite3 reading the
 same rows from the same file (issue 12, item 9; goal: each labdeck command under 200 ms).
 
-Two comparisons per query, alternated round by round:
-- the whole command: ``labdeck runs list -n 20 ... -o json`` vs the ``sqlite3`` CLI running a plain
-  hand-written query over the same tables (both pay a process start);
+Comparisons per query, alternated round by round (the command's CPU time, user + system, is
+the figure to read on a busy machine, where wall times grow with the others' load):
+- the whole command: ``labdeck runs list -n 20 ... -o json`` vs the ``sqlite3`` CLI and vs a
+  ``python -c`` using sqlite3, each running a plain hand-written query over the same tables
+  (all pay a process start; Python's alone is ~10 ms of CPU);
 - in this process: labdeck's query (``query.select_runs``, what the CLI calls: records with
   their metrics, params and tags) vs Python's sqlite3 running that plain query.
 Both sides must return the same run ids (checked once per query).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -162,8 +165,12 @@ def main() -> None:
                 c_ours.append(_run(cmd_ours, root))
                 c_theirs.append(_run(cmd_theirs, root))
                 c_python.append(_run(cmd_python, root))
+            cpu_ours = median(CPU[" ".join(cmd_ours)])
+            cpu_python = median(CPU[" ".join(cmd_python)])
             lines.append(
-                f"{name:44} command {ms(median(c_ours)):>9} vs sqlite3 CLI"
+                f"{name:44} command CPU {ms(cpu_ours):>8} vs python -c sqlite3 {ms(cpu_python):>8}"
+                f" ({cpu_ours / cpu_python:5.2f}x);"
+                f" wall {ms(median(c_ours)):>9} vs sqlite3 CLI"
                 f" {ms(median(c_theirs)):>8} ({median(c_ours) / median(c_theirs):5.2f}x),"
                 f" vs python -c sqlite3 {ms(median(c_python)):>8}"
                 f" ({median(c_ours) / median(c_python):5.2f}x);"
@@ -176,11 +183,21 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+CPU: dict[str, list[float]] = {}  # the CPU seconds (user + system) of each command, by its line
+
+
 def _run(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of ``cmd``; its CPU seconds go to ``CPU`` (a figure the machine's other
+    load inflates far less than wall time)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(" ".join(cmd), []).append(after.ru_utime + after.ru_stime
+                                             - before.ru_utime - before.ru_stime)
+    return wall
 
 
 if __name__ == "__main__":

@@ -133,3 +133,30 @@ def test_both_ways_of_reading_a_comparison_select_the_same_runs(store: RunStore,
         got.append([r.id for r in store.select(sql, args)])
     assert got[0] == got[1] == got[2] == got[3]
     assert got[0] == [r.id for r in select_runs(store, flt)]
+
+
+def test_rows_put_in_by_sql_are_found_after_rebuild_values(store: RunStore) -> None:
+    rid = run(store, 1)
+    store._db.execute("INSERT INTO metrics (run_id, name, seq, value, series, ts)"
+                      " VALUES (?, 'acc', 0, '0.7', 0, 0)", (rid,))
+    flt = RunFilter(where=parse_where("acc > 0.5"))
+    assert select_runs(store, flt) == []
+    store.rebuild_values()
+    assert [r.id for r in select_runs(store, flt)] == [rid]
+
+
+def test_runs_in_flight_are_found_through_the_status_index(store: RunStore) -> None:
+    """Every read verb first looks for runs in flight (recover): with 100,000 ended runs,
+    statistics that say 'two statuses, half each' made the planner read every run."""
+    for i in range(40):
+        rid = run(store, i)
+        store.set_status(rid, RunStatus.COMPLETED if i % 2 else RunStatus.FAILED)
+    flying = run(store, 100)
+    store._db.execute("ANALYZE")
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)
+    assert [r.id for r in store.active()] == [flying]
+    store._db.set_trace_callback(None)
+    query = next(sql for sql in seen if sql.startswith("SELECT"))
+    used = plan(store, query, [])
+    assert "USING INDEX runs_status" in used and "SCAN runs" not in used, used
