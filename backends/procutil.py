@@ -7,19 +7,69 @@ import signal
 import time
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def become_subreaper() -> bool:
     """Orphaned descendants of this process re-parent to it instead of init, so a script's
     double-forked children stay findable (and killable) through the parent links."""
+    global _subreaper
+    if _subreaper is not None and _subreaper[0] == os.getpid():  # once per process
+        return _subreaper[1]
     import ctypes  # only the supervisor needs it
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        done = bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
-        return False
+        done = False
+    _subreaper = (os.getpid(), done)
+    return done
+
+
+_subreaper: tuple[int, bool] | None = None  # (pid, result): a fork's child is not a subreaper
+
+
+def set_title(title: str) -> None:
+    """What ``ps -ef`` and ``pgrep -f`` show for this process (its command line, rewritten in
+    place by setproctitle; a forked supervisor would otherwise show its client's command), and
+    its short name (``comm``: ``ps -e``, ``pgrep``), 15 bytes at most."""
+    setter = _setproctitle()
+    if setter is not None:
+        setter(title)
+    try:
+        with open("/proc/self/comm", "w") as fh:
+            fh.write(title.encode()[:15].decode(errors="ignore"))
+    except OSError:
+        pass
+
+
+def _setproctitle() -> Callable[[str], None] | None:
+    """setproctitle's C function, its extension loaded alone: the package's ``__init__``
+    imports ``logging`` (5-50 ms on a busy machine: more than a supervisor's whole start-up
+    budget) for a debug message. None when it is not installed (the short name only, then)."""
+    import importlib.machinery as machinery
+
+    spec = machinery.PathFinder.find_spec("setproctitle")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        for suffix in machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_setproctitle" + suffix)
+            if os.path.exists(path):
+                name = "setproctitle._setproctitle"
+                loader = machinery.ExtensionFileLoader(name, path)
+                try:
+                    module = loader.create_module(machinery.ModuleSpec(name, loader,
+                                                                       origin=path))
+                    loader.exec_module(module)
+                    setter: Callable[[str], None] = module.setproctitle
+                    return setter
+                except (ImportError, AttributeError):
+                    return None
+    return None
 
 
 def _parents() -> dict[int, int]:

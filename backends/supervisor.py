@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import metrics, phasetrace, prestart, registry
+from . import metrics, phasetrace, prestart, procutil, registry
 from .base import Backend, Capability, LogBatch, PrepareOptions, RunContext, RunHandle
 from .errors import LabdeckError
 from .linesplit import PROGRESS
@@ -262,6 +262,7 @@ def main(argv: list[str], early: RunContext | None = None, done_fd: int | None =
     if len(argv) < 2:
         print("usage: python -m backends.supervisor PROJECT RUN_ID [--reattach]", file=sys.stderr)
         return 2
+    procutil.set_title(f"labdeck-supervisor {argv[1]}")  # ps -ef, pgrep -f labdeck-supervisor
     project = early.project if early is not None else Project(Path(argv[0]))
     supervisor = Supervisor(project, argv[1], reattach="--reattach" in argv[2:], early=early,
                             done_fd=done_fd)
