@@ -296,12 +296,14 @@ class Engine:
 
     # ---------------------------------------------------------------- snapshots
 
-    def drop_finished_snapshots(self, keep: str | None = None) -> list[str]:
+    def drop_finished_snapshots(self, keep: str | None = None,
+                                orphans: bool = False) -> list[str]:
         """Remove the materialised ``snapshot/`` folder of each run that has ended (its manifest
         and the objects keep it; ``materialise`` rebuilds it). A run in flight, or one not yet
-        recorded, keeps its folder. The ids dropped."""
+        recorded, keeps its folder. The ids dropped. ``orphans`` (``labdeck store --gc``): also
+        remove the folders a killed submit left half-made (see ``_drop_orphans``)."""
         state = self.project.state_dir
-        dropped = []
+        dropped = self._drop_orphans() if orphans else []
         for run_id in objects.materialised_runs(state):
             if run_id == keep:
                 continue
@@ -319,6 +321,23 @@ class Engine:
                 objects.unmark_materialised(state, run_id)
                 dropped.append(run_id)
         return dropped
+
+    def _drop_orphans(self) -> list[str]:
+        """Run folders a submit killed mid-way (SIGKILL, a power cut) left: marked, without
+        ``run.json`` and without a record. A submit writes its folder's ``run.json`` while it
+        holds the object store's lock shared, so under the exclusive lock such a folder is no
+        submit's in progress; one with ``run.json`` may be about to be recorded, and stays."""
+        state = self.project.state_dir
+        removed = []
+        with objects.ObjectStore(state).lock(exclusive=True):
+            for run_id in objects.materialised_runs(state):
+                run_dir = self.project.run_dir(run_id)
+                if (run_dir / "run.json").exists() or self.store.exists(run_id):
+                    continue
+                if objects.remove_tree(run_dir):
+                    objects.unmark_materialised(state, run_id)
+                    removed.append(run_id)
+        return removed
 
     def _snapshot_error(self, err: OSError) -> str:
         """A project file that went (or cannot be read) is read's error, the store's is write's."""

@@ -43,6 +43,7 @@ import json
 import os
 import stat
 import time
+from _thread import get_ident
 from pathlib import Path
 
 from ._records import dataclass
@@ -254,7 +255,7 @@ class ObjectStore:
         for fan in fans:
             if len(fan.name) != 2 or not fan.is_dir(follow_symlinks=False):
                 continue
-            for item in os.scandir(fan.path):
+            for item in _scandir(Path(fan.path)):
                 try:
                     found[fan.name + item.name] = item.stat(follow_symlinks=False).st_blocks * 512
                 except OSError:
@@ -335,7 +336,8 @@ def snapshot(root: Path, files: list[FileEntry], state_dir: Path) -> Manifest:
         entries.append(ManifestEntry(f.rel, digest, size, stat.S_IMODE(st.st_mode),
                                      st.st_mtime_ns))
     if fresh != stamps:
-        tmp = stamps_path.with_name(f"{STAMPS}.{os.getpid()}.tmp")
+        # Named per thread too: the dashboard submits from several at once.
+        tmp = stamps_path.with_name(f"{STAMPS}.{os.getpid()}-{get_ident()}.tmp")
         try:
             tmp.write_text(json.dumps(fresh, separators=(",", ":")))
             os.replace(tmp, stamps_path)
@@ -406,7 +408,7 @@ def _copy_object(src: Path, dst: Path, e: ManifestEntry, clone: list[bool],
                 fin.seek(offset)
                 while block := fin.read(1 << 20):
                     fout.write(block)
-        os.fchmod(fout.fileno(), e.mode)
+        os.fchmod(fout.fileno(), e.mode & 0o777)  # never setuid/setgid in a run's folder
     os.utime(dst, ns=(e.mtime_ns, e.mtime_ns))
 
 

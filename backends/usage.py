@@ -108,10 +108,14 @@ def _run_usage(run_dir: Path, digests: set[str] | None, count: dict[str, int],
     except OSError:
         return run
     for item in items:
-        if item.is_dir(follow_symlinks=False):
-            size = folder_size(Path(item.path)) + item.stat(follow_symlinks=False).st_blocks * 512
-        else:
-            size = item.stat(follow_symlinks=False).st_blocks * 512
+        try:  # a copy dropped (or a run deleted) meanwhile by another client is not there
+            if item.is_dir(follow_symlinks=False):
+                size = (folder_size(Path(item.path))
+                        + item.stat(follow_symlinks=False).st_blocks * 512)
+            else:
+                size = item.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
         if item.name == objects.SNAPSHOT_DIR:
             run.materialised += size
             if digests is None:  # an old run: its copy is its snapshot

@@ -79,7 +79,7 @@ def store_cmd(obj: Ctx, gc: bool, migrate: bool, verify: bool, dry_run: bool,
                    f" {_size(sum(size for _, size in moved))} (less the content stored once)",
                    err=True)
     if gc:
-        dropped = [] if dry_run else engine.drop_finished_snapshots()
+        dropped = [] if dry_run else engine.drop_finished_snapshots(orphans=True)
         count, freed = objects.collect(project.state_dir, project.runs_dir, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
         click.echo(f"{verb} {count} unreferenced object(s), {_size(freed)}; dropped"

@@ -5,6 +5,7 @@ is not UTF-8, a damaged object or manifest (one line, never a traceback, never o
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from backends import objects
@@ -102,3 +103,23 @@ def test_checkout_into_the_runs_own_folder(project: Project) -> None:
     assert "not empty" in line
     project.cli("store", "--gc", check=True)
     assert not folder.exists()  # was: kept for good (an ended run's copy was never marked)
+
+
+def test_gc_removes_what_a_killed_submit_left(project: Project) -> None:
+    """A submit killed (SIGKILL, power cut) after materialising, before its run.json and
+    record: the half-made folder goes with ``store --gc``; one with run.json (a submit about to
+    record its run) stays."""
+    project.write("train.py", "print('ok')\n")
+    rid = submit(project, "train.py")
+    state = project.root / ".labdeck"
+    for name, spec in (("proj_1", False), ("proj_2", True)):
+        half = runs_dir(project) / name
+        shutil.copytree(runs_dir(project) / rid / "snapshot", half / "snapshot")
+        shutil.copy2(runs_dir(project) / rid / objects.MANIFEST, half / objects.MANIFEST)
+        if spec:
+            shutil.copy2(runs_dir(project) / rid / "run.json", half / "run.json")
+        objects.mark_materialised(state, name)
+    project.cli("store", "--gc", check=True)
+    assert not (runs_dir(project) / "proj_1").exists()  # was: kept for good
+    assert (runs_dir(project) / "proj_2" / "run.json").is_file()
+    assert "proj_1" not in objects.materialised_runs(state)

@@ -8,12 +8,13 @@ import json
 import os
 import resource
 import signal
+import stat
 import time
 from pathlib import Path
 
 import pytest
 
-from backends import objects, snapshot
+from backends import objects, snapshot, usage
 from backends.errors import StorageError
 from backends.snapshot import list_files
 
@@ -182,3 +183,36 @@ def test_materialise_never_writes_through_a_link(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         objects.materialise(manifest, state, dest)
     assert victim.read_text() == "keep me"  # was: "new" written through the link
+
+
+def test_materialise_drops_setuid_bits(tmp_path: Path) -> None:
+    root, state = make(tmp_path, {"run.sh": b"#!/bin/sh\n"})
+    os.chmod(root / "run.sh", 0o4755)
+    manifest = objects.snapshot(root, list_files(root), state)
+    objects.materialise(manifest, state, tmp_path / "out")
+    assert stat.S_IMODE((tmp_path / "out" / "run.sh").stat().st_mode) == 0o755
+
+
+def test_sizes_are_read_while_another_client_drops_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``labdeck store`` / ``runs du`` list a run folder while a submit in another process drops
+    its ended run's copy (or ``runs delete`` removes it): what went is not counted, no error."""
+    root, state = make(tmp_path, {"a.txt": b"a" * 10_000})
+    run = state / "runs" / "r1"
+    run.mkdir(parents=True)
+    manifest = objects.snapshot(root, list_files(root), state)
+    manifest.save(run)
+    objects.materialise(manifest, state, run / objects.SNAPSHOT_DIR)
+    (run / "log").write_text("x\n")
+    real = os.scandir
+
+    def listed_then_dropped(path: object) -> object:
+        items = list(real(path))  # type: ignore[call-overload]
+        if Path(str(path)) == run:
+            objects.remove_tree(run / objects.SNAPSHOT_DIR)  # the other client's drop
+            os.unlink(run / "log")
+        return iter(items)
+
+    monkeypatch.setattr(usage.os, "scandir", listed_then_dropped)
+    result = usage.usage(state, state / "runs")  # was: FileNotFoundError
+    assert result.runs[0].materialised == 0 and result.runs[0].log == 0
