@@ -13,7 +13,6 @@ child subreaper first, so that what the script double-forks stays findable.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 
@@ -62,7 +61,13 @@ class LocalProcess(EarlyWork):
 
 def interpreter(compute: Compute) -> str:
     wanted = compute.python_location or sys.executable
-    found = shutil.which(wanted)
+    if os.path.dirname(wanted):  # a path: shutil.which's check, without importing shutil
+        usable = os.access(wanted, os.F_OK | os.X_OK) and not os.path.isdir(wanted)
+        found: str | None = wanted if usable else None
+    else:
+        import shutil
+
+        found = shutil.which(wanted)
     if found is None:
         where = f" ({compute.path})" if compute.path else ""
         raise TargetError(f"pythonLocation {wanted!r} not found{where}")
@@ -170,8 +175,14 @@ def eligible(ctx: RunContext) -> bool:
 
 def warm(project: Project, target: Target) -> bool:
     """Before the run arrives: become the subreaper now (ctypes loaded off the run's path).
-    False: the supervisor-to-be goes on loading asyncio while it waits."""
+    False: the supervisor-to-be goes on loading asyncio while it waits.
+
+    A plain Python run's supervisor never speaks TLS: asyncio is loaded without ``ssl``
+    (OpenSSL's load is ~15% of asyncio's, on the run's path; asyncio takes ssl as optional).
+    Not for PySpark runs, whose supervisor drives spark-submit and may talk to its REST API."""
     procutil.become_subreaper()
+    if target.runconfig.framework != PYSPARK and "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
     return False
 
 
