@@ -48,16 +48,20 @@ class StoreUsage:
     unreferenced_bytes: int = 0
     runs: list[RunUsage] = field(default_factory=list)
     runs_bytes: int = 0  # every run folder on disk
+    database_bytes: int = 0  # runs.db and its WAL
+    other_bytes: int = 0  # the rest of .labdeck: stamps, caches, logs, the folders themselves
 
     @property
     def total(self) -> int:
-        return self.objects_bytes + self.runs_bytes
+        """All of ``.labdeck`` (what ``du -s .labdeck`` says)."""
+        return self.objects_bytes + self.runs_bytes + self.database_bytes + self.other_bytes
 
     def to_json(self) -> dict[str, object]:
         return {"objects": self.objects, "objects_bytes": self.objects_bytes,
                 "unreferenced": self.unreferenced,
                 "unreferenced_bytes": self.unreferenced_bytes, "runs": len(self.runs),
-                "runs_bytes": self.runs_bytes, "total_bytes": self.total,
+                "runs_bytes": self.runs_bytes, "database_bytes": self.database_bytes,
+                "other_bytes": self.other_bytes, "total_bytes": self.total,
                 "logical_snapshot_bytes": sum(r.snapshot_bytes for r in self.runs)}
 
 
@@ -85,7 +89,45 @@ def usage(state_dir: Path, runs_dir: Path, only: list[str] | None = None) -> Sto
         result.runs_bytes += run.folder
         if wanted is None or name in wanted:
             result.runs.append(run)
+    _rest(state_dir, runs_dir, result)
     return result
+
+
+def _rest(state_dir: Path, runs_dir: Path, result: StoreUsage) -> None:
+    """The store's database, and everything else under ``state_dir`` that is neither an object
+    nor a run folder (the folders' own blocks included), so that the total is all of it."""
+    objects_dir = state_dir / objects.OBJECTS
+    for path in (state_dir, objects_dir, runs_dir):
+        try:
+            result.other_bytes += os.lstat(path).st_blocks * 512
+        except OSError:
+            pass
+    for fan in _entries(objects_dir):  # the fan-out folders, stray temporary files
+        try:
+            result.other_bytes += fan.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            pass
+    for item in _entries(state_dir):
+        if Path(item.path) in (objects_dir, runs_dir):
+            continue
+        try:
+            if item.is_dir(follow_symlinks=False):
+                size = folder_size(Path(item.path))
+            else:
+                size = item.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+        if item.name.startswith("runs.db"):
+            result.database_bytes += size
+        else:
+            result.other_bytes += size
+
+
+def _entries(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(path))
+    except OSError:
+        return []
 
 
 def _run_usage(run_dir: Path, digests: set[str] | None, count: dict[str, int],
@@ -105,13 +147,13 @@ def _run_usage(run_dir: Path, digests: set[str] | None, count: dict[str, int],
                 run.unique += sizes.get(digest, 0)
     try:
         items = list(os.scandir(run_dir))
+        run.other += os.lstat(run_dir).st_blocks * 512  # the folder itself
     except OSError:
         return run
     for item in items:
         try:  # a copy dropped (or a run deleted) meanwhile by another client is not there
             if item.is_dir(follow_symlinks=False):
-                size = (folder_size(Path(item.path))
-                        + item.stat(follow_symlinks=False).st_blocks * 512)
+                size = folder_size(Path(item.path))  # the folder's own blocks included
             else:
                 size = item.stat(follow_symlinks=False).st_blocks * 512
         except OSError:

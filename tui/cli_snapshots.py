@@ -96,6 +96,8 @@ def store_cmd(obj: Ctx, gc: bool, migrate: bool, verify: bool, dry_run: bool,
         ["  materialised snapshots", "", _size(sum(r.materialised for r in info.runs))],
         ["  outputs", "", _size(sum(r.outputs for r in info.runs))],
         ["  logs", "", _size(sum(r.log for r in info.runs))],
+        ["run database", "", _size(info.database_bytes)],
+        ["other (stamps, caches, logs)", "", _size(info.other_bytes)],
         ["total", "", _size(info.total)],
         ["snapshot files of all runs (logical)", "", _size(logical)],
     ]
