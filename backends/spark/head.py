@@ -464,11 +464,13 @@ class HeadRunHandle(RunHandle):
                     conn = await self.link.open()
                     proc = await conn.create_process(cmd, encoding=None)
                     try:
-                        async for stream, data in _frames(proc.stdout):
+                        async for stream, data, end in _frames(proc.stdout):
                             if stream == "x":
                                 self.status = data.decode()
                                 break
-                            offsets[stream] += len(data)
+                            # Where the bytes end in the file (after a takeover's skipped
+                            # lines too): a reconnect resumes exactly there.
+                            offsets[stream] = end
                             if lines := splitters[stream].feed(data, loop.time()):
                                 yield LogBatch(stream, lines)
                                 self.failure.feed(lines)
@@ -557,18 +559,21 @@ class HeadRunHandle(RunHandle):
             await self.link.close()
 
 
-async def _frames(reader: asyncssh.SSHReader[bytes]) -> AsyncIterator[tuple[str, bytes]]:
-    """The follower's frames: ("out"|"err", bytes) and finally ("x", status)."""
+async def _frames(reader: asyncssh.SSHReader[bytes]
+                  ) -> AsyncIterator[tuple[str, bytes, int]]:
+    """The follower's frames: ("out"|"err", bytes, the file offset they end at), and finally
+    ("x", status, 0)."""
     while True:
         header = await reader.readline()
         if not header:
             return
-        tag, _, size = header.strip().partition(b" ")
+        tag, _, rest = header.strip().partition(b" ")
         if tag == b"x":
-            yield "x", size
+            yield "x", rest, 0
             return
+        size, _, end = rest.partition(b" ")
         data = await reader.readexactly(int(size))
-        yield ("out" if tag == b"o" else "err"), data
+        yield ("out" if tag == b"o" else "err"), data, int(end)
 
 
 # ---------------------------------------------------------------- Python packages (conda file)

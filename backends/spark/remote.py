@@ -115,7 +115,8 @@ def cancel_script(pgid: int, grace: float, app_id: str | None = None) -> str:
 # The follower, run as ``python3 -c FOLLOW ROOT MODE OUT ERR``: MODE "bytes" (OUT/ERR are byte
 # offsets: a reconnect of the same reader) or "lines" (skip that many lines: a supervisor taking
 # over from its log's counts). Frames on stdout: b"o N\n" + N bytes (driver.out), b"e N\n" +
-# N bytes (driver.err), then b"x RC\n" (RC "" when the driver was killed without a status).
+# N bytes (driver.err), each header also giving the file offset its bytes end at ("o N END"),
+# then b"x RC\n" (RC "" when the driver was killed without a status).
 FOLLOW = r'''
 import os, sys, time
 root = os.path.expanduser(sys.argv[1])
@@ -162,8 +163,8 @@ while True:
                 break
             data = data[cut + 1:]
             skip[i] -= 1
-        if data:
-            out.write(tags[i] + b" %d\n" % len(data) + data)
+        if data:  # with the file offset it ends at: a reconnect resumes there
+            out.write(tags[i] + b" %d %d\n" % (len(data), files[i].tell()) + data)
             got = True
     if got:
         out.flush()

@@ -167,18 +167,24 @@ def _sh(script: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=timeout)
 
 
+ends: list[tuple[bytes, int]] = []  # each frame's (stream, file offset it ends at)
+
+
 def _follow(root: Path, mode: str, a: int, b: int) -> tuple[bytes, bytes, str]:
     proc = subprocess.run(["python3", "-c", remote.FOLLOW, str(root), mode, str(a), str(b)],
                           capture_output=True, timeout=60)
     out, err, status = b"", b"", ""
+    ends.clear()
     data = proc.stdout
     while data:
         header, _, data = data.partition(b"\n")
-        tag, _, size = header.partition(b" ")
+        tag, _, rest = header.partition(b" ")
         if tag == b"x":
-            status = size.decode()
+            status = rest.decode()
             break
-        chunk, data = data[:int(size)], data[int(size):]
+        size, end = (int(n) for n in rest.split())
+        chunk, data = data[:size], data[size:]
+        ends.append((tag, end))
         if tag == b"o":
             out += chunk
         else:
@@ -215,6 +221,9 @@ def test_launcher_detaches_the_driver_and_the_follower_reads_it_to_its_status(
     # A reconnect resumes at a byte; a new supervisor past the lines its log has.
     assert _follow(tmp_path, "bytes", 7, 0)[0] == b"line 1\nline 2\n"
     assert _follow(tmp_path, "lines", 2, 1)[:2] == (b"line 2\n", b"")
+    # Past skipped lines, a frame still says where its bytes end in the file (the offset a
+    # reconnect resumes at), not how many bytes were sent.
+    assert ends == [(b"o", len(b"line 0\nline 1\nline 2\n"))]
 
 
 @pytest.mark.skipif(shutil.which("setsid") is None, reason="setsid (util-linux)")
@@ -257,10 +266,10 @@ def test_frames_of_the_follower_are_read_back() -> None:
             return chunk
 
     async def collect() -> list[tuple[str, bytes]]:
-        reader = Reader(b"o 3\na\nbe 2\nx\nx 0\n")
+        reader = Reader(b"o 3 10\na\nbe 2 2\nx\nx 0\n")
         return [f async for f in _frames(reader)]  # type: ignore[arg-type]
 
-    assert asyncio.run(collect()) == [("out", b"a\nb"), ("err", b"x\n"), ("x", b"0")]
+    assert asyncio.run(collect()) == [("out", b"a\nb", 10), ("err", b"x\n", 2), ("x", b"0", 0)]
 
 
 def test_head_node_keys_checked_with_file_and_line(sample_copy: Project) -> None:

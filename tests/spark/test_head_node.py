@@ -78,7 +78,7 @@ def test_iris_on_the_head_node(head_project: HeadProject, head_rig: dict[str, An
     assert head_sh(head_rig, f"ps -o pid= -g {spark['driver_pid']}").strip() == ""
 
 
-def test_driver_outlives_its_supervisor_is_taken_over_then_canceled(
+def test_driver_outlives_its_supervisor_and_its_link_then_is_canceled(
         head_project: HeadProject, head_rig: dict[str, Any]) -> None:
     head_project.write("ticks.py", TICKS)
     run_id = head_project.cli("submit", "-a", "-c", "spark-head", "ticks.py",
@@ -95,6 +95,16 @@ def test_driver_outlives_its_supervisor_is_taken_over_then_canceled(
     count = len(re.findall(r" out tick \d+", log.read_text()))
     _wait(lambda: len(re.findall(r" out tick \d+", log.read_text())) > count + 3,
           "ticks after the takeover")
+    # The link drops (the head node's sshd sessions of the user end): the driver goes on, the
+    # handle reconnects and resumes at the byte it had.
+    sessions = head_sh(head_rig, "ps -o pid= -o comm= -u labdeck | awk '$2 == \"sshd\" "
+                       "{print $1}'").split()
+    assert sessions
+    head_sh(head_rig, "kill " + " ".join(sessions))
+    _wait(lambda: " is back after " in log.read_text(), "the link back")
+    count = len(re.findall(r" out tick \d+", log.read_text()))
+    _wait(lambda: len(re.findall(r" out tick \d+", log.read_text())) > count + 3,
+          "ticks after the link came back")
     head_project.cli("runs", "cancel", run_id, check=True)
     _wait(lambda: _json(head_project, "runs", "show", run_id)["status"] == "canceled",
           "the run canceled", 60)
