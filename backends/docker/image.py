@@ -102,8 +102,19 @@ async def build_env(docker: Any, spec: EnvSpec, base_id: str, progress: Progress
     return EnvRef(tag, cached=False)
 
 
+def _spark(spec: EnvSpec) -> bool:
+    """Whether the environment is a Framework PySpark one (``EnvSpec.spark``, read so that this
+    module also works with an env.py that predates it: then never)."""
+    return bool(getattr(spec, "spark", False))
+
+
+def _pip_name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9_.\-]+", requirement.strip())
+    return match.group(0).lower().replace("_", "-") if match else ""
+
+
 def _summary(spec: EnvSpec) -> str:
-    parts = []
+    parts = ["Java and pyspark for Framework PySpark"] if _spark(spec) else []
     if spec.pip:
         parts.append(f"pip: {' '.join(spec.pip)}")
     if spec.conda:
@@ -113,9 +124,60 @@ def _summary(spec: EnvSpec) -> str:
     return "; ".join(parts) or "no dependencies"
 
 
+# Framework PySpark (spark-submit in the container): a Java runtime from the image's apt (apt
+# reaches its mirrors in builds here; dpkg fails to install a JRE without man1/ in slim images),
+# skipped when the image has java already; pyspark from the wheel cache of this machine, sent in
+# the build context (pip in a container cannot reach an index here; PyPI has pyspark only as a
+# 456 MB source distribution, built once into the cache by scripts/start-spark.sh).
+SPARK_STEPS = [
+    "RUN if ! command -v java >/dev/null 2>&1; then "
+    "command -v apt-get >/dev/null 2>&1 || { echo 'labdeck: Framework PySpark needs Java 17+ "
+    "in the image, which has no java and no apt-get' >&2; exit 1; }; "
+    "mkdir -p /usr/share/man/man1 && apt-get update && DEBIAN_FRONTEND=noninteractive "
+    "apt-get install -y --no-install-recommends openjdk-17-jre-headless && "
+    "rm -rf /var/lib/apt/lists/*; fi",
+    "COPY labdeck-env/spark/ /labdeck/spark/",
+    "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --no-index "
+    "--find-links /labdeck/spark pyspark",
+]
+
+
+def spark_wheels(progress: Progress) -> list[Path]:
+    """pyspark's and py4j's wheels from the wheel cache (LABDECK_WHEEL_CACHE, default
+    ~/.cache/labdeck/wheels), built into it first when missing (pip wheel: needs the index)."""
+    import subprocess
+
+    from ..spark.pyenv import cache_dir
+
+    cache = cache_dir()
+
+    def found() -> list[Path]:
+        picked = []
+        for name in ("pyspark", "py4j"):
+            wheels = sorted(cache.glob(f"{name}-*.whl"))
+            if wheels:
+                picked.append(wheels[-1])
+        return picked
+
+    if len(found()) < 2:
+        progress(f"pyspark's wheel is not in {cache}: building it (a 456 MB source "
+                 "distribution: about a minute)")
+        cache.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(cache),
+                              "pyspark"], capture_output=True, text=True, timeout=1800)
+        if res.returncode != 0 or len(found()) < 2:
+            last = (res.stderr.strip().splitlines() or ["pip wheel failed"])[-1]
+            raise PrepareError(f"Framework PySpark needs pyspark's wheel for the image and "
+                               f"{cache} has none: {last} (put pyspark-*.whl and py4j-*.whl "
+                               "there, e.g. with bash scripts/start-spark.sh)")
+    return found()
+
+
 def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
     lines = [f"FROM {base_id}"]
     lines += [f"ARG {name}" for name in PIP_BUILD_ARGS if os.environ.get(name)]
+    if _spark(spec):  # first: its layers stay cached whatever the dependencies are
+        lines += SPARK_STEPS
     lines.append("COPY labdeck-env/ /labdeck/env/")
     if spec.conda:
         tool = facts.conda if facts and facts.conda else "conda"
@@ -132,7 +194,8 @@ def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
 
 
 def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: Path,
-                  requirements: tuple[str, ...] | None = None) -> bytes:
+                  requirements: tuple[str, ...] | None = None,
+                  spark: list[Path] | None = None) -> bytes:
     """``requirements``: what the image's pip installs (default: the pip list as written)."""
     import gzip  # builds only
 
@@ -144,6 +207,8 @@ def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: 
         if wheels.is_dir():
             for wheel in sorted(wheels.iterdir()):
                 tar.add(wheel, arcname=f"labdeck-env/wheels/{wheel.name}", recursive=False)
+        for wheel in spark or []:
+            tar.add(wheel, arcname=f"labdeck-env/spark/{wheel.name}", recursive=False)
     return gzip.compress(raw.getvalue(), compresslevel=1)
 
 
@@ -171,6 +236,10 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
                               facts: BaseFacts | None, progress: Progress) -> None:
     import tempfile  # builds only: a run's supervisor does not pay for it
 
+    spark: list[Path] | None = None
+    if _spark(spec):  # pyspark comes from the cache's wheel, never from the conda file's pip list
+        spark = await asyncio.to_thread(spark_wheels, progress)
+        spec = spec.with_pip(tuple(p for p in spec.pip if _pip_name(p) != "pyspark"))
     with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
         wheels = Path(tmp) / "wheels"
         requirements = spec.pip
@@ -178,7 +247,8 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
             assert facts is not None
             requirements = await download_wheels(spec.pip, facts, wheels, progress,
                                                  Path(spec.project))
-        context = build_context(spec, base_id, facts, wheels, requirements)
+        context = await asyncio.to_thread(build_context, spec, base_id, facts, wheels,
+                                          requirements, spark)
     await _build(docker, context, tag, spec, digest, progress)
 
 
