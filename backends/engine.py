@@ -275,10 +275,11 @@ class Engine:
                 state = self.project.state_dir
                 sub.spec.workdir = str(run_dir / objects.SNAPSHOT_DIR)
                 objects.mark_materialised(state, run_id)
-                # A saved snapshot (a rerun's) is hashed as it is written out: its objects may
-                # be old; a fresh one's were just stored or matched by size.
-                objects.materialise(manifest, state, run_dir / objects.SNAPSHOT_DIR,
-                                    verify=sub.source is not None)
+                dest = run_dir / objects.SNAPSHOT_DIR
+                if sub.source is not None:  # a saved snapshot (a rerun's): old objects, hashed
+                    objects.materialise(manifest, state, dest, verify=True)
+                else:  # a fresh one's objects were just stored or matched by size
+                    objects.materialise(manifest, state, dest)
                 manifest.save(run_dir)
             sub.spec.save(run_dir)
         except BaseException as err:
