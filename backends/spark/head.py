@@ -517,7 +517,7 @@ class HeadRunHandle(RunHandle):
         code = remote.exit_code(self.status or "")
         if self.yarn_cluster and self.client.final_status not in (None, "SUCCEEDED") and code == 0:
             code = 1
-        if code != 0 and self.failure.reason is not None:
+        if 0 < code < 128 and self.failure.reason is not None:  # a canceled one stays canceled
             raise TargetError(f"{self.failure.reason} (exit code {code})")
         return code
 

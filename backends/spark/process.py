@@ -39,7 +39,7 @@ class SparkProcessHandle(LocalRunHandle):
         """The exit code; a failure the driver's output names plainly (out of memory, a
         missing module) is the run's one-line reason instead (TargetError)."""
         code = await super().wait()
-        if code != 0:
+        if 0 < code < 128:  # not a signal's end: a cancel stays a cancel
             try:  # the output's end has the reason: wait (briefly) until it is read
                 await asyncio.wait_for(self._drained.wait(), 5.0)
             except TimeoutError:
