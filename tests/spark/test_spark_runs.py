@@ -221,3 +221,18 @@ def test_a_failing_driver_says_why_in_one_line(spark_project: Project, case: str
     if case != "app_raises":
         assert "raise spark.driver.memory in spark_dependencies.yml" in record["error"]
     assert reason in res.stderr.strip().splitlines()[-1]  # what submit printed last
+
+
+def test_a_canceled_driver_that_printed_an_exception_is_canceled(spark_project: Project) -> None:
+    spark_project.write("noisy.py", "import time\nprint('RuntimeError: only a word', flush=True)\n"
+                                    "time.sleep(600)\n")
+    run_id = spark_project.cli("submit", "-a", "-c", "spark-local", "noisy.py", env=SPARK_ENV,
+                               check=True).stdout.strip()
+    log = spark_project.root / ".labdeck" / "runs" / run_id / "log"
+    _wait(lambda: log.is_file() and "RuntimeError: only a word" in log.read_text(),
+          "the driver's line")
+    spark_project.cli("runs", "cancel", run_id, check=True)
+    _wait(lambda: run_json(spark_project, "runs", "show", run_id)["status"] in
+          {"canceled", "failed"}, "the run's end", 60)
+    record = run_json(spark_project, "runs", "show", run_id)
+    assert record["status"] == "canceled", record
