@@ -476,13 +476,47 @@ def referenced(runs_dir: Path, skip: Iterable[str] = (),
     """Every run folder's referenced objects (run id -> sha256s), but ``skip``'s. A manifest
     that cannot be read counts as referencing nothing, or (``strict``: a collection, which must
     not take what it might name) is a ``ManifestUnreadable``."""
+    return {name: s.digests for name, s in summaries(runs_dir, skip, strict).items()}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a manifest says without its entries: the objects it names, its file count and
+    logical size."""
+
+    digests: set[str]
+    files: int
+    size: int
+
+
+def _summary(raw: bytes) -> Summary:
+    """Read from the JSON rows directly (no entry objects: thousands of manifests are read by
+    ``labdeck store`` and a collection), checked as ``Manifest.from_json`` checks them."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a manifest")
+    if data.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"manifest version {data.get('version')!r}, this labdeck reads"
+                         f" {MANIFEST_VERSION}")
+    rows = data.get("files")
+    if not isinstance(rows, list):
+        raise ValueError("manifest without a file list")
+    digests = {r[1] for r in rows}
+    if not all(type(d) is str and len(d) == 64 for d in digests):
+        raise ValueError("an entry without a sha256")
+    return Summary(digests, len(rows), sum(int(r[2]) for r in rows))
+
+
+def summaries(runs_dir: Path, skip: Iterable[str] = (),
+              strict: bool = False) -> dict[str, Summary]:
+    """``referenced``, with each manifest's file count and logical size."""
     skipped = set(skip)
-    refs: dict[str, set[str]] = {}
+    refs: dict[str, Summary] = {}
     try:
         names = os.listdir(runs_dir)
     except OSError:
         return refs
-    cache: dict[bytes, set[str]] = {}
+    cache: dict[bytes, Summary] = {}
     for name in names:
         if name in skipped:
             continue
@@ -498,11 +532,11 @@ def referenced(runs_dir: Path, skip: Iterable[str] = (),
         key = sha256(raw).digest()  # identical manifests (watch mode) are parsed once
         if key not in cache:
             try:
-                cache[key] = {e.sha256 for e in Manifest.from_json(json.loads(raw)).files}
+                cache[key] = _summary(raw)
             except (ValueError, KeyError, IndexError, TypeError) as err:
                 if strict:
                     raise ManifestUnreadable(_unreadable(path, err)) from err
-                cache[key] = set()
+                cache[key] = Summary(set(), 0, 0)
         refs[name] = cache[key]
     return refs
 

@@ -66,13 +66,14 @@ class StoreUsage:
 
 
 def usage(state_dir: Path, runs_dir: Path, only: list[str] | None = None) -> StoreUsage:
-    """The store's totals; per run for ``only`` (every run folder when None)."""
+    """The store's totals and every run folder's; with ``only``, just those runs (the totals
+    of run folders and the rest are then left at 0: only the objects' are the store's)."""
     store = objects.ObjectStore(state_dir)
     sizes = store.all_objects()
-    refs = objects.referenced(runs_dir)
+    refs = objects.summaries(runs_dir)
     count: dict[str, int] = {}
-    for digests in refs.values():
-        for digest in digests:
+    for summary in refs.values():
+        for digest in summary.digests:
             count[digest] = count.get(digest, 0) + 1
     result = StoreUsage(objects=len(sizes), objects_bytes=sum(sizes.values()))
     for digest, size in sizes.items():
@@ -85,11 +86,13 @@ def usage(state_dir: Path, runs_dir: Path, only: list[str] | None = None) -> Sto
         names = []
     wanted = set(only) if only is not None else None
     for name in names:
+        if wanted is not None and name not in wanted:
+            continue  # runs_bytes and the rest are the whole store's: left at 0 then
         run = _run_usage(runs_dir / name, refs.get(name), count, sizes)
         result.runs_bytes += run.folder
-        if wanted is None or name in wanted:
-            result.runs.append(run)
-    _rest(state_dir, runs_dir, result)
+        result.runs.append(run)
+    if wanted is None:
+        _rest(state_dir, runs_dir, result)
     return result
 
 
@@ -130,16 +133,14 @@ def _entries(path: Path) -> list[os.DirEntry[str]]:
         return []
 
 
-def _run_usage(run_dir: Path, digests: set[str] | None, count: dict[str, int],
+def _run_usage(run_dir: Path, summary: objects.Summary | None, count: dict[str, int],
                sizes: dict[str, int]) -> RunUsage:
-    run = RunUsage(run_dir.name, manifest=digests is not None)
+    run = RunUsage(run_dir.name, manifest=summary is not None)
+    digests = summary.digests if summary is not None else None
+    if summary is not None:
+        run.files = summary.files
+        run.snapshot_bytes = summary.size
     if digests is not None:
-        try:
-            manifest = objects.Manifest.load(run_dir)
-            run.files = len(manifest.files)
-            run.snapshot_bytes = manifest.size
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            pass
         for digest in digests:
             if count.get(digest, 0) > 1:
                 run.shared += sizes.get(digest, 0)
