@@ -9,6 +9,7 @@ handler never meets a widget that is not there.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -24,6 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from backends.base import PrepareOptions
 from backends.errors import LabdeckError, one_line
 from backends.snapshot import list_files
 from backends.store import RunRecord
@@ -46,6 +48,7 @@ from .messages import (
 )
 from .screens.notifications import Notice
 from .widgets.log_panel import LogPanel
+from .widgets.prepare_panel import PrepareEnded, PreparePanel, PrepareProgress
 from .widgets.run_details import TAIL as COMPARE_TAIL
 from .widgets.run_details import RunDetails
 from .widgets.runs import RunsPanel
@@ -286,18 +289,67 @@ class LabdeckApp(App[None]):
 
     # ------------------------------------------------------------------ prepare
 
-    def action_prepare(self) -> None:
-        target = self.target
-        self.notify(f"preparing {target}…")
-        self.run_worker(self._do_prepare(target), name="prepare", exit_on_error=False,
+    async def action_prepare(self) -> None:
+        await self.start_prepare(self.target)
+
+    async def start_prepare(self, target: str, options: PrepareOptions | None = None) -> None:
+        """Prepare ``target`` with its build log streaming into the Prepare tab (added the
+        first time), which shows the progress and cancels with x."""
+        if self.prepare_panel is not None and self.prepare_panel.running:
+            self.notify(f"already preparing {self.prepare_panel.target} (x in the Prepare tab "
+                        "cancels it)", severity="warning")
+            return
+        tabs = self.screen_stack[0].query_one(TabbedContent)
+        if self.prepare_panel is None:
+            await tabs.add_pane(TabPane("Prepare", PreparePanel(id="prepare"), id="tab-prepare"))
+        tabs.active = "tab-prepare"
+        panel = self.prepare_panel
+        assert panel is not None
+        panel.begin(target)
+        panel.focus_log()  # x cancels from here
+        self.run_worker(self._do_prepare(target, options), name="prepare", exit_on_error=False,
                         group="prepare", exclusive=True)
 
-    async def _do_prepare(self, target: str) -> None:
-        def progress(text: str) -> None:
-            self.log.info(f"prepare {target}: {text}")
+    @property
+    def prepare_panel(self) -> PreparePanel | None:
+        found = self.screen_stack[0].query(PreparePanel) if self.screen_stack else None
+        return found.first() if found else None
 
-        ref = await self.engine.prepare(target, progress=progress)
+    async def _do_prepare(self, target: str, options: PrepareOptions | None = None) -> None:
+        def progress(text: str) -> None:  # any thread
+            self.post_message(PrepareProgress(target, text))
+
+        try:
+            ref = await self.engine.prepare(target, options, progress=progress)
+        except asyncio.CancelledError:  # x: the build's request closes, the daemon stops it
+            self.post_message(PrepareEnded(target, canceled=True))
+            raise
+        except Exception as err:  # said in the panel too, and notified as every failure
+            self.post_message(PrepareEnded(target, error=one_line(err)))
+            raise
+        self.post_message(PrepareEnded(target, ref.ref, ref.cached))
         self.post_message(EnvironmentPrepared(target, ref.ref, ref.cached))
+
+    def action_cancel_prepare(self) -> None:
+        panel = self.prepare_panel
+        if panel is None or not panel.running:
+            self.notify("no prepare is running", severity="warning")
+            return
+        self.workers.cancel_group(self, "prepare")
+
+    @while_open
+    def on_prepare_progress(self, message: PrepareProgress) -> None:
+        panel = self.prepare_panel
+        if panel is not None and panel.target == message.target and panel.running:
+            panel.add_line(message.line)
+
+    @while_open
+    def on_prepare_ended(self, message: PrepareEnded) -> None:
+        panel = self.prepare_panel
+        if panel is not None and panel.target == message.target and panel.running:
+            panel.end(message)
+        if message.canceled:
+            self.notify(f"{message.target}: prepare canceled", severity="warning")
 
     @while_open
     def on_environment_prepared(self, message: EnvironmentPrepared) -> None:
