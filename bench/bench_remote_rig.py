@@ -139,8 +139,7 @@ async def labdeck_sync(facts: dict[str, object], folder: Path, base: str, run: s
         build_manifest, [("work", folder)], (), state / "stamps.json" if stamps else None))
     conn = await connect(endpoint)
     try:
-        manifest = await hashing
-        result = await sync_run(conn, run, manifest, base=base, record=state / "record.json")
+        result = await sync_run(conn, run, hashing, base=base, record=state / "record.json")
         took = time.perf_counter() - began
         await release_remote(conn, result.root)
         await conn.run(f"flock {base}/cache/.fill.lock true", check=False)

@@ -223,7 +223,7 @@ class RemoteDockerBackend(DockerBackend):
             hashing.cancel()
             raise
         try:
-            synced = await self._sync(ctx, await hashing)
+            synced = await self._sync(ctx, hashing)
             self.plan.synced = synced
             try:
                 handle = await super().start(ctx, env)
@@ -237,13 +237,20 @@ class RemoteDockerBackend(DockerBackend):
         self.link.report = ctx.progress  # drops and reconnections go to the run's log
         return RemoteRunHandle(handle, self.link, synced.root, None)
 
-    async def _sync(self, ctx: RunContext, manifest: Manifest) -> SyncResult:
+    async def _sync(self, ctx: RunContext, hashing: Awaitable[Manifest]) -> SyncResult:
         assert self.link.conn is not None
         started = time.monotonic()
         share = self.compute.native_shared_directory
+        manifest: Manifest | None = None
+
+        async def hashed() -> Manifest:  # the host's program starts while the hashing ends
+            nonlocal manifest
+            manifest = await hashing
+            return manifest
 
         def preview(missing: list[str]) -> None:
             """A large upload (a project's first sync, mostly) is said before it goes."""
+            assert manifest is not None
             wanted = set(missing)
             sizes = []
             for rel, key in manifest.files:
@@ -257,10 +264,11 @@ class RemoteDockerBackend(DockerBackend):
         folder = project_folder(ctx)
         mine = hashlib.sha256(f"{self.where}\0{REMOTE_BASE}\0{folder}".encode()).hexdigest()
         result = await sync_run(self.link.conn, f"{folder}/{ctx.run_id}",
-                                manifest, [share] if share else [], before_send=preview,
+                                hashed(), [share] if share else [], before_send=preview,
                                 progress=ctx.progress,
                                 record=ctx.project.state_dir / "sync" / f"{mine[:16]}.json")
         took = time.monotonic() - started
+        assert manifest is not None
         ctx.progress(f"sync: {result.sent_files} of {len(manifest.blobs)} distinct files sent "
                      f"({result.bytes_sent} bytes) to {self.where}:{result.root} in {took:.2f} s")
         record = {"files": result.files, "sent_files": result.sent_files,

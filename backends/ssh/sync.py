@@ -15,6 +15,7 @@ changes its mtime, and the next sync sees the entry as missing and sends it agai
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import stat
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -182,9 +183,13 @@ for rel in sorted(entries):
 first = {}
 for rel, key in todo:
     first.setdefault(key, rel)
-need = sorted(k for k in first if not good(k))
-say({"missing": need, "root": root, "home": os.path.expanduser("~"),
-     "uid": os.getuid(), "gid": os.getgid()})
+need = [k for k in first if not good(k)]
+answer = {"root": root, "home": os.path.expanduser("~"), "uid": os.getuid(), "gid": os.getgid()}
+if len(need) == len(set(v for v in entries.values() if v.startswith("f:"))):
+    answer["all"] = True  # a first sync: not 5,000 keys back
+else:
+    answer["missing"] = need
+say(answer)
 mark("missing")
 # Frames: a kind byte, a 4-byte length, the payload. F: a blob begins (its key, 8-byte size);
 # R: its bytes as they are; Z: its bytes through the one zlib stream (sync-flushed at each
@@ -316,6 +321,7 @@ if later:
     if os.fork() == 0:
         try:
             os.setsid()
+            os.nice(10)  # behind the run starting meanwhile
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
@@ -559,8 +565,9 @@ def remote_python(script: str, *args: str) -> str:
     return shlex.join(["python3", "-c", script, *args])
 
 
-async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: Manifest,
-                   mkdirs: Iterable[str] = (), base: str = REMOTE_BASE,
+async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str,
+                   manifest: Manifest | Awaitable[Manifest], mkdirs: Iterable[str] = (),
+                   base: str = REMOTE_BASE,
                    before_send: Callable[[list[str]], None] | None = None, *,
                    progress: Callable[[str], None] | None = None,
                    record: Path | None = None) -> SyncResult:
@@ -568,11 +575,24 @@ async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: M
     host's cache lacks (``before_send`` is told those keys first: a preview; ``progress`` gets
     ``sync_progress_line``s while they go). ``record``: a file where this client keeps the
     tree it last synced for the project (``<base>/<dirname of run_rel>``) on this host, so
-    that the next sync sends only the difference."""
+    that the next sync sends only the difference. ``manifest`` may still be coming (an
+    awaitable): the host's program starts meanwhile."""
     import asyncssh
 
     from ..docker.api import written_in_thread  # the thread-to-loop byte pipe
 
+    try:
+        proc = await conn.create_process(remote_python(_REMOTE), encoding=None)
+    except (OSError, asyncssh.Error) as err:
+        if asyncio.iscoroutine(manifest):
+            manifest.close()  # never awaited now
+        raise TargetError(f"cannot start the sync on the remote host: {err}") from err
+    try:
+        if not isinstance(manifest, Manifest):
+            manifest = await manifest
+    except BaseException:
+        proc.close()
+        raise
     entries = manifest.entries()
     ident = tree_id(entries)
     request: dict[str, object] = {"v": 2, "base": base, "run": run_rel, "id": ident,
@@ -588,10 +608,6 @@ async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: M
     sent = 0
     payload = 0
     try:
-        proc = await conn.create_process(remote_python(_REMOTE), encoding=None)
-    except (OSError, asyncssh.Error) as err:
-        raise TargetError(f"cannot start the sync on the remote host: {err}") from err
-    try:
         sent += _send(proc, request)
         await proc.stdin.drain()
         answer = await _answer(proc)
@@ -599,7 +615,8 @@ async def sync_run(conn: asyncssh.SSHClientConnection, run_rel: str, manifest: M
             sent += _send(proc, {"entries": entries})
             await proc.stdin.drain()
             answer = await _answer(proc)
-        missing: list[str] = answer["missing"]
+        missing: list[str] = (list(dict.fromkeys(key for _, key in manifest.files))
+                              if answer.get("all") else answer["missing"])
         if missing and before_send is not None:
             before_send(missing)
         if missing:
