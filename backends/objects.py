@@ -119,8 +119,9 @@ class Manifest:
         entries = [ManifestEntry(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
                    for r in rows]
         for e in entries:
-            if (len(e.sha256) != 64 or e.path.startswith("/") or ".." in e.path.split("/")
-                    or e.size < 0):
+            parts = e.path.split("/")
+            if (len(e.sha256) != 64 or not e.path or e.path.startswith("/") or ".." in parts
+                    or "" in parts or e.size < 0):
                 raise ValueError(f"bad entry {e.path!r}")
         return cls(entries)
 

@@ -167,9 +167,10 @@ def test_a_manifest_cannot_write_outside_its_folder(tmp_path: Path) -> None:
     root, state = make(tmp_path, {"a.txt": b"a"})
     manifest = objects.snapshot(root, list_files(root), state)
     data = manifest.to_json()
-    data["files"] = [["../escaped", manifest.files[0].sha256, 1, 0o644, 0]]  # type: ignore
-    with pytest.raises(ValueError):
-        objects.Manifest.from_json(data)
+    for bad in ("../escaped", "/etc/x", "", "a//b", "a/../../b"):
+        data["files"] = [[bad, manifest.files[0].sha256, 1, 0o644, 0]]  # type: ignore
+        with pytest.raises(ValueError):
+            objects.Manifest.from_json(data)
 
 
 def test_materialise_never_writes_through_a_link(tmp_path: Path) -> None:
