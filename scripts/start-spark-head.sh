@@ -52,14 +52,16 @@ base_id=$(docker image inspect -f '{{.Id}}' "$BASE")
 pyspark_whl=$(ls "$WHEELS"/pyspark-*.whl | sort | tail -1)
 py4j_whl=$(ls "$WHEELS"/py4j-*.whl | sort | tail -1)
 hash=$( (cd scripts/rig-spark && cat Dockerfile entrypoint.sh sshd_config spark-env.sh \
-         spark-defaults.conf wrapper.sh; basename "$pyspark_whl"; basename "$py4j_whl"; echo "$base_id") |
+         spark-defaults.conf wrapper.sh yarn-standin/*; cat ../../tests/spark/recorded/*;
+         basename "$pyspark_whl"; basename "$py4j_whl"; echo "$base_id") |
        sha256sum | cut -c1-16)
 IMAGE=labdeck/rig-spark-head:$hash
 
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     ctx=$(mktemp -d)
     trap 'rm -rf "$ctx"' EXIT
-    cp scripts/rig-spark/* "$ctx/"
+    cp -r scripts/rig-spark/* "$ctx/"
+    cp -r tests/spark/recorded "$ctx/recorded"  # the YARN stand-ins' recorded outputs
     mkdir "$ctx/wheels"
     ln "$pyspark_whl" "$py4j_whl" "$ctx/wheels/" 2>/dev/null || cp "$pyspark_whl" "$py4j_whl" "$ctx/wheels/"
     say "building $IMAGE (apt's JRE and the pyspark wheel: a few minutes)"
@@ -104,6 +106,7 @@ cat > "$tmp" <<JSON
   "port": $port,
   "user": "labdeck",
   "nojava_user": "nojava",
+  "yarn_user": "yarnuser",
   "password": "$password",
   "identity_file": "$RIGS/id_ed25519",
   "host_key": "$host_key",

@@ -134,3 +134,59 @@ def test_missing_python_dependency_on_the_head_node_is_the_reason(
     assert record["status"] == "failed"
     assert "No module named 'labdeck_no_such_module'" in record["error"], record
     assert "conda_dependencies.yml" in record["error"]
+
+
+# YARN cannot run on this machine kind: the head node's yarnuser has YARN configured in its login
+# environment (HADOOP_CONF_DIR) and STAND-INS for spark-submit and yarn that replay the recorded
+# outputs of tests/spark/recorded/ (scripts/rig-spark/yarn-standin/). What runs for real: SSH,
+# the probe, the venv packed for --archives, the lines sent, the app id and tracking URL read from
+# the client's output, yarn logs parsed into the driver's output and metrics, yarn -kill.
+
+def _as_user(project: HeadProject, user: str) -> None:
+    compute = project.root / "aml_config" / "spark-head.compute"
+    compute.write_text(compute.read_text().replace('username: "labdeck"', f'username: "{user}"'))
+
+
+def test_yarn_cluster_mode_on_recorded_yarn_outputs(head_project: HeadProject,
+                                                     head_rig: dict[str, Any]) -> None:
+    _as_user(head_project, head_rig["yarn_user"])
+    res = head_project.cli("submit", "-c", "spark-head", "iris_spark.py", "0.1", timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    record = _json(head_project, "runs", "last")
+    # The metrics came from the driver's stdout in the recorded `yarn logs` output.
+    assert record["metrics"] == {"Regularization Rate": 0.1, "Accuracy": 0.9512195121951219}
+    run_dir = last_run_dir(head_project)
+    spark = json.loads((run_dir / "spark.json").read_text())
+    assert (spark["master"], spark["deploy_mode"]) == ("yarn", "cluster")
+    assert spark["app_id"] == "application_1710400000000_0007"
+    assert spark["ui_url"].endswith("/proxy/application_1710400000000_0007/")
+    log = (run_dir / "log").read_text()
+    assert " sys the driver's output from yarn logs (container_e02_1710400000000_0007_01_000001" \
+        in log and " out Accuracy is 0.9512" in log
+    args = head_sh(head_rig, "cat /home/yarnuser/standin-submit.args").split("\n")
+    assert args[:4] == ["--master", "yarn", "--deploy-mode", "cluster"]
+    archive = args[args.index("--archives") + 1]
+    assert archive.endswith(".tar.gz#environment")
+    listed = head_sh(head_rig, f"tar tzf {archive.split('#')[0]}").split("\n")
+    assert "./lib/python3.11/site-packages/numpy/__init__.py" in listed  # the venv, packed
+    assert "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python" in args
+    assert args[args.index("--py-files") + 1].endswith("/shim.zip")
+
+
+def test_yarn_cancel_kills_the_application(head_project: HeadProject,
+                                           head_rig: dict[str, Any]) -> None:
+    _as_user(head_project, head_rig["yarn_user"])
+    head_project.write("long_app.py", TICKS)
+    run_id = head_project.cli("submit", "-a", "-c", "spark-head", "long_app.py",
+                              check=True).stdout.strip()
+    log = head_project.root / ".labdeck" / "runs" / run_id / "log"
+    _wait(lambda: log.is_file() and "(state: RUNNING)" in log.read_text(), "the app RUNNING")
+    assert " sys spark application application_1710400000000_0007" in log.read_text()
+    head_project.cli("runs", "cancel", run_id, check=True)
+    _wait(lambda: _json(head_project, "runs", "show", run_id)["status"] == "canceled",
+          "the run canceled", 60)
+    # yarn application -kill reached YARN (the stand-in), and spark-submit's group is gone.
+    assert head_sh(head_rig, "test -f /home/yarnuser/standin-killed && echo killed").strip() \
+        == "killed"
+    pgid = json.loads((log.parent / "spark.json").read_text())["driver_pid"]
+    assert head_sh(head_rig, f"ps -o pid= -g {pgid}").strip() == ""
