@@ -34,7 +34,6 @@ from ..local import LocalBackend
 from . import locate, rest
 from . import plan as spark
 from .facts import SparkFacts
-from .head import HeadNodeBackend
 from .submit import is_master_url, rest_create_body
 
 POLL = 0.5
@@ -73,23 +72,29 @@ def is_head_node(compute: Compute) -> bool:
 
 
 DIRECT = frozenset({Capability.CANCEL, Capability.LIVE_METRICS})
+# head.py's HeadNodeBackend.capabilities, here so that a standalone run never imports head.py
+HEAD = frozenset({Capability.CANCEL, Capability.LIVE_METRICS, Capability.REATTACH})
 
 
 class SparkClusterBackend(LocalBackend):
-    capabilities: ClassVar[frozenset[Capability]] = DIRECT | HeadNodeBackend.capabilities
+    capabilities: ClassVar[frozenset[Capability]] = DIRECT | HEAD
 
     def __new__(cls, compute: Compute) -> SparkClusterBackend:
         if cls is SparkClusterBackend and is_head_node(compute):
+            from .head import HeadNodeBackend
+
             return HeadNodeBackend(compute)  # type: ignore[return-value]
         return super().__new__(cls)
 
     @classmethod
     def capabilities_for(cls, compute: Compute) -> frozenset[Capability]:
-        return HeadNodeBackend.capabilities if is_head_node(compute) else DIRECT
+        return HEAD if is_head_node(compute) else DIRECT
 
     @classmethod
     def validate(cls, compute: Compute) -> None:
         if is_head_node(compute):
+            from .head import HeadNodeBackend
+
             HeadNodeBackend.validate(compute)
             return
         super().validate(compute)

@@ -292,3 +292,12 @@ def test_unreachable_head_node_fails_the_run_in_one_line(sample_copy: Project,
     assert record["status"] == "failed"
     assert record["error"] == ("connection to u@127.0.0.1:9 refused (is sshd running, is the "
                                "port right?)"), record["error"]
+
+
+def test_head_node_capabilities_as_the_cluster_type_declares_them(sample_copy: Project) -> None:
+    from backends.spark.backend import HEAD, SparkClusterBackend
+
+    ctx = _ctx(sample_copy)
+    assert HeadNodeBackend.capabilities == HEAD
+    assert SparkClusterBackend.capabilities_for(ctx.compute) == HEAD
+    assert isinstance(SparkClusterBackend(ctx.compute), HeadNodeBackend)
