@@ -5,7 +5,8 @@
 #     iris_sklearn.py [REG_RATE]      (or --rate REG_RATE, as a sweep passes it)
 #
 # A sweep over the rate (the best run first):
-#     labdeck sweep -c local iris_sklearn.py --grid 'rate=0.001,0.003,0.01,0.03,0.1,0.3,1,3,10,30,100,300'
+#     labdeck sweep start -c local iris_sklearn.py --name iris \
+#         --grid 'rate=0.001,0.003,0.01,0.03,0.1,0.3,1,3,10,30,100,300'
 #     labdeck sweep show SWEEP --sort Accuracy
 
 import argparse
