@@ -184,6 +184,10 @@ class LabdeckApp(App[None]):
         if not self._warmed:
             self.call_after_refresh(self.warm_up)  # the first rows are drawn
 
+    @while_open
+    def on_runs_panel_link_states(self, message: RunsPanel.LinkStates) -> None:
+        self._main(TargetsPanel).set_links(message.states)
+
     def on_target_selected(self, message: TargetSelected) -> None:
         self.target = message.name
 

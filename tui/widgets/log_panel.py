@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
+from .link_state import link_label
 from .log_view import LogView
 
 
@@ -49,6 +50,11 @@ class LogPanel(Vertical):
 
     def refresh_status(self) -> None:
         label = f"{self.run_label} · " if self.run_label else ""
+        link = self.view.link
+        if link.state in ("reconnecting", "lost"):
+            label += f"{link_label(link.state)} ({link.where}) · "
+        if link.sync is not None:
+            label += f"{link.sync} · "
         text = self.view.status_text() if self.view.path else "no run selected"
         self.query_one("#log-status", Static).update(label + text)
 

@@ -44,6 +44,7 @@ from backends.errors import one_line
 from backends.logfile import PROGRESS_TAG, STREAMS, last_lines_placed, supersedes
 
 from ..keymap import LOG_BINDINGS
+from .link_state import LinkFacts, feed_lines
 from .log_index import LineIndex, read_lines
 
 WINDOW = 20_000  # lines kept in memory
@@ -167,6 +168,7 @@ class LogView(ScrollView, can_focus=True):
         self._programmatic = False
         self._initial_path = path
         self.counting: int | None = None  # the open count's token (lines numbered from 0)
+        self.link = LinkFacts()  # a remote run's SSH link and sync, as its sys lines say
         self._count_token = 0
         self._after_count: list[Callable[[], object]] = []  # moves waiting for the count
 
@@ -181,6 +183,7 @@ class LogView(ScrollView, can_focus=True):
     def set_path(self, path: Path | None) -> None:
         """Show another file from its tail (the run changed)."""
         self.path = path
+        self.link = LinkFacts()
         self.index = LineIndex(path) if path is not None else None
         self.filter_text = None
         self.search_text = None
@@ -206,6 +209,7 @@ class LogView(ScrollView, can_focus=True):
             self.counting = self._count_token
             self._count_in_worker(self.path, end, total, self.counting)
         self._replace(lines, [total - 1 - b for b in back], end, total)
+        feed_lines(self.link, [line for line in lines if " sys " in line])
         self.scroll_to_end()
 
     @dataclass
@@ -418,6 +422,8 @@ class LogView(ScrollView, can_focus=True):
         count = data.count(b"\n")
         self.total += count
         text = data.decode("utf-8", errors="replace")
+        if " sys " in text:  # a remote run's link and sync state
+            feed_lines(self.link, [line for line in text.split("\n") if " sys " in line])
         first = self.total - count
         if self.filter_text is not None:  # window indexes, not line numbers, in this mode
             needle = self.filter_text

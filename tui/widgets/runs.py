@@ -28,6 +28,7 @@ from ..failure import failure_reason
 from ..keymap import RUNS_BINDINGS
 from ..messages import RunSelected
 from ..render import duration, metric_value
+from .link_state import LinkWatch, is_remote, link_label
 from .store_worker import StoreWorker
 from .table import FittedTable
 
@@ -59,6 +60,19 @@ SORTS: dict[str, Callable[[RunRecord], Any]] = {
     "target": lambda r: r.target,
     "time": lambda r: r.duration or 0.0,
 }
+
+
+LinkInfo = tuple[str, str | None, str | None, str | None]  # target, state, host, sync progress
+RANK = {"connected": 1, "reconnecting": 2, "lost": 3}
+
+
+def sync_percent(sync: str) -> str:
+    """``sync 120/5000 files, 12.0/200.0 MB`` -> ``sync 6%`` (by bytes)."""
+    try:
+        sent, total = sync.rsplit(", ", 1)[1].removesuffix(" MB").split("/")
+        return f"sync {float(sent) / float(total) * 100:.0f}%" if float(total) else "sync"
+    except (IndexError, ValueError):
+        return "sync"
 
 
 def short_id(record: RunRecord) -> str:
@@ -119,6 +133,20 @@ class RunsPanel(Vertical):
         records: list[RunRecord]
         last: dict[str, dict[str, tuple[Any, bool]]]
         first_page: bool = False  # only the newest FIRST_PAGE runs (the full read follows)
+        links: dict[str, LinkInfo] | None = None  # remote runs in flight: their link
+
+    @dataclass
+    class Links(Message):
+        """Remote runs in flight: (target, link state, host, sync progress), as their logs say;
+        the store unchanged."""
+
+        links: dict[str, LinkInfo]
+
+    @dataclass
+    class LinkStates(Message):
+        """Each remote target's link, as its runs in flight say (for the Targets panel)."""
+
+        states: dict[str, str]
 
     @dataclass
     class Reasons(Message):
@@ -156,6 +184,10 @@ class RunsPanel(Vertical):
         self._by_id: dict[str, RunRecord] = {}
         self.complete = False  # every run is read (not only the first page)
         self._reasons_pending = False  # a batch of reasons is being read
+        self.links: dict[str, LinkInfo] = {}  # remote run in flight -> its link, its sync
+        self._links_read: dict[str, LinkInfo] = {}  # the store thread's last answer
+        self._link_watches: dict[str, LinkWatch] = {}  # the store thread's only
+        self.link_states: dict[str, str] = {}  # remote target -> its runs' worst link state
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter runs (id, script, target, status, metric)",
@@ -198,16 +230,38 @@ class RunsPanel(Vertical):
             known = self._version
             self.reads.request(self, "runs-poll", lambda: self._read(known))
 
-    def _read(self, known: int | None, recover: bool = False) -> RunsPanel.Loaded | None:
+    def _read(self, known: int | None, recover: bool = False
+              ) -> RunsPanel.Loaded | RunsPanel.Links | None:
         """On the store thread: the runs, unless the store has not changed since ``known``;
         ``recover``: first notice runs in flight whose supervisor is gone (engine.recover)."""
         if recover:
             self.engine.recover()
         store = self.engine.store
         version = store.data_version()
-        if version == known:
-            return None
-        return self.Loaded(version, self.engine.runs(with_metrics=False), store.last_metrics())
+        if version == known:  # the store is the same; a remote run's link may not be
+            links = self._read_links(self.records)
+            if links == self._links_read:
+                return None
+            self._links_read = links
+            return self.Links(links)
+        records = self.engine.runs(with_metrics=False)
+        self._links_read = self._read_links(records)
+        return self.Loaded(version, records, store.last_metrics(), links=self._links_read)
+
+    def _read_links(self, records: list[RunRecord]) -> dict[str, LinkInfo]:
+        """On the store thread: what the logs of remote runs in flight say of their SSH link
+        and sync (tui/widgets/link_state.py), read from where each was read last."""
+        links: dict[str, LinkInfo] = {}
+        watches: dict[str, LinkWatch] = {}
+        for record in records:
+            if record.status.is_terminal() or not is_remote(record.target_type):
+                continue
+            watch = self._link_watches.get(record.id) or LinkWatch(
+                self.engine.log_path(record.id))
+            watches[record.id] = watch
+            links[record.id] = (record.target, *watch.update().as_tuple())
+        self._link_watches = watches
+        return links
 
     def _read_first_page(self) -> RunsPanel.Loaded:
         """On the store thread: the newest runs with their metrics' last values, read per run
@@ -264,6 +318,8 @@ class RunsPanel(Vertical):
         self.records = message.records
         self._by_id = {r.id: r for r in message.records}
         self.last = message.last
+        if message.links is not None:
+            self._set_links(message.links)
         self.redraw()
         self._request_reasons()
         if self._to_select in self._shown:
@@ -274,6 +330,22 @@ class RunsPanel(Vertical):
             self._announce(selected)  # the selected run moved on: redraw it
         elif self.selected_id != self._announced:
             self._announce(self.selected_id)  # the first rows, or the selected run vanished
+
+    def on_runs_panel_links(self, message: RunsPanel.Links) -> None:
+        message.stop()
+        if self.is_attached:
+            self._set_links(message.links)
+            self.redraw()
+
+    def _set_links(self, links: dict[str, LinkInfo]) -> None:
+        self.links = links
+        states: dict[str, str] = {}
+        for target, state, _where, _sync in links.values():
+            if state is not None and RANK.get(state, 0) >= RANK.get(states.get(target, ""), 0):
+                states[target] = state  # the worst of a target's runs
+        if states != self.link_states:
+            self.link_states = states
+            self.post_message(self.LinkStates(states))
 
     def _announce(self, run_id: str | None) -> None:
         self._announced = run_id
@@ -368,11 +440,20 @@ class RunsPanel(Vertical):
         mark = "● " if record.id in self.marked else ""
         watch = "⟳ " if record.trigger else ""
         last = self.last.get(record.id, {})
+        status = Text(record.status.value, style=STATUS_STYLES.get(record.status, ""))
+        link = self.links.get(record.id)
+        if link is not None:
+            _target, state, _where, sync = link
+            if state in ("reconnecting", "lost"):
+                status.append(f" · {link_label(state)}",
+                              style="bold yellow" if state == "reconnecting" else "bold red")
+            elif sync is not None:
+                status.append(f" · {sync_percent(sync)}", style="magenta")
         return [
             mark + short_id(record),
             watch + _clip(record.script or "-", 24),
             record.target,
-            Text(record.status.value, style=STATUS_STYLES.get(record.status, "")),
+            status,
             duration(record.duration),
             *(Text(metric_value(last[m][0]) if m in last else "-", justify="right")
               for m in metrics),
@@ -387,7 +468,7 @@ class RunsPanel(Vertical):
         shows = (record.status, record.script, record.target, bool(record.trigger),
                  record.id in marked, record.started, record.ended,
                  duration(record.duration) if live else None,
-                 tuple(last.get(m) for m in metrics))
+                 tuple(last.get(m) for m in metrics), self.links.get(record.id))
         cached = self._rows.get(record.id)
         if cached is not None and cached[0] == shows:
             return cached[1], cached[2]

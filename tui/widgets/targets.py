@@ -68,6 +68,7 @@ class TargetsPanel(FittedTable):
         self.configs: list[tuple[str, str | None, str | None]] = []  # name, type, config error
         self.infos: dict[str, TargetInfo] = {}
         self.broken: set[str] = set()  # their config does not load: nothing to describe
+        self.links: dict[str, str] = {}  # remote target -> link state of its runs in flight
         self._drawn_width = 0
 
     def on_mount(self) -> None:
@@ -156,7 +157,24 @@ class TargetsPanel(FittedTable):
             states.append(f"{name} {state}")
         self.border_title = "Targets · " + " · ".join(states) if states else "Targets"
 
+    def set_links(self, states: dict[str, str]) -> None:
+        """Remote targets' SSH links as their runs in flight say (reconnecting, lost)."""
+        if states != self.links:
+            self.links = dict(states)
+            if self.configs:
+                self.redraw()
+
     def _cells(self, name: str) -> tuple[Text, Text]:
+        link = self.links.get(name)
+        if link in ("reconnecting", "lost"):
+            _state, detail = self._described(name)
+            said = ("SSH link reconnecting (its run goes on there)" if link == "reconnecting"
+                    else "SSH link lost")
+            return (Text("◌ link…", style="bold yellow") if link == "reconnecting"
+                    else Text("✗ link", style="bold red")), Text(f"{said}; {detail.plain}")
+        return self._described(name)
+
+    def _described(self, name: str) -> tuple[Text, Text]:
         info = self.infos.get(name)
         if info is None:
             return Text("…", style="dim"), Text("checking", style="dim")
