@@ -52,11 +52,14 @@ class LocalProcess(EarlyWork):
         except ChildProcessError:
             pass
         procutil.wait_gone(pids, 2.0)
+        self.close_pipes()
+
+    def close_pipes(self) -> None:
+        """Close the read ends (once: a number closed twice may be another file's by then)."""
         for fd in (self.out_fd, self.err_fd):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
+        self.out_fd = self.err_fd = -1
 
 
 def interpreter(compute: Compute) -> str:
@@ -168,22 +171,25 @@ def start_plain(ctx: RunContext, python: str) -> LocalProcess:
 
 
 def eligible(ctx: RunContext) -> bool:
-    """Runs begun early: all but PySpark (spark-submit, its checks) and sharedVolumes (the
-    outputs' baseline is taken first)."""
-    return not ctx.compute.shared_volumes and not is_spark(ctx)
+    """Runs begun early: all but PySpark (spark-submit, its checks), sharedVolumes (the
+    outputs' baseline is taken first) and GPUs (a local target refuses them)."""
+    # (A compute asking for GPUs is refused before anything starts: no early start for it.)
+    return not ctx.compute.shared_volumes and ctx.compute.gpus is None and not is_spark(ctx)
 
 
 def warm(project: Project, target: Target) -> bool:
-    """Before the run arrives: become the subreaper now (ctypes loaded off the run's path).
-    False: the supervisor-to-be goes on loading asyncio while it waits.
-
-    A plain Python run's supervisor never speaks TLS: asyncio is loaded without ``ssl``
-    (OpenSSL's load is ~15% of asyncio's, on the run's path; asyncio takes ssl as optional).
-    Not for PySpark runs, whose supervisor drives spark-submit and may talk to its REST API."""
+    """Before the run arrives (the client still records it): become the subreaper (ctypes off
+    the run's path) and, for a run ``begin`` will start, load its supervisor
+    (syncsupervisor.py, no asyncio) and say so: True, and the supervisor-to-be then only waits
+    for the run. False (PySpark, sharedVolumes, GPUs): it goes on loading asyncio meanwhile."""
     procutil.become_subreaper()
-    if target.runconfig.framework != PYSPARK and "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]
-    return False
+    compute = target.compute
+    if compute.shared_volumes or compute.gpus is not None or \
+            target.runconfig.framework == PYSPARK:
+        return False
+    from . import syncsupervisor  # noqa: F401
+
+    return True
 
 
 def begin(ctx: RunContext) -> LocalProcess | None:

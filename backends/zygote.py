@@ -135,15 +135,21 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
 
                 early = prestart.begin(Project(Path(root)), run_id)
                 phasetrace.mark("sup-early-begun")
-            for module in later:  # what the run did not arrive in time for (asyncio...)
-                _preload(module)
-            phasetrace.mark(f"sup-preloaded({len(later)} left)")
-            from . import supervisor
+            from . import syncsupervisor
 
-            # It closes done_w once the run's status is final: the client wakes then, not
-            # after this process is torn down.
-            code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
-                                   early=early, done_fd=done_w)
+            if syncsupervisor.takes(early):  # a plain local run: no asyncio at all
+                assert early is not None
+                code = syncsupervisor.main(early, done_fd=done_w)
+            else:
+                for module in later:  # what the run did not arrive in time for (asyncio...)
+                    _preload(module)
+                phasetrace.mark(f"sup-preloaded({len(later)} left)")
+                from . import supervisor
+
+                # It closes done_w once the run's status is final: the client wakes then,
+                # not after this process is torn down.
+                code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
+                                       early=early, done_fd=done_w)
     except BaseException:  # nothing may escape into the client's code path
         import traceback
 

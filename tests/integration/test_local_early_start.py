@@ -1,6 +1,6 @@
-"""A local run's script is started by its supervisor-to-be the moment the run arrives, before the
-supervisor loads asyncio (backends/localstart.py); a cancel in that window still stops the whole
-tree.
+"""A local run's script is started by its supervisor-to-be the moment the run arrives, without
+waiting for asyncio (backends/localstart.py; a plain run's supervisor, syncsupervisor.py, never
+loads it); a cancel right after the start still stops the whole tree.
 
 Made deterministic by a gate on the CLI's PYTHONPATH (a ``sitecustomize``): in a process forked
 from the CLI (the supervisor-to-be), importing asyncio fails while the run has not arrived (its
