@@ -508,10 +508,12 @@ def _summary(raw: bytes) -> Summary:
     return Summary(digests, len(rows), sum(int(r[2]) for r in rows))
 
 
-def summaries(runs_dir: Path, skip: Iterable[str] = (),
-              strict: bool = False) -> dict[str, Summary]:
-    """``referenced``, with each manifest's file count and logical size."""
+def summaries(runs_dir: Path, skip: Iterable[str] = (), strict: bool = False,
+              lenient: Iterable[str] = ()) -> dict[str, Summary]:
+    """``referenced``, with each manifest's file count and logical size; ``lenient``: runs
+    whose unreadable manifest counts as naming nothing even when ``strict``."""
     skipped = set(skip)
+    forgiven = set(lenient)
     refs: dict[str, Summary] = {}
     try:
         names = os.listdir(runs_dir)
@@ -527,7 +529,7 @@ def summaries(runs_dir: Path, skip: Iterable[str] = (),
         except FileNotFoundError:
             continue
         except OSError as err:
-            if strict and not isinstance(err, NotADirectoryError):
+            if strict and name not in forgiven and not isinstance(err, NotADirectoryError):
                 raise ManifestUnreadable(_unreadable(path, err)) from err
             continue
         key = sha256(raw).digest()  # identical manifests (watch mode) are parsed once
@@ -535,9 +537,10 @@ def summaries(runs_dir: Path, skip: Iterable[str] = (),
             try:
                 cache[key] = _summary(raw)
             except (ValueError, KeyError, IndexError, TypeError) as err:
-                if strict:
+                if strict and name not in forgiven:
                     raise ManifestUnreadable(_unreadable(path, err)) from err
-                cache[key] = Summary(set(), 0, 0)
+                refs[name] = Summary(set(), 0, 0)
+                continue
         refs[name] = cache[key]
     return refs
 
@@ -546,15 +549,13 @@ def unreferenced_by_others(runs_dir: Path, doomed: list[str],
                            objects: dict[str, int]) -> dict[str, dict[str, int]]:
     """What deleting ``doomed`` frees of the store: for each doomed run, the objects no other
     run (nor an earlier doomed one) references, with their sizes. Each object counted once."""
-    survivors = referenced(runs_dir, skip=doomed, strict=True)
-    kept: set[str] = set().union(*survivors.values()) if survivors else set()
+    gone = set(doomed)
+    every = summaries(runs_dir, strict=True, lenient=gone)  # a doomed run's may be damaged
+    kept: set[str] = set().union(*(s.digests for name, s in every.items() if name not in gone))
     freed: dict[str, dict[str, int]] = {}
     claimed: set[str] = set()
     for run_id in doomed:
-        try:
-            mine = {e.sha256 for e in Manifest.load(runs_dir / run_id).files}
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            mine = set()
+        mine = every[run_id].digests if run_id in every else set()
         own = mine - kept - claimed
         claimed |= own
         freed[run_id] = {d: objects[d] for d in own if d in objects}
