@@ -14,6 +14,7 @@ from textual.widgets import TabbedContent
 from backends.base import PrepareOptions
 from backends.engine import Engine
 from backends.project import Project
+from backends.ssh.sync import sync_progress_line
 from tests.conftest import need
 from tests.docker.conftest import BASE_IMAGE, daemon_ok, docker, remove_labelled
 from tests.docker.wheels import make_wheel
@@ -31,6 +32,8 @@ def test_progress_line() -> None:
         "step 3/7 · 12s · RUN pip install x"
     assert progress_text(None, 5.0, "Collecting numpy") == "5s · Collecting numpy"
     assert progress_text(None, 5.0, "x" * 100).endswith("…")
+    assert progress_text((1, 2, "FROM x"), 3.0, "", "sync 2/5 files, 4.0/10.0 MB") == \
+        "sync 2/5 files, 4.0/10.0 MB · 3s"
 
 
 async def test_p_opens_the_prepare_tab_with_the_outcome(engine: Engine) -> None:
@@ -48,6 +51,11 @@ async def test_p_opens_the_prepare_tab_with_the_outcome(engine: Engine) -> None:
         assert panel.status_text().startswith("local: ✓ cached in")
         await pilot.press("p")  # again: the same tab, a new prepare
         await until(pilot, lambda: len(of_type(messages, EnvironmentPrepared)) == 2, "again")
+        await until(pilot, lambda: not panel.running, "the second ended")
+        # a remote target's prepare: its sync progress lines make the progress line
+        panel.begin("rig")
+        panel.add_line(sync_progress_line(2, 5, 4 << 20, 10 << 20))
+        assert panel.status_text().startswith("rig: sync 2/5 files, 4.0/10.0 MB · ")
 
 
 @pytest.fixture

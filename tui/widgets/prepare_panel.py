@@ -19,6 +19,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Log, Static
 
+from .link_state import LinkFacts
+
 MAX_LINES = 5000
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")  # the classic builder's step lines
 LAST_WIDTH = 60
@@ -43,9 +45,13 @@ class PrepareEnded(Message):
     canceled: bool = False
 
 
-def progress_text(step: tuple[int, int, str] | None, elapsed: float, last: str) -> str:
-    """``step 3/7 · 12s · RUN pip install ...`` or ``12s · <last line>``."""
+def progress_text(step: tuple[int, int, str] | None, elapsed: float, last: str,
+                  sync: str | None = None) -> str:
+    """``step 3/7 · 12s · RUN pip install ...``, ``sync 120/5000 files, 1.0/9.0 MB · 12s``
+    (a remote target's upload) or ``12s · <last line>``."""
     clock = f"{elapsed:.0f}s"
+    if sync is not None:
+        return f"{sync} · {clock}"
     if step is not None:
         n, m, command = step
         return f"step {n}/{m} · {clock} · {_clip(command)}"
@@ -75,6 +81,7 @@ class PreparePanel(Vertical):
         self.last = ""
         self.outcome = ""  # the end, said on the status line
         self.lines = 0
+        self.link = LinkFacts()  # a remote target's sync progress
 
     def compose(self) -> ComposeResult:
         yield Static("", id="prepare-status")
@@ -95,6 +102,7 @@ class PreparePanel(Vertical):
         self.last = ""
         self.outcome = ""
         self.lines = 0
+        self.link = LinkFacts()
         self.query_one(Log).clear()
         self.add_line(f"preparing {target}…")
 
@@ -106,6 +114,7 @@ class PreparePanel(Vertical):
         found = STEP_RE.match(line)
         if found:
             self.step = (int(found[1]), int(found[2]), found[3])
+        self.link.feed(line)  # a remote target's sync progress (and its link)
         self.last = line
         self.query_one(Log).write_line(line)
         self.show_status()
@@ -128,9 +137,9 @@ class PreparePanel(Vertical):
             return "no prepare yet (p prepares the selected target)"
         if self.ended is not None:
             return f"{self.target}: {self.outcome}"
-        return (f"{self.target}: "
-                f"{progress_text(self.step, time.monotonic() - self.started, self.last)}"
-                " · x: cancel")
+        progress = progress_text(self.step, time.monotonic() - self.started, self.last,
+                                 self.link.sync)
+        return f"{self.target}: {progress} · x: cancel"
 
     def show_status(self) -> None:
         self.query_one("#prepare-status", Static).update(self.status_text())
