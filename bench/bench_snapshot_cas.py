@@ -171,7 +171,7 @@ def main() -> int:
                 lines += submits(root, count)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    lines += many_runs(max(5, rounds // 3), many)
+    lines += many_runs(max(15, rounds), many)  # short submits: more rounds against noise
     report("snapshot step: full copy vs content-addressed", lines)
     return 0
 
