@@ -297,14 +297,15 @@ class Engine:
 
     # ---------------------------------------------------------------- snapshots
 
-    def drop_finished_snapshots(self, keep: str | None = None,
-                                orphans: bool = False) -> list[str]:
+    def drop_finished_snapshots(self, keep: str | None = None, orphans: bool = False,
+                                dry_run: bool = False) -> list[str]:
         """Remove the materialised ``snapshot/`` folder of each run that has ended (its manifest
         and the objects keep it; ``materialise`` rebuilds it). A run in flight, or one not yet
         recorded, keeps its folder. The ids dropped. ``orphans`` (``labdeck store --gc``): also
-        remove the folders a killed submit left half-made (see ``_drop_orphans``)."""
+        remove the folders a killed submit left half-made (see ``_drop_orphans``). ``dry_run``:
+        the ended runs whose copy would go, nothing removed."""
         state = self.project.state_dir
-        dropped = self._drop_orphans() if orphans else []
+        dropped = self._drop_orphans() if orphans and not dry_run else []
         for run_id in objects.materialised_runs(state):
             if run_id == keep:
                 continue
@@ -318,7 +319,9 @@ class Engine:
                 continue  # being submitted (or its folder is about to go): not ours to touch
             if not record.status.is_terminal() or not objects.has_manifest(run_dir):
                 continue
-            if objects.remove_tree(run_dir / objects.SNAPSHOT_DIR):
+            if dry_run:
+                dropped.append(run_id)
+            elif objects.remove_tree(run_dir / objects.SNAPSHOT_DIR):
                 objects.unmark_materialised(state, run_id)
                 dropped.append(run_id)
         return dropped

@@ -79,10 +79,10 @@ def store_cmd(obj: Ctx, gc: bool, migrate: bool, verify: bool, dry_run: bool,
                    f" {_size(sum(size for _, size in moved))} (less the content stored once)",
                    err=True)
     if gc:
-        dropped = [] if dry_run else engine.drop_finished_snapshots(orphans=True)
+        dropped = engine.drop_finished_snapshots(orphans=True, dry_run=dry_run)
         count, freed = objects.collect(project.state_dir, project.runs_dir, dry_run=dry_run)
-        verb = "would remove" if dry_run else "removed"
-        click.echo(f"{verb} {count} unreferenced object(s), {_size(freed)}; dropped"
+        verb, dverb = ("would remove", "would drop") if dry_run else ("removed", "dropped")
+        click.echo(f"{verb} {count} unreferenced object(s), {_size(freed)}; {dverb}"
                    f" {len(dropped)} materialised snapshot(s) of ended runs", err=True)
     info = usage(project.state_dir, project.runs_dir)
     if output == "json":

@@ -95,13 +95,15 @@ def test_checkout_into_the_runs_own_folder(project: Project) -> None:
     project.write("train.py", "print('ok')\n")
     project.write("v.txt", "one\n")
     rid = submit(project, "train.py")
-    submit(project, "train.py")  # drops rid's copy
+    submit(project, "train.py")  # drops rid's copy (its own stays until the next)
     folder = runs_dir(project) / rid / "snapshot"
     assert not folder.exists()
     project.cli("runs", "checkout", rid, check=True)
     assert (folder / "v.txt").read_text() == "one\n"
     line = one_line_error(project.cli("runs", "checkout", rid))  # never written over
     assert "not empty" in line
+    dry = project.cli("store", "--gc", "--dry-run", check=True).stderr
+    assert "would drop 2 materialised" in dry and folder.exists()  # was: "dropped 0"
     project.cli("store", "--gc", check=True)
     assert not folder.exists()  # was: kept for good (an ended run's copy was never marked)
 
