@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from backends import objects
-from tests.conftest import Project, Result
+from tests.conftest import Project, Result, need
 
 
 def submit(project: Project, *args: str) -> str:
@@ -156,3 +157,28 @@ def test_the_store_total_is_all_of_labdeck(project: Project) -> None:
     assert shown["database_bytes"] >= (state / "runs.db").stat().st_blocks * 512 > 0
     du = json.loads(project.cli("runs", "du", "-o", "json", check=True).stdout)
     assert sum(r["folder"] for r in du) == sum(du_s(d) for d in runs_dir(project).iterdir())
+
+
+def test_a_full_disk_while_storing_objects_records_nothing(project: Project) -> None:
+    """The object store on a 64 KiB filesystem: the submit fails in one line naming it, leaves
+    no record, no run folder and no half-written object; with room again it runs."""
+    objects_dir = project.root / ".labdeck" / "objects"
+    objects_dir.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                              str(objects_dir)], capture_output=True).returncode == 0
+    need(mounted, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)")
+    try:
+        project.write("train.py", "print(len(open('data.bin', 'rb').read()))\n")
+        (project.root / "data.bin").write_bytes(os.urandom(300_000))
+        line = one_line_error(project.cli("submit", "train.py"))
+        assert "No space left on device" in line and str(objects_dir) in line
+        assert not runs_dir(project).exists() or list(runs_dir(project).iterdir()) == []
+        assert project.cli("runs", "list", "-o", "json", check=True).stdout.strip() == "[]"
+        leftovers = [p.name for p in objects_dir.rglob("*") if p.is_file()]
+        assert not [n for n in leftovers if n.startswith("tmp-")], leftovers
+        # Whatever objects made it are whole (named by their content).
+        store = objects.ObjectStore(project.root / ".labdeck")
+        assert store.verify() == []
+    finally:
+        subprocess.run(["umount", "-l", str(objects_dir)], check=False)
+    assert "300000" in project.cli("submit", "train.py", check=True).stdout
