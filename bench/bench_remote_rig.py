@@ -3,11 +3,15 @@ would reach for, in one run:
 
 - submit of a no-op (``labdeck submit -c rig noop.py``: sync, container, log, outputs, removal)
   vs ``docker -H ssh://rig run --rm IMAGE python3 -c pass``; goal <= 1.0x;
-- initial sync of a 5,000-file 200 MB project (labdeck's hash + manifest + one gzip tar stream
-  + the run folder made from the host's cache, on a fresh cache each round) vs ``rsync -az``
-  over the same sshd to a fresh folder; goal <= 1.2x rsync's time;
-- resync after a one-file change (warm cache / existing folder): time and bytes sent; goal
-  bytes within 1.2x of rsync's.
+- initial sync of a 5,000-file 200 MB project (half random, half text; labdeck's hashing during
+  the handshake, the tree, one framed stream of the blobs, the run folder; a fresh client state
+  and a fresh host folder each round) vs ``rsync -az`` over the same sshd to a fresh folder;
+  goal <= 1.2x rsync's time;
+- resync after a one-file change (labdeck: the previous run's folder released as the project's
+  tree, as a run's end does; rsync: its existing folder): time and bytes sent; goal <= 1.2x
+  for both; once more for labdeck with every file hashed again (a fresh snapshot copy);
+- the CPU seconds each side spent (this machine and the rig's container), which the shared
+  machine's load moves less than wall times.
 
 Both sides log in with the same key through a temporary HOME whose ~/.ssh/config has the rig's
 Host entry (``docker -H ssh://`` takes options only from ssh's config; a wrapper ``ssh`` first on

@@ -1,13 +1,25 @@
 """A run's files to a remote host, incrementally: content hashes decide, never mtimes.
 
 One exec channel per sync runs a small Python program on the host (python3 is all it needs;
-never rsync). The client sends a manifest (each file's relative path, sha256 and exec bit);
-the host answers with the blobs its content-addressed cache (``~/.labdeck/cache/<sha256>[x]``)
-lacks; only those travel, as ONE gzip tar stream on the same channel; the host checks each
-blob's hash, then materialises the run folder by copies from the cache (reflinks where the
-filesystem has them), writable as a local snapshot is. So a second run of an unchanged project
-sends the manifest and nothing else, and a file deleted from the project is simply not in the
-next run's folder.
+never rsync), started while the client still hashes. The client hashes each file (sha256; a
+stamp cache of path, size, mtime_ns, ctime_ns and inode skips re-reading a file not touched
+since, and still the hash decides) and sends the tree (path -> sha256 and exec bit, link or
+folder); once it has recorded the tree it last synced for the project on this host, it sends
+only the difference. The host answers with the blobs it lacks; only those travel, in ONE
+stream of frames on the same channel: raw for data zlib cannot shrink (probed on its first
+bytes), else through one zlib stream (level 1: the link, not the CPU, is rarely the limit),
+read, hashed, compressed and sent in a thread while the loop writes. The host checks each blob's
+hash as it writes it straight into the run folder.
+
+The run folder: the project's last one (a finished run's folder becomes ``<project>/.tree``)
+when no run holds it, each file kept when its stamp says it was not touched since it was written
+there, the rest rewritten or removed; else a new folder. Files come from the blobs just received,
+or by copies (reflinks where the filesystem has them; never hard links: a run may rewrite its
+files, as a local snapshot allows) from the host's content-addressed cache
+(``~/.labdeck/cache/<sha256>[x]``), which gets the blobs received: the first 8 MB as they
+arrive, the rest after the answer, while the run starts. So a second run of an unchanged
+project sends a few hundred bytes, and a file deleted from the project is not in the next
+run's folder.
 
 Cached blobs are read-only with a sentinel mtime: one changed behind labdeck's back (as root)
 changes its mtime, and the next sync sees the entry as missing and sends it again.
@@ -271,10 +283,11 @@ mark("blobs")
 # copied, as cp --reflink=auto), else an in-kernel copy.
 clone = True
 written = {}
+sent = set(need)
 for rel, key in todo:
     path = os.path.join(root, rel)
     if rel != first[key]:
-        src = os.path.join(root, first[key]) if key in need else os.path.join(cache, key)
+        src = os.path.join(root, first[key]) if key in sent else os.path.join(cache, key)
         with open(src, "rb") as s, open(path, "wb") as d:
             try:
                 if not clone:
@@ -284,7 +297,7 @@ for rel, key in todo:
                 clone = False  # not this filesystem: do not ask again
                 copy_data(s, d)
             os.fchmod(d.fileno(), 0o755 if key.endswith("x") else 0o644)
-    elif key not in need:
+    elif key not in sent:
         with open(os.path.join(cache, key), "rb") as s, open(path, "wb") as d:
             try:
                 if not clone:
