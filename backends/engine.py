@@ -435,7 +435,10 @@ class Engine:
             argv = argv[:head] + list(args)
         source = None
         if not current:
-            source = self.manifest(record.id)
+            try:
+                source = self.manifest(record.id)
+            except UsageError as err:  # a sharedVolumes run: its files are the project's
+                raise UsageError(f"{err}; rerun it with --current") from None
             store = objects.ObjectStore(self.project.state_dir)
             missing = [e.path for e in source.files if not store.has(e.sha256)]
             if missing:

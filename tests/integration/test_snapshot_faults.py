@@ -182,3 +182,20 @@ def test_a_full_disk_while_storing_objects_records_nothing(project: Project) -> 
     finally:
         subprocess.run(["umount", "-l", str(objects_dir)], check=False)
     assert "300000" in project.cli("submit", "train.py", check=True).stdout
+
+
+def test_shared_volumes_runs_have_no_copy_and_nothing_of_the_project_is_dropped(
+        project: Project) -> None:
+    project.write("aml_config/shared.compute", 'type: "local"\nsharedVolumes: true\n')
+    project.write("train.py", "import os; open('made.txt', 'w').write('x'); print(os.getcwd())\n")
+    rid = submit(project, "-c", "shared", "train.py")
+    submit(project, "-c", "shared", "train.py")
+    assert not (runs_dir(project) / rid / objects.MANIFEST).exists()
+    assert not (runs_dir(project) / rid / "snapshot").exists()
+    assert objects.materialised_runs(project.root / ".labdeck") == []
+    project.cli("store", "--gc", check=True)
+    assert (project.root / "made.txt").is_file() and (project.root / "train.py").is_file()
+    line = one_line_error(project.cli("runs", "rerun", rid))
+    assert "sharedVolumes" in line and "--current" in line  # was: no way forward said
+    again = project.cli("runs", "rerun", rid, "--current", check=True)
+    assert str(project.root) in again.stdout
