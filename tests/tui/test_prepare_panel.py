@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import TabbedContent
+from textual.widgets import Log, TabbedContent
 
 from backends.base import PrepareOptions
 from backends.engine import Engine
@@ -107,7 +107,7 @@ async def test_a_docker_build_streams_its_steps_into_the_panel(offline_docker: P
             assert panel.status_text().startswith("docker: ✓ built in"), panel.status_text()
             assert panel.step is not None and panel.step[0] == panel.step[1]  # the last step
             assert any(" · step " in s or ": step " in s for s in statuses), statuses[-5:]
-            assert any("Successfully built" in line for line in panel.query_one("Log").lines)
+            assert any("Successfully built" in line for line in panel.query_one(Log).lines)
     finally:
         engine.close()
 
