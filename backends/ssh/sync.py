@@ -82,18 +82,45 @@ def message():
 def ident(entries):
     text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-def copy_data(s, d):
-    size, offset = os.fstat(s.fileno()).st_size, 0
+# File descriptors rather than file objects and paths: on a FUSE file system (the test rig's)
+# each path lookup and attribute call is a round trip to its daemon.
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+def create(path, mode):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if mode & UMASK:
+        os.fchmod(fd, mode)
+    return fd
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+clone = [True]
+def copy_fd(s, d):
+    """A reflink where the file system has them (btrfs, XFS: no data copied, as cp
+    --reflink=auto), else an in-kernel copy, else reads and writes."""
+    if clone[0]:
+        try:
+            fcntl.ioctl(d, 0x40049409, s)  # FICLONE
+            return
+        except OSError:
+            clone[0] = False  # not this file system: do not ask again
+    size, offset = os.fstat(s).st_size, 0
     try:
         while offset < size:
-            sent = os.sendfile(d.fileno(), s.fileno(), offset, size - offset)
-            if not sent:
+            done = os.sendfile(d, s, offset, size - offset)
+            if not done:
                 break
-            offset += sent
-    except (AttributeError, OSError):  # no sendfile for files here: plain reads
-        s.seek(offset)
-        d.seek(offset)
-        shutil.copyfileobj(s, d, 1 << 20)
+            offset += done
+    except OSError:  # no sendfile for these files: plain reads
+        os.lseek(s, offset, os.SEEK_SET)
+        while True:
+            block = os.read(s, 1 << 20)
+            if not block:
+                break
+            write_all(d, block)
+def mode_of(key):
+    return 0o755 if key.endswith("x") else 0o644
 req = message()
 base = os.path.expanduser(req["base"])
 cache = os.path.join(base, "cache")
@@ -210,10 +237,15 @@ mark("missing")
 wanted = set(need)
 later = []
 inline = [INLINE]
-def into_cache(tmp, key):
-    os.chmod(tmp, 0o555 if key.endswith("x") else 0o444)
-    os.utime(tmp, (SENTINEL, SENTINEL))
+def cache_file(key):
+    """A temporary file for a blob of the cache, read-only from the start (its fd writes)."""
+    tmp = os.path.join(cache, ".tmp-%d-%s" % (os.getpid(), key))
+    return tmp, create(tmp, 0o555 if key.endswith("x") else 0o444)
+def into_cache(tmp, fd, key):
+    os.utime(fd, (SENTINEL, SENTINEL))
+    os.close(fd)
     os.replace(tmp, os.path.join(cache, key))
+stamped = {}
 class Blob(object):
     def __init__(self, key, size):
         if key not in wanted:
@@ -221,33 +253,31 @@ class Blob(object):
         wanted.discard(key)
         self.key, self.size, self.got = key, size, 0
         self.path = os.path.join(root, first[key])
-        self.f = open(self.path, "wb")
+        self.fd = create(self.path, mode_of(key))
         self.h = hashlib.sha256()
         self.c = None
         if size <= inline[0]:
             inline[0] -= size
-            self.tmp = os.path.join(cache, ".tmp-%d-%s" % (os.getpid(), key))
-            self.c = open(self.tmp, "wb")
+            self.tmp, self.c = cache_file(key)
         else:
             later.append(key)
     def write(self, b):
         self.h.update(b)
-        self.f.write(b)
+        write_all(self.fd, b)
         if self.c is not None:
-            self.c.write(b)
+            write_all(self.c, b)
         self.got += len(b)
     def finish(self):
-        os.fchmod(self.f.fileno(), 0o755 if self.key.endswith("x") else 0o644)
-        self.f.close()
-        if self.c is not None:
-            self.c.close()
+        stamped[first[self.key]] = stamp(os.fstat(self.fd))
+        os.close(self.fd)
         if self.got != self.size or self.h.hexdigest() != self.key[:64]:
             os.unlink(self.path)
             if self.c is not None:
+                os.close(self.c)
                 os.unlink(self.tmp)
             raise SystemExit("hash mismatch for " + self.key)
         if self.c is not None:
-            into_cache(self.tmp, self.key)
+            into_cache(self.tmp, self.c, self.key)
 if need:
     unz = zlib.decompressobj()
     blob = None
@@ -281,33 +311,20 @@ mark("blobs")
 # local snapshot allows, and must not change the cache or another run's), from the cache or
 # from the blob just written. A reflink where the filesystem has them (btrfs, XFS: no data
 # copied, as cp --reflink=auto), else an in-kernel copy.
-clone = True
 written = {}
 sent = set(need)
 for rel, key in todo:
-    path = os.path.join(root, rel)
-    if rel != first[key]:
-        src = os.path.join(root, first[key]) if key in sent else os.path.join(cache, key)
-        with open(src, "rb") as s, open(path, "wb") as d:
-            try:
-                if not clone:
-                    raise OSError
-                fcntl.ioctl(d.fileno(), 0x40049409, s.fileno())  # FICLONE
-            except OSError:
-                clone = False  # not this filesystem: do not ask again
-                copy_data(s, d)
-            os.fchmod(d.fileno(), 0o755 if key.endswith("x") else 0o644)
-    elif key not in sent:
-        with open(os.path.join(cache, key), "rb") as s, open(path, "wb") as d:
-            try:
-                if not clone:
-                    raise OSError
-                fcntl.ioctl(d.fileno(), 0x40049409, s.fileno())
-            except OSError:
-                clone = False
-                copy_data(s, d)
-            os.fchmod(d.fileno(), 0o755 if key.endswith("x") else 0o644)
-    written[rel] = [key] + stamp(os.lstat(path))
+    if rel not in stamped:
+        s = os.open(os.path.join(root, first[key]) if key in sent else os.path.join(cache, key),
+                    os.O_RDONLY)
+        d = create(os.path.join(root, rel), mode_of(key))
+        try:
+            copy_fd(s, d)
+            stamped[rel] = stamp(os.fstat(d))
+        finally:
+            os.close(s)
+            os.close(d)
+    written[rel] = [key] + stamped[rel]
 for rel in same:
     if rel in stamps:
         written[rel] = stamps[rel]
@@ -339,21 +356,28 @@ if later:
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             for key in later:
-                tmp = os.path.join(cache, ".tmp-%d-%s" % (os.getpid(), key))
-                path = first[key]
+                tmp, d, s = None, None, None
                 try:
-                    with open(path, "rb") as s, open(tmp, "wb") as d:
-                        if stamp(os.fstat(s.fileno())) != written[first[key]][1:]:
-                            raise OSError("changed")
-                        copy_data(s, d)
-                    if stamp(os.lstat(path)) != written[first[key]][1:]:
+                    s = os.open(first[key], os.O_RDONLY)
+                    if stamp(os.fstat(s)) != stamped[first[key]]:
+                        raise OSError("changed")
+                    tmp, d = cache_file(key)
+                    copy_fd(s, d)
+                    if stamp(os.fstat(s)) != stamped[first[key]]:
                         raise OSError("changed")  # during the copy
-                    into_cache(tmp, key)
+                    into_cache(tmp, d, key)
+                    d = None
                 except OSError:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
+                    if d is not None:
+                        os.close(d)
+                    if tmp is not None:
+                        try:
+                            os.unlink(tmp)
+                        except OSError:
+                            pass
+                finally:
+                    if s is not None:
+                        os.close(s)
         finally:
             os._exit(0)
 say({"ok": True, "kept": sum(1 for rel in same if entries[rel].startswith("f:")),
