@@ -153,7 +153,10 @@ if entries is None or ident(entries) != req["id"]:
     entries = message()["entries"]
     if ident(entries) != req["id"]:
         raise SystemExit("the manifest does not match its id")
+listed = set(os.listdir(cache))  # one read of the folder, not a lookup per key
 def good(key):
+    if key not in listed:
+        return False
     try:
         return int(os.stat(os.path.join(cache, key)).st_mtime) == SENTINEL
     except OSError:
