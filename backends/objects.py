@@ -54,6 +54,7 @@ from .snapshot import FileEntry, name_bytes
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import BinaryIO
 
 OBJECTS = "objects"
 STAMPS = "stamps.json"
@@ -381,36 +382,42 @@ def _copy_object(src: Path, dst: Path, e: ManifestEntry, clone: list[bool],
         fin = open(src, "rb")
     except FileNotFoundError:
         raise _damaged(src, e, "is missing") from None
-    # O_EXCL | O_NOFOLLOW: never through a link someone left where a file goes
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    with fin, open(os.open(dst, flags, 0o600), "wb") as fout:
+    with fin:  # checked before anything is written
         have = os.fstat(fin.fileno()).st_size
         if have != e.size:
             raise _damaged(src, e, f"has {have} bytes, not {e.size}")
         if verify and file_digest(src) != e.sha256:
             raise _damaged(src, e, "does not hash to its name")
-        done = False
-        if clone[0]:
-            try:
-                fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-                done = True
-            except OSError as err:
-                if err.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY,
-                                 errno.EBADF):
-                    clone[0] = False  # no reflinks here: plain copies from now on
-                else:
-                    raise
-        if not done:
-            offset = 0
-            try:
-                while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
-                    offset += sent
-            except OSError:
-                fin.seek(offset)
-                while block := fin.read(1 << 20):
-                    fout.write(block)
-        os.fchmod(fout.fileno(), e.mode & 0o777)  # never setuid/setgid in a run's folder
+        # O_EXCL | O_NOFOLLOW: never through a link someone left where a file goes
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with open(os.open(dst, flags, 0o600), "wb") as fout:
+            _fill(fin, fout, clone)
+            os.fchmod(fout.fileno(), e.mode & 0o777)  # never setuid/setgid in a run's folder
     os.utime(dst, ns=(e.mtime_ns, e.mtime_ns))
+
+
+def _fill(fin: BinaryIO, fout: BinaryIO, clone: list[bool]) -> None:
+    """``fout`` gets ``fin``'s bytes: a reflink where the filesystem can, else by the kernel."""
+    done = False
+    if clone[0]:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            done = True
+        except OSError as err:
+            if err.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY,
+                             errno.EBADF):
+                clone[0] = False  # no reflinks here: plain copies from now on
+            else:
+                raise
+    if not done:
+        offset = 0
+        try:
+            while sent := os.sendfile(fout.fileno(), fin.fileno(), offset, 1 << 30):
+                offset += sent
+        except OSError:
+            fin.seek(offset)
+            while block := fin.read(1 << 20):
+                fout.write(block)
 
 
 def mark_materialised(state_dir: Path, run_id: str) -> None:

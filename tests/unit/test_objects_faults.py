@@ -93,6 +93,7 @@ def test_a_truncated_object_is_stored_again_and_never_materialised(tmp_path: Pat
     path.write_bytes(b"")  # a crash after the rename, before the data reached the disk
     with pytest.raises(objects.ObjectDamaged, match="has 0 bytes, not 12"):
         objects.materialise(manifest, state, tmp_path / "out")  # was: an empty a.txt
+    assert not (tmp_path / "out" / "a.txt").exists()  # nothing written before the check
     # The next snapshot (stamp still valid) notices the size and stores the content again.
     objects.snapshot(root, list_files(root), state)
     assert path.read_bytes() == b"hello world\n"
