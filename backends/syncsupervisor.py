@@ -31,6 +31,12 @@ from .store import RunStore
 CANCEL_GRACE = 3.0
 CANCEL_POLL = 0.5
 READ_CHUNK = 1 << 20
+# A read this big (a script's output buffer, flushed when full) means more follows at once:
+# wait a little before the next one, so that a flood is read, split and logged in large blocks
+# (a few hundred system calls per million lines instead of tens of thousands) while the pipe
+# (1 MiB) holds what comes meanwhile. Output that trickles is read the moment it is there.
+FLOOD_READ = 8 << 10
+FLOOD_GATHER_S = 0.005
 CAPABILITIES = sorted(c.value for c in (Capability.CANCEL, Capability.LIVE_METRICS))
 _MARKER_B = metrics.MARKER[:1].encode()
 _SLOW = (metrics.MARKER[:1], PROGRESS)
@@ -141,6 +147,7 @@ class SyncSupervisor:
         kill_at: float | None = None
         next_check = time.monotonic() + CANCEL_POLL
         first = phasetrace.ENABLED
+        flooding = False
         try:
             while streams or self.code is None:
                 now = time.monotonic()
@@ -149,6 +156,9 @@ class SyncSupervisor:
                 if kill_at is not None and self.code is None:
                     wake.append(kill_at)
                 timeout = max(0.0, min(wake) - now)
+                if flooding:  # let a flood gather: one read and one log write per ~5 ms
+                    time.sleep(FLOOD_GATHER_S)
+                flooding = False
                 for fd, _event in poller.poll(timeout * 1000 + 1):
                     if fd in streams:
                         chunk = _read(fd)
@@ -158,6 +168,7 @@ class SyncSupervisor:
                             first = False
                             phasetrace.mark("sup-first-output")
                         name, splitter = streams[fd]
+                        flooding = flooding or len(chunk) >= FLOOD_READ
                         if chunk:
                             self._feed(name, splitter, chunk)
                         else:  # EOF: the stream's last, unfinished line
