@@ -45,6 +45,7 @@ from ..ssh.sync import (
     Manifest,
     SyncResult,
     build_manifest,
+    manifest_from_snapshot,
     release_remote,
     sync_run,
     upload_preview,
@@ -214,9 +215,7 @@ class RemoteDockerBackend(DockerBackend):
 
     async def start(self, ctx: RunContext, env: EnvRef) -> RunHandle:
         # The files are hashed while the SSH handshake goes on.
-        hashing = asyncio.ensure_future(asyncio.to_thread(
-            build_manifest, [("work", ctx.workdir), ("shim", SHIM_DIR)], ["work/outputs"],
-            ctx.project.state_dir / "sync" / "stamps.json"))
+        hashing = asyncio.ensure_future(asyncio.to_thread(self._manifest, ctx))
         try:
             await self.link.open()
         except BaseException:
@@ -236,6 +235,21 @@ class RemoteDockerBackend(DockerBackend):
         assert isinstance(handle, DockerRunHandle)
         self.link.report = ctx.progress  # drops and reconnections go to the run's log
         return RemoteRunHandle(handle, self.link, synced.root, None)
+
+    @staticmethod
+    def _manifest(ctx: RunContext) -> Manifest:
+        """The snapshot's hashes from the run's content-addressed manifest when it has one (a
+        checkout of it is the run's folder), else each file hashed; the shim hashed (stamps
+        keep that to a stat a file)."""
+        stamps = ctx.project.state_dir / "sync" / "stamps.json"
+        work = None
+        if ctx.workdir == ctx.run_dir / "snapshot":
+            work = manifest_from_snapshot(ctx.run_dir, ctx.workdir)
+        if work is None:
+            return build_manifest([("work", ctx.workdir), ("shim", SHIM_DIR)],
+                                  ["work/outputs"], stamps)
+        work.extend(build_manifest([("shim", SHIM_DIR)], ["work/outputs"], stamps))
+        return work
 
     async def _sync(self, ctx: RunContext, hashing: Awaitable[Manifest]) -> SyncResult:
         assert self.link.conn is not None

@@ -401,6 +401,13 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(size for _, size in self.blobs.values())
 
+    def extend(self, other: Manifest) -> None:
+        self.files += other.files
+        self.dirs += [rel for rel in other.dirs if rel not in self.dirs]
+        self.links += other.links
+        for key, blob in other.blobs.items():
+            self.blobs.setdefault(key, blob)
+
     def entries(self) -> dict[str, str]:
         """The tree as the host keeps it: rel -> "d", "l:<target>" or "f:<key>"."""
         tree = {rel: "d" for rel in self.dirs}
@@ -515,6 +522,36 @@ def build_manifest(sources: Iterable[tuple[str, Path]], extra_dirs: Iterable[str
         walk(str(folder), prefix)
     manifest.dirs += list(extra_dirs)
     cache.save()
+    return manifest
+
+
+SNAPSHOT_MANIFEST = "snapshot.json"  # a run's content-addressed snapshot (backends/objects.py)
+
+
+def manifest_from_snapshot(run_dir: Path, workdir: Path, prefix: str = "work"
+                           ) -> Manifest | None:
+    """The manifest of ``workdir``, a run's checkout of its content-addressed snapshot, from the
+    run's ``snapshot.json`` (path, sha256, size, mode, mtime_ns of each file; the checkout
+    checks each object against its hash): content hashes without reading any file again. None
+    when the run has none, or one of a version this code does not read: then hash."""
+    try:
+        data = json.loads((run_dir / SNAPSHOT_MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != 1:
+            return None
+        manifest = Manifest()
+        dirs = {prefix}
+        for path, digest, size, mode, _ in data["files"]:
+            parts = str(path).split("/")
+            if (len(str(digest)) != 64 or str(path).startswith("/")
+                    or any(part in ("", ".", "..") for part in parts)):
+                return None
+            dirs.update(f"{prefix}/{'/'.join(parts[:i])}" for i in range(1, len(parts)))
+            key = str(digest) + ("x" if int(mode) & 0o111 else "")
+            manifest.files.append((f"{prefix}/{path}", key))
+            manifest.blobs.setdefault(key, (workdir / str(path), int(size)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    manifest.dirs = sorted(dirs)
     return manifest
 
 

@@ -23,6 +23,7 @@ from backends.ssh.sync import (
     StampCache,
     SyncResult,
     build_manifest,
+    manifest_from_snapshot,
     release_remote,
     sync_run,
     tree_folder,
@@ -241,3 +242,30 @@ def test_stamp_cache_rehashes_a_file_written_with_its_stamp_put_back(tmp_path: P
     changed.digest(fresh, fresh.lstat())
     changed.save()
     assert str(fresh) not in StampCache(cache_file).old
+
+
+def test_a_runs_content_addressed_snapshot_gives_the_hashes_without_reading_files(
+        tmp_path: Path) -> None:
+    """A submit's snapshot folder is a checkout of its manifest (runs/<id>/snapshot.json): the
+    sync takes the hashes from there, the same tree as hashing the checkout would give."""
+    from backends import objects, snapshot
+
+    project, state, run_dir = tmp_path / "proj", tmp_path / "state", tmp_path / "run"
+    make_tree(project, 40)
+    (project / "link").unlink()  # a link to a file travels as its content; keep it simple
+    (project / "empty").mkdir()
+    run_dir.mkdir()
+    manifest = objects.snapshot(project, snapshot.list_files(project), state)
+    manifest.save(run_dir)
+    checkout = run_dir / "snapshot"
+    objects.materialise(manifest, state, checkout)
+    from_json = manifest_from_snapshot(run_dir, checkout)
+    assert from_json is not None
+    hashed = build_manifest([("work", checkout)])
+    assert from_json.entries() == hashed.entries()
+    assert {k: v[1] for k, v in from_json.blobs.items()} == {
+        k: v[1] for k, v in hashed.blobs.items()}
+    assert "work/run.sh" in dict(from_json.files) and dict(from_json.files)[
+        "work/run.sh"].endswith("x")
+    (run_dir / "snapshot.json").write_text('{"version": 99, "files": []}')
+    assert manifest_from_snapshot(run_dir, checkout) is None  # unknown: hash instead
