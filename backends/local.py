@@ -27,6 +27,7 @@ from .errors import TargetError
 from .linesplit import LineSplitter
 from .localstart import LocalProcess
 from .rawbatch import RawBatch
+from .syncsupervisor import FLOOD_GATHER_S, FLOOD_READ
 
 READ_CHUNK = 1 << 20  # what a pipe holds when the supervisor falls behind: one batch
 PIPE_SIZE = 1 << 20  # the most an unprivileged process may ask (fs/pipe-max-size's default)
@@ -464,6 +465,8 @@ async def _pump_fd(fds: list[int], index: int, name: str,
                 continue
             if not chunk:
                 break
+            if len(chunk) >= FLOOD_READ:  # a flood: let it gather (syncsupervisor.py)
+                await asyncio.sleep(FLOOD_GATHER_S)
             block = splitter.feed_block(chunk)
             if block is not None:
                 if block:
