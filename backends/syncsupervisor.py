@@ -16,7 +16,6 @@ import os
 import select
 import signal
 import time
-import traceback
 
 from . import metrics, phasetrace, procutil
 from .base import Capability, RunContext
@@ -85,6 +84,8 @@ class SyncSupervisor:
             self.store.set_status(self.run_id, RunStatus.FAILED, error=str(err))
             return 1
         except Exception as err:  # the record must end terminal whatever broke
+            import traceback  # (2 ms of imports: only for a bug)
+
             self._kill()
             self.note(f"internal error: {err!r}")
             (self.run_dir / "supervisor-traceback.txt").write_text(traceback.format_exc())
