@@ -77,11 +77,15 @@ class Supervisor:
             return await self._follow(backend, handle)
         except LabdeckError as err:
             await self._discard_early(ctx)
+            if handle is not None:  # nothing of the run left once its status is terminal
+                await self._close(handle)
             self.note(f"error: {err}")
             self.store.set_status(self.run_id, RunStatus.FAILED, error=str(err))
             return 1
         except Exception as err:  # the record must end terminal whatever broke
             await self._discard_early(ctx)
+            if handle is not None:
+                await self._close(handle)
             self.note(f"internal error: {err!r}")
             (self.run_dir / "supervisor-traceback.txt").write_text(traceback.format_exc())
             self.store.set_status(self.run_id, RunStatus.FAILED, error=f"internal error: {err!r}")

@@ -84,7 +84,9 @@ def do_submit(
         final = follow(engine, record.id)
     except KeyboardInterrupt:
         final = detached(engine, record.id)
-    summary = f"run {final.id} {final.status.value}"
+    from .cli_style import on, status
+
+    summary = f"run {final.id} {status(final.status.value, on(sys.stderr))}"
     if final.exit_code is not None:
         summary += f" (exit code {final.exit_code})"
     if final.error and final.status.value != "completed":
@@ -153,7 +155,9 @@ def guarded(func: Callable[..., None], *args: Any) -> None:
     try:
         func(*args)
     except LabdeckError as err:
-        echo(f"labdeck: error: {err}", err=True)
+        from .cli_style import error_line, on
+
+        echo(error_line(str(err), on(sys.stderr)), err=True)
         for line in getattr(err, "details", []):
             echo(f"  {line}", err=True)
         sys.exit(err.exit_code)

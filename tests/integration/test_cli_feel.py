@@ -77,9 +77,10 @@ def on_a_terminal(project: Project, *args: str, env: dict[str, str] | None = Non
                   stream: str = "stdout") -> tuple[int, str]:
     """Run the CLI with ``stream`` a real terminal (a pty), the other one piped."""
     master, slave = pty.openpty()
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    pipes[stream] = slave  # type: ignore[assignment]
-    proc = subprocess.Popen(cli_argv(*args), cwd=project.root, env=cli_env(env), **pipes)
+    pipes: dict[str, int] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    pipes[stream] = slave
+    proc = subprocess.Popen(cli_argv(*args), cwd=project.root, env=cli_env(env),
+                            stdout=pipes["stdout"], stderr=pipes["stderr"])
     os.close(slave)
     seen = b""
     while True:

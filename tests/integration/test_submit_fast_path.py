@@ -124,9 +124,11 @@ def test_trace_notes_each_phase_once_in_order(project: Project) -> None:
     at = {f"{m[2]} {m[3].split('(')[0]}": float(m[1]) for m in marks}
     assert len(at) == len(marks)  # each phase once
     order = ["cli cli-main", "cli cli-fork", "sup sup-forked", "sup sup-run-received",
-             "sup sup-main", "sup sup-prepared", "script start", "sup sup-script-exited",
+             "sup sup-main", "sup sup-prepared", "sup sup-script-exited",
              "sup sup-terminal", "cli cli-terminal-seen", "cli cli-exit"]
     assert [at[name] for name in order] == sorted(at[name] for name in order)
+    # a local script starts once its run arrives (localstart.py), while the supervisor loads
+    assert at["sup sup-run-received"] < at["script start"] < at["sup sup-script-exited"]
     assert order[0] in at and "sup sup-first-output" not in at  # noop prints nothing
 
     result = project.cli("submit", "noop.py", check=True)

@@ -4,6 +4,7 @@ Real files on the real filesystem; each case is a defect the first version had."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -52,7 +53,7 @@ def test_a_name_that_is_not_utf8_travels_and_hashes_as_its_bytes(tmp_path: Path)
     assert b"caf\xe9.txt" in os.listdir(os.fsencode(tmp_path / "out"))
     # Valid UTF-8 names hash as before (the store's recorded hashes stay valid).
     plain = objects.Manifest([objects.ManifestEntry("é.txt", "0" * 64, 1, 0o644, 0)])
-    outer = objects.sha256(f"é.txt\0{0}\0{'0' * 64}\n".encode())
+    outer = hashlib.sha256(f"é.txt\0{0}\0{'0' * 64}\n".encode())
     assert plain.digest == outer.hexdigest()
 
 
@@ -215,6 +216,6 @@ def test_sizes_are_read_while_another_client_drops_a_copy(
             os.unlink(run / "log")
         return iter(items)
 
-    monkeypatch.setattr(usage.os, "scandir", listed_then_dropped)
+    monkeypatch.setattr(os, "scandir", listed_then_dropped)
     result = usage.usage(state, state / "runs")  # was: FileNotFoundError
     assert result.runs[0].materialised == 0 and result.runs[0].log == 0
