@@ -440,6 +440,18 @@ def unmark_materialised(state_dir: Path, run_id: str) -> None:
         pass
 
 
+def drop_ended_copy(state_dir: Path, run_dir: Path, run_id: str) -> bool:
+    """The supervisor's last act once its run's status is final: remove the run's materialised
+    copy (its manifest and the objects keep it), so that the next submit has none to drop on its
+    own path. A run without a manifest (sharedVolumes, an old full snapshot) keeps its folder."""
+    if not has_manifest(run_dir) or not (state_dir / MATERIALISED / run_id).exists():
+        return False
+    if remove_tree(run_dir / SNAPSHOT_DIR):
+        unmark_materialised(state_dir, run_id)
+        return True
+    return False
+
+
 def remove_tree(path: Path) -> bool:
     """``shutil.rmtree`` without importing shutil (the submit path avoids it); folders a run made
     read-only are opened up first. False when something stayed (a file a container's root

@@ -272,6 +272,9 @@ def main(argv: list[str], early: RunContext | None = None, done_fd: int | None =
                             done_fd=done_fd)
     phasetrace.mark("sup-main")
     code = asyncio.run(supervisor.run())
+    from .supervisor_end import drop_copy_if_ended
+
+    drop_copy_if_ended(project, argv[1])
     if phasetrace.ENABLED:  # what the supervisor cost (its CPU time competes with the script's)
         usage = os.times()
         phasetrace.mark(f"sup-end(cpu {usage.user:.3f}u+{usage.system:.3f}s)")

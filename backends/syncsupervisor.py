@@ -327,6 +327,9 @@ def main(ctx: RunContext, done_fd: int | None = None) -> int:
     procutil.set_title(f"labdeck-supervisor {ctx.run_id}")
     phasetrace.mark("sup-main")
     code = SyncSupervisor(ctx, done_fd).run()
+    from .supervisor_end import drop_copy_if_ended
+
+    drop_copy_if_ended(ctx.project, ctx.run_id)
     if phasetrace.ENABLED:
         usage = os.times()
         phasetrace.mark(f"sup-end(cpu {usage.user:.3f}u+{usage.system:.3f}s)")

@@ -242,3 +242,18 @@ def test_store_migrate_turns_old_full_copies_into_manifests(project: Project) ->
     assert sorted(manifest.by_path()) == ["train.py", "v.txt"]
     project.cli("store", "--gc", check=True)  # its content is referenced now: kept
     assert "the old copy" in project.cli("runs", "rerun", rid, check=True).stdout
+
+
+def test_an_ended_runs_copy_goes_without_another_submit(project: Project) -> None:
+    """The supervisor drops its run's copy once the status is final, so that the next submit
+    has nothing to remove on its own path (a foreground and a detached submit)."""
+    project.write("train.py", "print('ok')\n")
+    for args in (("train.py",), ("-a", "train.py")):
+        rid = submit(project, *args)
+        deadline = time.monotonic() + 60  # a hang guard, not a speed bound
+        folder = project.root / ".labdeck" / "runs" / rid / "snapshot"
+        while (folder.exists() or not (folder.parent / "snapshot.json").exists()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not folder.exists() and (folder.parent / "snapshot.json").is_file()
+        assert rid not in objects.materialised_runs(state(project))

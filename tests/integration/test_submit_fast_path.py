@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,10 @@ def test_trace_notes_each_phase_once_in_order(project: Project) -> None:
     result = project.cli("submit", "noop.py", env={"LABDECK_TRACE": "1"}, check=True)
     run_id = result.stdout.split()[0]
     log = project.root / ".labdeck" / "runs" / run_id / "supervisor.log"
+    # The supervisor writes its marks as it exits, after the client was told the run ended.
+    deadline = time.monotonic() + 30  # a hang guard, not a speed bound
+    while " sup sup-end" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     marks = [line.split() for line in log.read_text().splitlines() if line.startswith("trace ")]
     at = {f"{m[2]} {m[3].split('(')[0]}": float(m[1]) for m in marks}
     assert len(at) == len(marks)  # each phase once
