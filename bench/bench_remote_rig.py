@@ -161,6 +161,11 @@ def rsync(env: dict[str, str], folder: Path, dest: str) -> tuple[float, int]:
     return took, int(sent.group(1).replace(",", "")) if sent else -1
 
 
+def rig_fs(env: dict[str, str]) -> str:
+    return subprocess.run(["ssh", "rig", "stat -f -c %T /tmp"], env=env, capture_output=True,
+                          text=True).stdout.strip() or "?"
+
+
 def on_rig(env: dict[str, str], command: str) -> None:
     subprocess.run(["ssh", "rig", command], env=env, check=True, capture_output=True)
 
@@ -251,6 +256,8 @@ def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
         f"({rounds} rounds; medians; labdeck's times include its SSH handshake, hashing and "
         "making the run folder on the host; rsync's its ssh start. CPU: this machine's "
         "processes and the rig's container with its docker-proxy)",
+        f"the rig's /tmp is on {rig_fs(env)} (each file operation on FUSE is a round trip to "
+        "its daemon: both tools create 5,000 files there)",
         "host phases of the last round (s since its program began): "
         + "; ".join(f"{k}: " + ", ".join(f"{p} {v:g}" for p, v in m.items())
                     for k, m in sorted(marks.items())),
