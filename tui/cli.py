@@ -341,7 +341,8 @@ def target_show(obj: Ctx, name: str) -> None:
     else:
         lines.append("runconfig:    - (the compute's defaults)")
     try:
-        caps = sorted(c.value for c in registry.backend_class(compute.type).capabilities)
+        backend_class = registry.backend_class(compute.type)
+        caps = sorted(c.value for c in backend_class.capabilities_for(compute))
     except LabdeckError as err:
         caps = [f"none ({err})"]
     lines.append(f"capabilities: {', '.join(caps) or '-'}")

@@ -60,7 +60,8 @@ class DockerBackend(Backend):
     def explain(self, ctx: RunContext) -> Explanation:
         spec = self.plan.env_spec(ctx)
         # The base image is the environment when there is nothing to install.
-        image = f"{spec.repository}:<inputs-hash>" if spec.pip or spec.conda else spec.base
+        image = (f"{spec.repository}:<inputs-hash>" if spec.pip or spec.conda or spec.spark
+                 else spec.base)
         cmd = ["docker", "run", "--rm", "--init", "-w", WORKDIR]
         for key, value in self.plan.labels(ctx).items():
             cmd += ["--label", f"{key}={value}"]
@@ -72,7 +73,7 @@ class DockerBackend(Backend):
         if user is not None:
             cmd += ["--user", user]
         cmd += gpu.gpus_flag(self.compute.gpus)
-        cmd += [image, PYTHON, *ctx.argv]
+        cmd += [image, *self.plan.command(ctx)]
         notes = [f"docker target {self.compute.name!r} on {self.url}",
                  f"environment image: {spec.base} + {_deps(spec)}, tagged by the hash of its "
                  "inputs (built by 'labdeck prepare' when missing)"]
@@ -297,9 +298,10 @@ def _state(info: dict[str, Any]) -> str:
 
 
 def _deps(spec: EnvSpec) -> str:
-    if not spec.pip and not spec.conda:
+    extra = ("a Java runtime and pyspark (Framework PySpark)",) if spec.spark else ()
+    if not spec.pip and not spec.conda and not extra:
         return "no dependencies"
-    return " ".join(spec.pip + spec.conda)
+    return " ".join(spec.pip + spec.conda + extra)
 
 
 def _run_archive(workdir: Path | None, out: BinaryIO) -> None:

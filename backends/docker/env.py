@@ -21,6 +21,8 @@ from ..config import CondaDeps, conda_name
 from ..errors import PrepareError
 
 RECIPE_VERSION = "1"
+# What a PySpark environment adds (docker/image.py): bump when that recipe changes.
+SPARK_RECIPE = "openjdk-17-jre-headless+pyspark-wheel-1"
 SHARED_REPOSITORY = "labdeck-env/shared"
 _LOCAL_PREFIXES = (".", "/", "~", "file:", "-e", "--editable", "-r", "--requirement")
 
@@ -46,10 +48,14 @@ class EnvSpec:
     offline: bool = False
     python_pin: str | None = None  # "python=3.5.2" of the conda file (the image's Python wins)
     conda_file: str | None = None  # conda_dependencies.yml's path: errors about an entry cite it
+    spark: bool = False  # Framework PySpark: a Java runtime and pyspark go in (docker/image.py)
 
     def digest(self, base_id: str) -> str:
-        inputs = {"recipe": RECIPE_VERSION, "base": base_id, "pip": list(self.pip),
-                  "conda": list(self.conda), "channels": list(self.channels)}
+        inputs: dict[str, object] = {"recipe": RECIPE_VERSION, "base": base_id,
+                                     "pip": list(self.pip), "conda": list(self.conda),
+                                     "channels": list(self.channels)}
+        if self.spark:  # only then: the other environments keep their tags
+            inputs["spark"] = SPARK_RECIPE
         return sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -70,23 +76,23 @@ class EnvSpec:
     def env_tag(self, base_id: str) -> str | None:
         """The environment image's tag; None when there is nothing to install (the base image
         is the environment)."""
-        if not self.pip and not self.conda:
+        if not self.pip and not self.conda and not self.spark:
             return None
         return self.tag(self.digest(base_id))
 
     def offline_copy(self) -> EnvSpec:
         return EnvSpec(self.project, self.project_name, self.base, self.pip, self.conda,
                        self.channels, offline=True, python_pin=self.python_pin,
-                       conda_file=self.conda_file)
+                       conda_file=self.conda_file, spark=self.spark)
 
     def with_pip(self, pip: tuple[str, ...]) -> EnvSpec:
         """The conda section installed with pip (a base image without conda)."""
         return EnvSpec(self.project, self.project_name, self.base, pip, (), self.channels,
-                       self.offline, self.python_pin, self.conda_file)
+                       self.offline, self.python_pin, self.conda_file, self.spark)
 
 
 def spec_for(project_root: object, project_name: str, base: str,
-             conda: CondaDeps | None) -> EnvSpec:
+             conda: CondaDeps | None, spark: bool = False) -> EnvSpec:
     return EnvSpec(
         project=str(project_root), project_name=project_name, base=base,
         pip=conda.pip_packages if conda else (),
@@ -95,6 +101,7 @@ def spec_for(project_root: object, project_name: str, base: str,
         python_pin=next((p.strip() for p in conda.conda_packages if conda_name(p) == "python"),
                         None) if conda else None,
         conda_file=str(conda.path) if conda else None,
+        spark=spark,
     )
 
 

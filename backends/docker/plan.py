@@ -39,7 +39,20 @@ class ContainerPlan:
         return self.env_spec_of(ctx.project, ctx.target)
 
     def env_spec_of(self, project: Project, target: Target) -> EnvSpec:
-        return spec_for(project.root, project.name, self.compute.base_docker_image, target.conda)
+        return spec_for(project.root, project.name, self.compute.base_docker_image, target.conda,
+                        spark=target.runconfig.framework == "PySpark")
+
+    def command(self, ctx: RunContext) -> list[str]:
+        """The container's command: the script with Python, or with spark-submit for a
+        Framework PySpark run (local[*] in the container; the image has Java and pyspark)."""
+        from ..spark import plan as spark
+
+        if not spark.is_spark(ctx):
+            return [PYTHON, *ctx.argv]
+        from ..spark.submit import LOCAL_MASTER, submit_command
+
+        return submit_command("spark-submit", LOCAL_MASTER, ctx.run_id, spark.script_argv(ctx),
+                              ctx.target.spark)
 
     def container_env(self, ctx: RunContext) -> dict[str, str]:
         env = dict(ctx.env)
@@ -48,6 +61,10 @@ class ContainerPlan:
         env["PYTHONPATH"] = SHIM + (":" + theirs if theirs else "")
         if self.compute.share_dir(ctx.project.name) is not None:
             env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE  # ends with "/", as Workbench's
+        from ..spark import plan as spark
+
+        if spark.is_spark(ctx):  # the driver and its Python workers: the image's Python
+            env.update(spark.env(PYTHON))
         return env
 
     def mounts(self) -> bool:
@@ -106,7 +123,7 @@ class ContainerPlan:
             host["DeviceRequests"] = requests
         config: dict[str, Any] = {
             "Image": image,
-            "Cmd": [PYTHON, *ctx.argv],
+            "Cmd": self.command(ctx),
             "WorkingDir": WORKDIR,
             "Env": [f"{k}={v}" for k, v in self.container_env(ctx).items()],
             "Labels": self.labels(ctx),

@@ -265,9 +265,9 @@ def test_frames_of_the_follower_are_read_back() -> None:
             chunk, self.data = self.data[:n], self.data[n:]
             return chunk
 
-    async def collect() -> list[tuple[str, bytes]]:
+    async def collect() -> list[tuple[str, bytes, int]]:
         reader = Reader(b"o 3 10\na\nbe 2 2\nx\nx 0\n")
-        return [f async for f in _frames(reader)]  # type: ignore[arg-type]
+        return [f async for f in _frames(reader)]  # type: ignore[arg-type, misc]
 
     assert asyncio.run(collect()) == [("out", b"a\nb", 10), ("err", b"x\n", 2), ("x", b"0", 0)]
 
