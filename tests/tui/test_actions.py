@@ -119,7 +119,7 @@ async def test_cancel_on_a_finished_run_only_warns(engine: Engine) -> None:
         await pilot.press("c")
         await settle(pilot)
         assert not of_type(messages, RunCanceled)
-        assert any("already completed" in n.message for n in app._notifications)
+        assert any("already completed" in n.message for n in app.notices)
 
 
 async def test_download_copies_outputs_into_the_project(engine: Engine,
@@ -140,7 +140,7 @@ async def test_download_without_outputs_is_a_one_line_error(engine: Engine) -> N
         await settle(pilot)
         await pilot.press("down", "d")
         await settle(pilot)
-        texts = [n.message for n in app._notifications]
+        texts = [n.message for n in app.notices]
         assert "run proj_1002 has no outputs" in texts
         assert app.is_running
 
@@ -235,7 +235,7 @@ async def test_backend_error_is_a_notification_not_a_crash(engine: Engine,
         await settle(pilot)
         await pilot.press("r")
         await settle(pilot)
-        texts = [n.message for n in app._notifications]
+        texts = [n.message for n in app.notices]
         assert "docker daemon not reachable at unix:///var/run/docker.sock" in texts
         assert app.is_running
 
@@ -252,7 +252,7 @@ async def test_unexpected_exception_is_a_notification_too(engine: Engine,
         await settle(pilot)
         await pilot.press("d")
         await settle(pilot)
-        assert "boom" in [n.message for n in app._notifications]
+        assert "boom" in [n.message for n in app.notices]
         assert app.is_running
 
 
@@ -301,7 +301,7 @@ async def test_keymap_file_remaps_a_binding(engine: Engine, tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert any("unknown binding id 'not_a_binding'" in n.message
-                   for n in app._notifications)
+                   for n in app.notices)
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, SubmitScreen), "the submit dialog")
 
@@ -312,7 +312,7 @@ async def test_a_keymap_that_is_not_a_table_is_one_line(engine: Engine, tmp_path
     app = app_for(engine, keymap_file=keymap)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert any("'keymap' must be a table" in n.message for n in app._notifications)
+        assert any("'keymap' must be a table" in n.message for n in app.notices)
 
 
 async def test_a_broken_target_config_keeps_its_row_state(engine: Engine,

@@ -130,6 +130,6 @@ async def test_x_cancels_a_docker_build(offline_docker: Project) -> None:
             assert panel.status_text().startswith("docker: ✗ canceled after"), \
                 panel.status_text()
             assert not [w for w in app.workers if w.group == "prepare" and not w.is_finished]
-            assert any("canceled" in n.message for n in app._notifications)
+            assert any("canceled" in n.message for n in app.notices)
     finally:
         engine.close()
