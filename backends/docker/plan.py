@@ -45,10 +45,9 @@ class ContainerPlan:
     def command(self, ctx: RunContext) -> list[str]:
         """The container's command: the script with Python, or with spark-submit for a
         Framework PySpark run (local[*] in the container; the image has Java and pyspark)."""
-        from ..spark import plan as spark
-
-        if not spark.is_spark(ctx):
+        if not _is_pyspark(ctx):
             return [PYTHON, *ctx.argv]
+        from ..spark import plan as spark  # only then: it loads asyncio (the early start must not)
         from ..spark.submit import LOCAL_MASTER, submit_command
 
         return submit_command("spark-submit", LOCAL_MASTER, ctx.run_id, spark.script_argv(ctx),
@@ -61,9 +60,9 @@ class ContainerPlan:
         env["PYTHONPATH"] = SHIM + (":" + theirs if theirs else "")
         if self.compute.share_dir(ctx.project.name) is not None:
             env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE  # ends with "/", as Workbench's
-        from ..spark import plan as spark
+        if _is_pyspark(ctx):  # the driver and its Python workers: the image's Python
+            from ..spark import plan as spark
 
-        if spark.is_spark(ctx):  # the driver and its Python workers: the image's Python
             env.update(spark.env(PYTHON))
         return env
 
@@ -161,3 +160,15 @@ class ContainerPlan:
 def container_name(run_id: str) -> str:
     safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in run_id)
     return f"labdeck-{safe}"
+
+
+def _is_pyspark(ctx: RunContext) -> bool:
+    """``spark.plan.is_spark`` without importing it: the framework frozen at submit (run.json),
+    else the runconfig's (--explain)."""
+    from ..runspec import RunSpec
+
+    try:
+        framework = RunSpec.load(ctx.run_dir).framework
+    except (OSError, ValueError, TypeError):
+        framework = ctx.target.runconfig.framework
+    return framework == "PySpark"
