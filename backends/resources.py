@@ -272,7 +272,8 @@ class SampleFile:
 
 
 async def sample_resources(run_id: str, handle_or_ref: object, run_dir: Path,
-                           stop: asyncio.Event, interval: float = SAMPLE_S) -> str | None:
+                           stop: asyncio.Event, interval: float = SAMPLE_S,
+                           first_after: float | None = None) -> str | None:
     """Append the run's resource use to ``run_dir/resources.jsonl`` every ``interval`` seconds
     until ``stop`` is set or the run is gone. Returns None, or why sampling ended early (an
     error is never raised: the run goes on without samples).
@@ -280,7 +281,7 @@ async def sample_resources(run_id: str, handle_or_ref: object, run_dir: Path,
     The first sample is taken ``interval`` after the start, its source made in a thread (psutil's
     import): a run shorter than that costs its supervisor's event loop nothing."""
     try:
-        await asyncio.wait_for(stop.wait(), interval)
+        await asyncio.wait_for(stop.wait(), interval if first_after is None else first_after)
         return None
     except TimeoutError:
         pass

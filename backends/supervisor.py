@@ -173,7 +173,18 @@ class Supervisor:
     async def _follow(self, backend: Backend, handle: RunHandle) -> int:
         pump = asyncio.create_task(self._pump(handle))
         watcher = asyncio.create_task(self._watch_cancel(backend, handle))
-        code = await handle.wait()
+        from .resources import sample_resources  # CPU/memory/GPU for the dashboard's details
+
+        sampled = asyncio.Event()
+        sampler = asyncio.create_task(sample_resources(self.run_id, handle, self.run_dir, sampled))
+        try:
+            code = await handle.wait()
+        finally:  # never waited for: a sample in flight is dropped
+            sampled.set()
+            if not sampler.done():
+                sampler.cancel()
+            elif not sampler.cancelled() and sampler.result():
+                self.note(str(sampler.result()))
         phasetrace.mark("sup-script-exited")
         self._ended = True
         try:

@@ -76,7 +76,15 @@ class SyncSupervisor:
         try:
             self.store.update(self.run_id, capabilities=CAPABILITIES)
             if self._start():
-                self._follow(wake_r)
+                from .samplerthread import SamplerThread  # loads nothing before its 1st sample
+
+                sampler = SamplerThread(self.run_id, self.proc.pid, self.run_dir)
+                try:
+                    self._follow(wake_r)
+                finally:
+                    why = sampler.stop()
+                    if why:
+                        self.note(why)
             return 0
         except LabdeckError as err:
             self._kill()
