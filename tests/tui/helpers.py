@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from textual.pilot import Pilot
 
 M = TypeVar("M")
-GUARD_S = 30.0
+GUARD_S = 120.0  # a hang guard, not a speed bound: generous for a loaded machine
 
 
 async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str,

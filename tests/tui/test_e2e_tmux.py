@@ -6,6 +6,7 @@ a metric from the screen; then quits and checks the run outlived nothing it need
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import REPO, Project, cli_env, need
 
-GUARD_S = 60.0
+GUARD_S = 180.0  # a hang guard, not a speed bound: generous for a loaded machine
 
 
 class Tmux:
@@ -43,6 +44,24 @@ class Tmux:
                 raise AssertionError(f"never on screen: {what}\n--- screen ---\n{text}")
             time.sleep(0.1)
 
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.name], check=False,
+                              capture_output=True).returncode == 0
+
+    def wait_gone(self, what: str) -> None:
+        """Until the session's command has exited (the session closes with it)."""
+        deadline = time.monotonic() + GUARD_S
+        while self.alive():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never exited: {what}\n--- screen ---\n{self.screen()}")
+            time.sleep(0.1)
+
+
+def sort_label(screen: str) -> str | None:
+    """The runs panel's sort, as its title shows it ("sort: acc, best first")."""
+    match = re.search(r"sort: ([^·\n─━┐╮]*)", screen)
+    return match.group(1).strip() if match else None
+
 
 @pytest.fixture
 def tmux(sample_copy: Project) -> Iterator[Tmux]:
@@ -66,17 +85,24 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
+# sample_project's other scripts: on screen only while the dialog's script list is open
+OTHER_SCRIPTS = ("gpu_train.py", "iris_sklearn.py", "generate_churn_data.py")
+
+
 def test_submit_hello_with_keys_and_read_the_result(tmux: Tmux, sample_copy: Project) -> None:
     tmux.wait_for(lambda s: "Targets" in s and "Runs" in s and "local" in s, "the dashboard")
     tmux.keys("s")
     tmux.wait_for(lambda s: "Submit a run" in s, "the submit dialog")
     # script select is focused after the args input with shift+tab; pick hello.py by typing
     tmux.keys("BTab", "BTab", "Enter")
-    tmux.wait_for(lambda s: "hello.py" in s, "the script list")
-    tmux.keys("h")  # type-to-search in the open list
-    time.sleep(0.3)
-    tmux.keys("Enter")
-    screen = tmux.wait_for(lambda s: "hello.py" in s and "Submit a run" in s, "hello chosen")
+    tmux.wait_for(lambda s: all(f in s for f in OTHER_SCRIPTS) and "hello.py" in s,
+                  "the script list")
+    # Type-to-search in the open list, then choose: the keys reach the app in this order, so
+    # the list has moved to hello.py when Enter arrives; no sleep between them.
+    tmux.keys("h", "Enter")
+    screen = tmux.wait_for(lambda s: "Submit a run" in s and "hello.py" in s
+                           and not any(f in s for f in OTHER_SCRIPTS),
+                           "hello chosen and the list closed")
     assert "hello.py" in screen
     tmux.keys("Tab", "Tab", "Enter")  # to the arguments input, then submit
     screen = tmux.wait_for(lambda s: "completed" in s and "answer = 42" in s
@@ -84,7 +110,7 @@ def test_submit_hello_with_keys_and_read_the_result(tmux: Tmux, sample_copy: Pro
                            "the run completed with its metric, a column of the runs")
     assert "Hello from labdeck!" in screen  # the log streamed into the Log panel
     tmux.keys("q")
-    time.sleep(0.5)
+    tmux.wait_gone("the dashboard, after q")
     runs = subprocess.run([sys.executable, "-m", "tui.entry", "runs", "last"],
                           cwd=sample_copy.root, capture_output=True, text=True,
                           env=cli_env(), check=True).stdout
@@ -153,12 +179,13 @@ def test_the_dashboard_in_daily_use_at_80x24(tmp_path: Path) -> None:
             tmux.wait_for(lambda s: end in s, f"run acc={acc}'s end")  # noqa: B023
         # The metric is a column; sorted by it, best first.
         screen = tmux.wait_for(lambda s: " acc" in s.split("\n")[2], "the acc column")
-        for _ in range(8):
-            if "sort: acc, best first" in screen:
-                break
-            tmux.keys("o")
-            time.sleep(0.2)
-            screen = tmux.screen()
+        seen: list[str | None] = [sort_label(screen)]
+        while seen[-1] != "acc, best first":
+            assert len(seen) <= 8, f"o never sorted by acc: {seen}"
+            tmux.keys("o")  # the next sort: wait for it on screen before pressing o again
+            screen = tmux.wait_for(lambda s: sort_label(s) not in (None, seen[-1]),
+                                   f"the sort after {seen[-1]!r}")
+            seen.append(sort_label(screen))
         screen = tmux.wait_for(lambda s: "sort: acc, best first" in s, "sorted by acc")
         rows = [line for line in screen.splitlines() if "run.py" in line]
         assert "0.9" in rows[0] and "0.1" in rows[-1], rows
