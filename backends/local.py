@@ -26,7 +26,7 @@ from .base import (
 from .errors import TargetError
 from .linesplit import LineSplitter
 from .localstart import LocalProcess
-from .rawbatch import RawBatch
+from .rawbatch import RawBatch, merged
 from .syncsupervisor import FLOOD_GATHER_S, FLOOD_READ
 
 READ_CHUNK = 1 << 20  # what a pipe holds when the supervisor falls behind: one batch
@@ -412,8 +412,8 @@ class SpawnedRunHandle(LocalRunHandle):
                     nxt = queue.get_nowait()
                     if nxt is None:
                         open_streams -= 1
-                    elif (merged := _merged(item, nxt)) is not None:
-                        item = merged
+                    elif (both := merged(item, nxt)) is not None:
+                        item = both
                     else:
                         yield item
                         item = nxt
@@ -431,18 +431,6 @@ class SpawnedRunHandle(LocalRunHandle):
                 self._fds[i] = -1
                 os.close(fd)
         await super().close()
-
-
-def _merged(a: LogBatch, b: LogBatch) -> LogBatch | None:
-    """One batch of two read in a row from one stream; None when they cannot be one."""
-    if a.stream != b.stream:
-        return None
-    if isinstance(a, RawBatch) and isinstance(b, RawBatch):
-        return RawBatch(a.stream, a.block + b.block)
-    if not isinstance(a, RawBatch) and not isinstance(b, RawBatch):
-        a.lines.extend(b.lines)
-        return a
-    return None
 
 
 async def _pump_fd(fds: list[int], index: int, name: str,

@@ -32,3 +32,21 @@ class RawBatch(LogBatch):
 
     def __repr__(self) -> str:
         return f"RawBatch({self.stream!r}, {len(self.block)} bytes, ts={self.ts!r})"
+
+
+def merged(a: LogBatch, b: LogBatch) -> LogBatch | None:
+    """One batch of two a handle read in a row from one stream; None when they cannot be one
+    (other streams, raw bytes beside decoded lines, lines with daemon stamps beside lines
+    without)."""
+    if a.stream != b.stream:
+        return None
+    if isinstance(a, RawBatch) and isinstance(b, RawBatch):
+        return RawBatch(a.stream, a.block + b.block, a.ts)
+    if isinstance(a, RawBatch) or isinstance(b, RawBatch):
+        return None
+    if (a.stamps is None) != (b.stamps is None):
+        return None
+    a.lines.extend(b.lines)
+    if a.stamps is not None and b.stamps is not None:
+        a.stamps.extend(b.stamps)
+    return a

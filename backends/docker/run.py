@@ -15,6 +15,7 @@ from ..base import LogBatch, LogLine, RunHandle
 from ..errors import TargetError
 from ..linesplit import PROGRESS, LineSplitter
 from ..logfile import ResumePoint, format_ts
+from ..rawbatch import RawBatch, merged
 from .api import STDERR, APIError, Attached, DockerAPI
 from .client import api_message, docker_errors, is_not_found
 from .early import take_attached
@@ -149,10 +150,8 @@ class DockerRunHandle(RunHandle):
                     if nxt is None:
                         queue.put_nowait(None)  # the end, after what is in hand
                         break
-                    if nxt.stream == item.stream:
-                        item.lines.extend(nxt.lines)
-                        if item.stamps is not None and nxt.stamps is not None:
-                            item.stamps.extend(nxt.stamps)
+                    if (both := merged(item, nxt)) is not None:
+                        item = both
                     else:
                         yield item
                         item = nxt
@@ -166,7 +165,8 @@ class DockerRunHandle(RunHandle):
                              source: Attached | socket.socket) -> None:
         """The attach stream: frames as the container writes them, no timestamps (each read's
         lines are stamped on arrival, one batch each: the supervisor's fast path). The log
-        then holds arrival times, which is why a reattach resumes by line counts."""
+        then holds arrival times, which is why a reattach resumes by line counts. Plain frames
+        travel as bytes (``RawBatch``: no ``str`` per line), the rest line by line."""
         assemblers = {"out": LineAssembler("out"), "err": LineAssembler("err")}
         try:
             with docker_errors(self.url):
@@ -175,7 +175,11 @@ class DockerRunHandle(RunHandle):
                 try:
                     async for kind, payload in attached.frames():
                         name = "err" if kind == STDERR else "out"
-                        if lines := assemblers[name].feed("", payload):
+                        block = assemblers[name].splitter.feed_block(payload)
+                        if block is not None:
+                            if block:
+                                await queue.put(RawBatch(name, block, time.time()))
+                        elif lines := assemblers[name].feed("", payload):
                             await queue.put(LogBatch(name, [line.text for line in lines],
                                                      time.time()))
                 finally:

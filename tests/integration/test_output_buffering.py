@@ -265,24 +265,27 @@ def test_a_daemon_the_script_left_holding_its_pipes_is_stopped(project: Project)
     """A double-forked daemon (its own session, the run's stdout still open) outlives the
     script: the run ends all the same, with the script's lines, and the daemon is stopped (the
     supervisor, a subreaper, finds it among its own children)."""
-    run_id = submit(project, "local", "daemon.py", """
+    pid_file = project.root.parent / "daemon.pid"  # outside the run's copy, which goes at its end
+    run_id = submit(project, "local", "daemon.py", f"""
 import os, sys, time
+PID = {str(pid_file)!r}
 print("before", flush=True)
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        with open("daemon.pid", "w") as fh:
+        with open(PID + ".tmp", "w") as fh:
             fh.write(str(os.getpid()))
+        os.rename(PID + ".tmp", PID)
         time.sleep(600)
     os._exit(0)
 os.wait()
-while not os.path.exists("daemon.pid") or not open("daemon.pid").read():
+while not os.path.exists(PID):
     time.sleep(0.005)
 print("after")
 """)
     assert finish(project, run_id)["status"] == "completed"
     assert [t for s, t in script_lines(project, run_id) if s == "out"] == ["before", "after"]
-    pid = int((run_dir(project, run_id) / "snapshot" / "daemon.pid").read_text())
+    pid = int(pid_file.read_text())
 
     def gone() -> bool:
         try:

@@ -209,7 +209,7 @@ def test_two_syncs_of_one_project_at_once(rig: Rig, base: str, tmp_path: Path) -
     make_tree(folder, 50)
     run(sync(rig, folder, base, "proj/r0", state))  # a tree to claim
 
-    async def both() -> list[SyncResult]:
+    async def both() -> tuple[SyncResult, SyncResult]:
         return await asyncio.gather(sync(rig, folder, base, "proj/r1", state, release=False),
                                     sync(rig, folder, base, "proj/r2", state, release=False))
 
