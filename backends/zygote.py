@@ -119,6 +119,7 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
             phasetrace.mark("sup-warmed")
         run = _await_run(go_r, list(EARLY_PRELOAD), ready)
         phasetrace.mark("sup-run-received")
+        _gc_resume()
         if run is None:
             code = 0  # the client recorded no run (an error, --help...) or died first
         else:
@@ -158,6 +159,17 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
             early.early.discard()
     finally:
         os._exit(code)
+
+
+def _gc_resume() -> None:
+    """The supervisor's cyclic collector on for its run (it may last days) when its client had
+    paused it (the CLI's submit does: submitting.fast_submit); what was loaded so far is frozen
+    first, so no collection walks it again."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _fork_ignoring_sigterm() -> int:
@@ -242,6 +254,7 @@ def fork_detached_supervisor(root: str, run_id: str, reattach: bool, log_path: s
         else:
             os.closerange(3, keep_fd)
             os.closerange(keep_fd + 1, 1 << 16)
+        _gc_resume()  # a supervisor may run for days: its cycles are collected
         from . import supervisor
 
         code = supervisor.main([root, run_id] + (["--reattach"] if reattach else []),
