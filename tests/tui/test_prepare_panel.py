@@ -58,6 +58,11 @@ async def test_p_opens_the_prepare_tab_with_the_outcome(engine: Engine) -> None:
         assert panel.status_text().startswith("rig: sync 2/5 files, 4.0/10.0 MB · ")
 
 
+# Above the 300 s guard of the waits on a build (a loaded machine builds slowly), so that a
+# guard says what never happened rather than pytest-timeout's stack dump.
+BUILD_TIMEOUT_S = 420
+
+
 @pytest.fixture
 def offline_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     need(daemon_ok(), "docker daemon not reachable")
@@ -88,6 +93,7 @@ def offline_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 async def test_a_docker_build_streams_its_steps_into_the_panel(offline_docker: Project) -> None:
     engine = Engine(offline_docker)
     statuses: list[str] = []
@@ -113,6 +119,7 @@ async def test_a_docker_build_streams_its_steps_into_the_panel(offline_docker: P
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 async def test_x_cancels_a_docker_build(offline_docker: Project) -> None:
     engine = Engine(offline_docker)
     app = LabdeckApp(engine, target="docker", poll=False)
@@ -122,8 +129,10 @@ async def test_x_cancels_a_docker_build(offline_docker: Project) -> None:
             await app.start_prepare("docker", PrepareOptions(offline=True))
             panel = app.prepare_panel
             assert panel is not None
-            await until(pilot, lambda: panel.step is not None, "the build's first step",
-                        guard=300)
+            # or the prepare's end: one that fails at once says why here, not after the guard
+            await until(pilot, lambda: panel.step is not None or not panel.running,
+                        "the build's first step", guard=300)
+            assert panel.step is not None, panel.status_text()
             assert app.focused is not None and panel in app.focused.ancestors
             await pilot.press("x")
             await until(pilot, lambda: not panel.running, "the prepare ended", guard=120)
