@@ -27,7 +27,7 @@ from tui.widgets.run_details import RunDetails
 
 from .helpers import settle, until
 
-GUARD_S = 60.0
+GUARD_S = 120.0  # a hang guard, not a speed bound: generous for a loaded machine
 
 # A parent that waits on a child holding ~64 MiB and spinning a CPU: the tree is what counts.
 TREE = """
