@@ -44,9 +44,9 @@ def test_init_writes_targets_that_parse_cleanly_and_run_a_script(tmp_path: Path)
     shown = json.loads(run_cli("runs", "show", run_id, "-o", "json", cwd=root, check=True).stdout)
     assert shown["status"] == "completed" and shown["target"] == "local"
     # The .labdeckignore written keeps caches out of the run's snapshot.
-    run_dir = root / ".labdeck" / "runs" / run_id
-    copied = {p.name for p in run_dir.rglob("*")}
-    assert "hello.py" in copied and "junk.pyc" not in copied
+    manifest = json.loads((root / ".labdeck" / "runs" / run_id / "snapshot.json").read_text())
+    copied = json.dumps(manifest)
+    assert "hello.py" in copied and "junk.pyc" not in copied and "__pycache__" not in copied
 
 
 def test_init_refuses_a_project_and_force_never_overwrites(tmp_path: Path) -> None:
