@@ -38,14 +38,22 @@ class PendingSupervisor:
     no store connection and no run: ``abort`` (or the client's death: EOF) ends it, recording
     nothing."""
 
-    def __init__(self, pid: int, go_w: int, done_r: int):
+    def __init__(self, pid: int, go_w: int, done_r: int, knows_target: bool = False):
         self.pid = pid
         self.done_r = done_r  # reads EOF when the supervisor exits
         self._go_w: int | None = go_w
+        self._knows_target = knows_target  # early_fork(target): it readied the early start
 
     def preload(self, module: str, early: str = "") -> None:
         """Have it import the run's backend now, while the client still snapshots and records;
-        ``early`` (the backend's asyncio-free start, prestart.py) before anything else."""
+        ``early`` (the backend's asyncio-free start, prestart.py) before anything else.
+        Nothing is sent that it does already (a line wakes it while the client works): the early
+        start when it was forked knowing the target (it decided from prestart.warm), a module
+        among its own steps (EARLY_PRELOAD)."""
+        if self._knows_target:
+            early = ""
+        if module in EARLY_PRELOAD:
+            module = ""
         if self._go_w is not None:
             lines = f"early {early}\n" if early else ""
             lines += f"preload {module}\n" if module else ""
@@ -96,7 +104,7 @@ def early_fork(target: str | None = None) -> PendingSupervisor:
         os.close(go_r)
         os.close(done_w)
         os.set_inheritable(done_r, False)
-        return PendingSupervisor(pid, go_w, done_r)
+        return PendingSupervisor(pid, go_w, done_r, knows_target=target is not None)
     code = 1
     early = None
     phasetrace.forget()
