@@ -12,6 +12,7 @@ child subreaper first, so that what the script double-forks stays findable.
 
 from __future__ import annotations
 
+import fcntl  # here, not in spawn: loaded in the warm phase, off the run's path to its start
 import os
 import signal
 import sys
@@ -119,8 +120,6 @@ def spawn(command: list[str], cwd: str, env: dict[str, str]) -> LocalProcess:
 
     posix_spawn cannot change the child's folder in this Python (3.13 adds it): the caller's is
     changed around the spawn and restored (the supervisor's paths are all absolute)."""
-    import fcntl
-
     procutil.become_subreaper()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
