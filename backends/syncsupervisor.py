@@ -27,8 +27,13 @@ from .runspec import RunSpec
 from .status import RunStatus
 from .store import RunStore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .samplerthread import SamplerThread
+
 CANCEL_GRACE = 3.0
 CANCEL_POLL = 0.5
+SAMPLE_AFTER_S = 1.0
 READ_CHUNK = 1 << 20
 # A read this big (a script's output buffer, flushed when full) means more follows at once:
 # wait a little before the next one, so that a flood is read, split and logged in large blocks
@@ -58,6 +63,9 @@ class SyncSupervisor:
         self.log = LogWriter(self.run_dir / "log")
         self.cancel_signaled = False
         self.code: int | None = None  # the script's exit code, once reaped
+        # Resource samples (the dashboard's sparklines): a thread started once the run has
+        # lasted SAMPLE_AFTER_S, so that a short run's supervisor starts none.
+        self.sampler: SamplerThread | None = None
 
     def note(self, text: str) -> None:
         self.log.write("sys", text)
@@ -76,15 +84,13 @@ class SyncSupervisor:
         try:
             self.store.update(self.run_id, capabilities=CAPABILITIES)
             if self._start():
-                from .samplerthread import SamplerThread  # loads nothing before its 1st sample
-
-                sampler = SamplerThread(self.run_id, self.proc.pid, self.run_dir)
                 try:
                     self._follow(wake_r)
                 finally:
-                    why = sampler.stop()
-                    if why:
-                        self.note(why)
+                    if self.sampler is not None:
+                        why = self.sampler.stop()
+                        if why:
+                            self.note(why)
             return 0
         except LabdeckError as err:
             self._kill()
@@ -155,6 +161,7 @@ class SyncSupervisor:
         cancel_seen = False
         kill_at: float | None = None
         next_check = time.monotonic() + CANCEL_POLL
+        sample_at = time.monotonic() + SAMPLE_AFTER_S
         first = phasetrace.ENABLED
         flooding = False
         try:
@@ -201,6 +208,10 @@ class SyncSupervisor:
                         self._write(name, splitter.tick(now))
                 if now >= next_check:
                     next_check = now + CANCEL_POLL
+                    if self.sampler is None and self.code is None and now >= sample_at:
+                        from .samplerthread import SamplerThread
+
+                        self.sampler = SamplerThread(self.run_id, pid, self.run_dir, first=0)
                     if not cancel_seen and self._cancel_requested():
                         self.cancel_signaled = True
                 if self.cancel_signaled and not cancel_seen:
