@@ -118,7 +118,8 @@ def test_gc_removes_what_a_killed_submit_left(project: Project) -> None:
     state = project.root / ".labdeck"
     for name, spec in (("proj_1", False), ("proj_2", True)):
         half = runs_dir(project) / name
-        shutil.copytree(runs_dir(project) / rid / "snapshot", half / "snapshot")
+        (half / "snapshot").mkdir(parents=True)  # the copy it made (the run's own went at its end)
+        shutil.copy2(project.root / "train.py", half / "snapshot" / "train.py")
         shutil.copy2(runs_dir(project) / rid / objects.MANIFEST, half / objects.MANIFEST)
         if spec:
             shutil.copy2(runs_dir(project) / rid / "run.json", half / "run.json")

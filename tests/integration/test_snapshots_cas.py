@@ -268,8 +268,9 @@ def test_an_ended_runs_copy_goes_without_another_submit(project: Project) -> Non
         rid = submit(project, *args)
         deadline = time.monotonic() + 60  # a hang guard, not a speed bound
         folder = project.root / ".labdeck" / "runs" / rid / "snapshot"
-        while (folder.exists() or not (folder.parent / "snapshot.json").exists()) \
-                and time.monotonic() < deadline:
+        while (folder.exists() or not (folder.parent / "snapshot.json").exists()
+               or rid in objects.materialised_runs(state(project))) \
+                and time.monotonic() < deadline:  # the copy goes, then its mark
             time.sleep(0.05)
         assert not folder.exists() and (folder.parent / "snapshot.json").is_file()
         assert rid not in objects.materialised_runs(state(project))
