@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from backends import objects
@@ -96,7 +97,11 @@ def test_checkout_into_the_runs_own_folder(project: Project) -> None:
     project.write("train.py", "print('ok')\n")
     project.write("v.txt", "one\n")
     rid = submit(project, "train.py")
-    submit(project, "train.py")
+    last = submit(project, "train.py")
+    state = project.root / ".labdeck"
+    deadline = time.monotonic() + 60  # a hang guard: the supervisors drop their copies at the end
+    while ({rid, last} & set(objects.materialised_runs(state))) and time.monotonic() < deadline:
+        time.sleep(0.05)
     folder = runs_dir(project) / rid / "snapshot"
     assert not folder.exists()  # dropped by its supervisor once it ended (or by the next submit)
     project.cli("runs", "checkout", rid, check=True)
