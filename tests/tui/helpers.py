@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 M = TypeVar("M")
 GUARD_S = 120.0  # a hang guard, not a speed bound: generous for a loaded machine
@@ -32,9 +33,13 @@ async def settle(pilot: Pilot[Any]) -> None:
     on."""
     def idle() -> bool:
         reads = getattr(pilot.app, "reads", None)
+        # A table measures its new rows' widths on its next idle: wait for that too (under
+        # load a snapshot was taken with the widths of before).
+        tables = pilot.app.screen.query(DataTable)
         return (all(w.is_finished or w.group in ("watch", "config-watch")
                     for w in pilot.app.workers)
-                and not (reads is not None and reads.busy()))
+                and not (reads is not None and reads.busy())
+                and not any(t._require_update_dimensions for t in tables))
 
     # A message a worker posted can start another worker (a store read posts the runs, the
     # selected run's details are read next): idle twice in a row, with the messages between.
