@@ -145,25 +145,9 @@ class LocalRunHandle(RunHandle):
             asyncio.create_task(_pump(self.proc.stdout, "out", queue)),
             asyncio.create_task(_pump(self.proc.stderr, "err", queue)),
         ]
-        open_streams = len(readers)
         try:
-            while open_streams:
-                item = await queue.get()
-                # What else is already read goes with it: a stream's reads in a row are one
-                # batch (they share the time they are written at).
-                while item is not None and not queue.empty():
-                    nxt = queue.get_nowait()
-                    if nxt is None:
-                        open_streams -= 1
-                    elif nxt.stream == item.stream:
-                        item.lines.extend(nxt.lines)
-                    else:
-                        yield item
-                        item = nxt
-                if item is None:
-                    open_streams -= 1
-                else:
-                    yield item
+            async for batch in _joined(queue, len(readers)):
+                yield batch
         finally:
             for task in readers:
                 task.cancel()
@@ -402,25 +386,9 @@ class SpawnedRunHandle(LocalRunHandle):
             asyncio.create_task(_pump_fd(self._fds, 0, "out", queue)),
             asyncio.create_task(_pump_fd(self._fds, 1, "err", queue)),
         ]
-        open_streams = len(readers)
         try:
-            while open_streams:
-                item = await queue.get()
-                # What else is already read goes with it: a stream's reads in a row are one
-                # batch (they share the time they are written at).
-                while item is not None and not queue.empty():
-                    nxt = queue.get_nowait()
-                    if nxt is None:
-                        open_streams -= 1
-                    elif (both := merged(item, nxt)) is not None:
-                        item = both
-                    else:
-                        yield item
-                        item = nxt
-                if item is None:
-                    open_streams -= 1
-                else:
-                    yield item
+            async for batch in _joined(queue, len(readers)):
+                yield batch
         finally:
             for task in readers:
                 task.cancel()
@@ -431,6 +399,28 @@ class SpawnedRunHandle(LocalRunHandle):
                 self._fds[i] = -1
                 os.close(fd)
         await super().close()
+
+
+async def _joined(queue: asyncio.Queue[LogBatch | None],
+                  open_streams: int) -> AsyncIterator[LogBatch]:
+    """The batches of ``open_streams`` readers (each ends with None), with what else is
+    already read joined to each: a stream's reads in a row are one batch (they share the time
+    they are written at; ``rawbatch.merged`` keeps byte blocks as bytes)."""
+    while open_streams:
+        item = await queue.get()
+        while item is not None and not queue.empty():
+            nxt = queue.get_nowait()
+            if nxt is None:
+                open_streams -= 1
+            elif (both := merged(item, nxt)) is not None:
+                item = both
+            else:
+                yield item
+                item = nxt
+        if item is None:
+            open_streams -= 1
+        else:
+            yield item
 
 
 async def _pump_fd(fds: list[int], index: int, name: str,
