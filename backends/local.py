@@ -166,15 +166,10 @@ class LocalRunHandle(RunHandle):
         return code
 
     def _leftovers(self) -> list[int]:
-        return [p for p in procutil.descendants(os.getpid()) if p != self.proc.pid]
+        return procutil.leftovers(self.proc.pid)
 
     def _stop_tree(self, grace: float) -> None:
-        pids = self._leftovers()
-        procutil.signal_tree(self.proc.pid, pids, signal.SIGTERM)
-        left = procutil.wait_gone(pids, grace)
-        if left:
-            procutil.signal_tree(self.proc.pid, left, signal.SIGKILL)
-            procutil.wait_gone(left, 2.0)
+        procutil.stop_leftovers(self.proc.pid, grace)
 
     async def cancel(self, grace: float) -> None:
         pids = [self.proc.pid, *self._leftovers()]

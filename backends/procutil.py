@@ -144,3 +144,19 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
         time.sleep(0.05)
         left = [p for p in left if alive(p)]
     return left
+
+
+def leftovers(script_pid: int) -> list[int]:
+    """What a run's script left behind (daemons, double forks): the supervisor, a subreaper,
+    has them among its descendants; everything there but the script itself."""
+    return [p for p in descendants(os.getpid()) if p != script_pid]
+
+
+def stop_leftovers(script_pid: int, grace: float) -> None:
+    """SIGTERM to the leftovers, SIGKILL to those still there after ``grace``."""
+    pids = leftovers(script_pid)
+    signal_tree(script_pid, pids, signal.SIGTERM)
+    left = wait_gone(pids, grace)
+    if left:
+        signal_tree(script_pid, left, signal.SIGKILL)
+        wait_gone(left, 2.0)

@@ -234,15 +234,10 @@ class SyncSupervisor:
         self._finish(cancel_acted)
 
     def _leftovers(self) -> list[int]:
-        return [p for p in procutil.descendants(os.getpid()) if p != self.proc.pid]
+        return procutil.leftovers(self.proc.pid)
 
     def _stop_leftovers(self, grace: float) -> None:
-        pids = self._leftovers()
-        procutil.signal_tree(self.proc.pid, pids, signal.SIGTERM)
-        left = procutil.wait_gone(pids, grace)
-        if left:
-            procutil.signal_tree(self.proc.pid, left, signal.SIGKILL)
-            procutil.wait_gone(left, 2.0)
+        procutil.stop_leftovers(self.proc.pid, grace)
 
     def _feed(self, name: str, splitter: LineSplitter, chunk: bytes) -> None:
         block = splitter.feed_block(chunk)
