@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -12,6 +13,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backends.project import Project
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKER_IMAGE = "labdeck/python-base:bookworm"
@@ -32,6 +37,41 @@ def byte_compile() -> bool:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "backends"),
                     str(REPO / "tui")], check=True, capture_output=True)
     return True
+
+
+def fill_store(root: Path, n: int, metrics: Sequence[str]) -> Project:
+    """A project at ``root`` (made here, a local target) whose store holds ``n`` completed
+    local runs, each with one value per name in ``metrics`` (0.5 .. 0.75 over the runs); the
+    newest run is ``bench_{n - 1:06d}``. Rows go straight into the tables, in one transaction,
+    and ``run_values`` (the metric columns the runs table shows) is rebuilt from them, as the
+    store keeps it for runs recorded the normal way."""
+    from backends.project import Project  # here: bench_spark.py imports this module first
+    from backends.store import RunStore
+
+    (root / "aml_config").mkdir(parents=True)
+    (root / "aml_config" / "local.compute").write_text('type: "local"\n')
+    project = Project(root)
+    project.ensure_state()
+    store = RunStore(project.db_path)
+    runs = []
+    for i in range(n):
+        t = 1_700_000_000 + i * 60
+        runs.append((f"bench_{i:06d}", "bench", "local", "local", "local", "train.py",
+                     json.dumps(["--seed", str(i)]), "{}", "completed", t, t + 1, t + 30, 0))
+    values = [(f"bench_{i:06d}", name, 0, json.dumps(0.5 + i / (4 * n)), 0, 0.0)
+              for i in range(n) for name in metrics]
+    db = store._db  # autocommit connection: one explicit transaction, not one per row
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany(
+        "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
+        " status, created, started, ended, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", runs)
+    db.executemany(
+        "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
+        values)
+    db.execute("COMMIT")
+    store.rebuild_values()
+    store.close()
+    return project
 
 
 @contextmanager

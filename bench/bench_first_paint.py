@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import select
 import signal
@@ -28,38 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import REPO, byte_compile, median, ms, report
+from bench._common import REPO, byte_compile, fill_store, median, ms, report
 
 N_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
 SIZE = (120, 40)
 TIMEOUT_S = 30.0
-
-
-def make_project(root: Path, n_runs: int) -> None:
-    """A project whose store holds ``n_runs`` completed local runs with two metrics each."""
-    from backends.project import Project
-    from backends.store import RunStore
-
-    (root / "aml_config").mkdir(parents=True)
-    (root / "aml_config" / "local.compute").write_text('type: "local"\n')
-    project = Project(root)
-    project.ensure_state()
-    store = RunStore(project.db_path)
-    rows = []
-    for i in range(n_runs):
-        t = 1_700_000_000 + i * 60
-        rows.append((f"bench_{i:06d}", "bench", "local", "local", "local", "train.py",
-                     json.dumps(["--seed", str(i)]), "{}", "completed", t, t + 1, t + 30, 0))
-    store._db.executemany(
-        "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
-        " status, created, started, ended, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    store._db.executemany(
-        "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
-        [(f"bench_{i:06d}", name, 0, json.dumps(0.5 + i / 40000), 0, 0.0)
-         for i in range(n_runs) for name in ("accuracy", "loss")])
-    store._db.commit()
-    store.close()
+METRICS = ("accuracy", "loss")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -162,8 +136,8 @@ def main() -> None:
     keys = ["down", "pagedown", "end", "home", "up"]
     with tempfile.TemporaryDirectory(prefix="labdeck-bench-") as tmp:
         big, small = Path(tmp) / "big", Path(tmp) / "small"
-        make_project(big, N_RUNS)
-        make_project(small, 100)
+        fill_store(big, N_RUNS, METRICS)
+        fill_store(small, 100, METRICS)
         marker = f"{N_RUNS - 1:06d}".encode()
         # This checkout's labdeck (the console script runs tui.entry:main the same way).
         ui = [sys.executable, "-m", "tui.entry", "ui"]

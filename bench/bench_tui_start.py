@@ -10,7 +10,6 @@ measures the same with Python's start, in a pseudo-terminal.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -22,33 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.engine import Engine
 from backends.project import Project
-from backends.store import RunStore
+from bench._common import fill_store
 from tui.app import LabdeckApp
 
 N_RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 REPEAT = 5
-
-
-def make_project(root: Path) -> Project:
-    (root / "aml_config").mkdir(parents=True)
-    (root / "aml_config" / "local.compute").write_text('type: "local"\n')
-    project = Project(root)
-    project.ensure_state()
-    store = RunStore(project.db_path)
-    rows = []
-    for i in range(N_RUNS):
-        t = 1_700_000_000 + i * 60
-        rows.append((f"bench_{i:06d}", "bench", "local", "local", "local", "train.py",
-                     json.dumps(["--seed", str(i)]), "{}", "completed", t, t + 1, t + 30, 0))
-    store._db.executemany(
-        "INSERT INTO runs (id, project, target, target_type, runconfig, script, args, env,"
-        " status, created, started, ended, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    store._db.executemany(
-        "INSERT INTO metrics (run_id, name, seq, value, series, ts) VALUES (?,?,?,?,?,?)",
-        [(f"bench_{i:06d}", "accuracy", 0, json.dumps(0.5 + i / 4000), 0, 0.0)
-         for i in range(N_RUNS)])
-    store.close()
-    return project
 
 
 async def first_paint(project: Project) -> tuple[float, float]:
@@ -72,7 +49,7 @@ async def first_paint(project: Project) -> tuple[float, float]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(Path(tmp) / "bench")
+        project = fill_store(Path(tmp) / "bench", N_RUNS, ("accuracy",))
         base = []
         for _ in range(REPEAT):
             t = time.perf_counter()
