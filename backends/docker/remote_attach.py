@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..attach import (
     NAME_RE,
+    _forget_password,
     _quote,
     _write_atomic,
     runconfig_text,
@@ -56,8 +57,8 @@ def check_inputs(project: Project, name: str, address: str | None, username: str
         raise UsageError(f"--username {username!r} is not a user name")
     if identity_file is not None and password is not None:
         raise UsageError("give --identity-file or --password-stdin, not both")
-    if identity_file is not None and not Path(identity_file).expanduser().is_file():
-        raise UsageError(f"--identity-file {identity_file}: no such file")
+    if identity_file is not None:
+        check_identity_file(identity_file)
     if password is not None and not password:
         raise UsageError("--password-stdin: the password read from stdin is empty")
     if base_image is not None and not IMAGE_RE.match(base_image):
@@ -66,6 +67,33 @@ def check_inputs(project: Project, name: str, address: str | None, username: str
     if compute_path.exists() and not force:
         raise UsageError(f"target {name!r} exists ({compute_path}); pass --force to overwrite")
     return host, port
+
+
+def check_identity_file(identity_file: str) -> None:
+    """The key must be a private key asyncssh can use without asking: a new user often gives
+    the .pub file, and a passphrase is never prompted for (the agent holds such keys)."""
+    import asyncssh
+
+    path = Path(identity_file).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--identity-file {identity_file}: no such file")
+    try:
+        asyncssh.read_private_key(str(path))
+        return
+    except (OSError, ValueError, asyncssh.Error) as err:
+        reason = str(err)
+    if "passphrase" in reason.lower():
+        raise UsageError(f"--identity-file {identity_file} is protected by a passphrase, which "
+                         f"labdeck does not ask for: add it to the agent (ssh-add "
+                         f"{identity_file}) and attach without --identity-file")
+    try:
+        asyncssh.read_public_key(str(path))
+    except (OSError, ValueError, asyncssh.Error):
+        raise UsageError(f"--identity-file {identity_file} is not a private key "
+                         f"({reason})") from None
+    private = identity_file.removesuffix(".pub")
+    raise UsageError(f"--identity-file {identity_file} is a public key: give the private key "
+                     f"({private if private != identity_file else 'the file without .pub'})")
 
 
 def compute_text(address: str, username: str | None, identity_file: str | None,
@@ -125,8 +153,10 @@ async def attach_remotedocker(project: Project, name: str, *, address: str | Non
     if not info.reachable:
         raise TargetError(info.detail)
 
-    kept = secrets.store(sid, password) if password is not None else None
     compute_path = project.config_dir / f"{name}.compute"
+    if compute_path.exists():  # --force: the password the old file named goes with it
+        _forget_password(compute_path)
+    kept = secrets.store(sid, password) if password is not None else None
     runconfig_path = project.config_dir / f"{name}.runconfig"
     project.config_dir.mkdir(exist_ok=True)
     _write_atomic(compute_path, text)

@@ -201,3 +201,48 @@ def test_shared_volumes_on_a_remote_target_is_refused_with_file_and_line(
         assert res.returncode == 2, res.stdout + res.stderr
         assert f"rig.compute:{line}: sharedVolumes: true is not possible" in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_identity_file_that_is_not_a_usable_private_key_is_one_line_exit_2(
+        bare: RemoteProject, rig: Rig, client: Client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A new user's commonest slips: the .pub file, some other file, a key with a passphrase
+    (never prompted for). Each was exit 1 with asyncssh's own words ("Invalid private key")."""
+    import subprocess
+
+    encrypted = tmp_path / "enc_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(encrypted)],
+                   check=True)
+    cases = [(rig.identity_file + ".pub", f"is a public key: give the private key "
+                                          f"({rig.identity_file})"),
+             ("/etc/hostname", "is not a private key"),
+             (str(encrypted), "protected by a passphrase")]
+    before = files(bare)
+    for key, expect in cases:
+        res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                     "--identity-file", key)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert expect in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert files(bare) == before
+        assert not client.secrets.exists()
+
+
+def test_reattach_with_a_key_forgets_the_password_the_old_file_named(
+        bare: RemoteProject, rig: Rig, client: Client) -> None:
+    """Password first, then --force with a key (the walk-through's order): the old password
+    left in the secrets file, referenced by nothing (a later detach could not remove it)."""
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--password-stdin", stdin=rig.password + "\n")
+    assert res.returncode == 0, res.stderr
+    assert rig.password in client.secrets.read_text()
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--identity-file", rig.identity_file, "--force")
+    assert res.returncode == 0, res.stderr
+    assert "password" not in (bare.root / "aml_config" / "vm.compute").read_text()
+    assert rig.password not in client.secrets.read_text()
+    # and a password again after a key: kept, and found by the next command
+    res = attach(bare, "--name", "vm", "--address", rig.address, "--username", rig.user,
+                 "--password-stdin", "--force", stdin=rig.password + "\n")
+    assert res.returncode == 0, res.stderr
+    assert rig.password in client.secrets.read_text()
+    assert bare.cli("target", "show", "vm").returncode == 0
