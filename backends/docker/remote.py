@@ -59,6 +59,9 @@ from .remote_link import RemoteLink
 from .run import DockerRunHandle
 
 T = TypeVar("T")
+HOME_PLACEHOLDER = "<remote-home>"
+UID_PLACEHOLDER = "<remote-uid>"
+GID_PLACEHOLDER = "<remote-gid>"
 
 
 def endpoint_of(compute: Compute, accept_new_host_key: bool = False) -> SSHEndpoint:
@@ -94,24 +97,37 @@ class RemotePlan(ContainerPlan):
     bind-mounted (as the client's uid there), outputs come back through the API archive."""
 
     synced: SyncResult | None = None
+    explaining: bool = False  # placeholders where the host's home and ids are not known
 
     def mounts(self) -> bool:
         return True
 
     def user(self) -> str | None:
-        return f"{self.synced.uid}:{self.synced.gid}" if self.synced is not None else None
+        if self.synced is not None:
+            return f"{self.synced.uid}:{self.synced.gid}"
+        return f"{UID_PLACEHOLDER}:{GID_PLACEHOLDER}" if self.explaining else None
+
+    def home(self) -> str | None:
+        """The SSH user's home on the host: the daemon takes only absolute bind sources (it
+        refuses '~/...' as a volume name), so '~' is resolved, or stands as a placeholder."""
+        if self.synced is not None:
+            return self.synced.home
+        return HOME_PLACEHOLDER if self.explaining else None
 
     def remote_root(self, ctx: RunContext) -> str:
         if self.synced is not None:
             return self.synced.root
-        return f"{REMOTE_BASE}/{project_folder(ctx)}/{ctx.run_id}"
+        root = f"{REMOTE_BASE}/{project_folder(ctx)}/{ctx.run_id}"
+        home = self.home()
+        return home + root[1:] if home is not None and root.startswith("~") else root
 
     def remote_share(self) -> str | None:
         raw = self.compute.native_shared_directory
         if not raw:
             return None
-        if raw.startswith("~") and self.synced is not None:
-            return self.synced.home + raw[1:]
+        home = self.home()
+        if raw.startswith("~") and home is not None:
+            return home + raw[1:]
         return raw
 
     def binds(self, ctx: RunContext) -> list[str]:
@@ -166,12 +182,16 @@ class RemoteDockerBackend(DockerBackend):
         return f"ssh://{user}{ep.host}{port}"
 
     def explain(self, ctx: RunContext) -> Explanation:
-        base = super().explain(ctx)
+        root = self.plan.remote_root(ctx)  # '~/...': the remote shell of ssh expands it
+        self.plan.explaining = True
+        try:
+            base = super().explain(ctx)
+        finally:
+            self.plan.explaining = False
         ep = self.link.endpoint
         ssh = ["ssh"] + (["-p", str(ep.port)] if ep.port else [])
         ssh += (["-i", ep.identity_file] if ep.identity_file else [])
         login = f"{ep.username}@{ep.host}" if ep.username else ep.host
-        root = self.plan.remote_root(ctx)
         commands = [
             [*ssh, login, "mkdir", "-p", f"{root}/work/outputs", f"{root}/shim"],
             ["sh", "-c", f"tar czf - -C {shlex.quote(str(ctx.workdir))} . | "
@@ -187,6 +207,10 @@ class RemoteDockerBackend(DockerBackend):
                  f"the snapshot is synced to {root} on the host (only files whose content the "
                  f"host's cache {REMOTE_BASE}/cache lacks travel) and bind-mounted at "
                  f"{WORKDIR}; outputs/ is copied back through the Docker API"]
+        notes.append(f"{HOME_PLACEHOLDER}, {UID_PLACEHOLDER}, {GID_PLACEHOLDER}: the SSH "
+                     "user's home folder and ids on the host (" + shlex.join([*ssh, login])
+                     + " 'echo $HOME; id -u; id -g'); the daemon needs absolute bind paths, "
+                     "and the container runs as that user, as a run does")
         notes += [n for n in base.notes if not n.startswith(("docker target", "the snapshot"))]
         files = snapshot.list_files(ctx.project.root)
         notes.append(f"upload: the snapshot is {upload_preview((f.rel, f.size) for f in files)}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import uuid
 from typing import Any
@@ -159,6 +160,16 @@ def test_explain_prints_ssh_and_docker_h_commands(rproject: RemoteProject, rig: 
                ":/labdeck/work" in ln for ln in lines), res.stdout
     assert any(ln.startswith("ssh -p") for ln in lines)
     assert rig.labelled(f"org.labdeck.project={rproject.root}") == []  # nothing ran
+    # The daemon refuses '~/...' as a bind source ("invalid characters for a local volume
+    # name"): the docker command names the host's home as a placeholder, said in a note, and
+    # runs as the SSH user, as a run does.
+    docker_line = next(ln for ln in lines if ln.startswith("docker -H"))
+    sources = [arg.split(":")[0] for arg in shlex.split(docker_line)
+               if arg.startswith(("~", "<remote-home>"))]
+    assert sources and all(src.startswith("<remote-home>/") for src in sources), docker_line
+    assert "--user '<remote-uid>:<remote-gid>'" in docker_line
+    assert any(ln.startswith("# <remote-home>") and "echo $HOME; id -u; id -g" in ln
+               for ln in lines), res.stdout
 
 
 def test_a_run_may_rewrite_project_files_and_the_hosts_cache_stays_intact(
