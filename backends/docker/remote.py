@@ -81,7 +81,8 @@ def password_of(compute: Compute) -> Callable[[], str | None]:
     def read() -> str | None:
         if compute.password is None:
             return None
-        return secrets.load(compute.password.value, compute.name)
+        return secrets.load(compute.password.value, compute.name, compute.address,
+                            compute.username)
     return read
 
 

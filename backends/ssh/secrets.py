@@ -91,13 +91,16 @@ def store(sid: str, password: str) -> str:
     return str(secrets_file())
 
 
-def load(ref: str, target: str) -> str:
-    """The password a .compute file's ``password:`` refers to (a clear-text one as it is)."""
+def load(ref: str, target: str, address: str | None = None,
+         username: str | None = None) -> str:
+    """The password a .compute file's ``password:`` refers to (a clear-text one as it is).
+    ``address`` and ``username`` (the compute's) fill in the command that re-enters it."""
     if ref.startswith(WORKBENCH_PREFIX):
         raise TargetError(f"target {target!r}: the password is a Workbench key-store reference, "
                           "which labdeck cannot read; re-enter it with: echo PASSWORD | labdeck "
-                          f"target attach remotedocker --name {target} --address HOST "
-                          "--username USER --password-stdin --force")
+                          f"target attach remotedocker --name {target} --address "
+                          f"{address or 'HOST'} --username {username or 'USER'} "
+                          "--password-stdin --force")
     if not ref.startswith(PREFIX):
         return ref
     sid = ref[len(PREFIX):]

@@ -246,3 +246,19 @@ def test_reattach_with_a_key_forgets_the_password_the_old_file_named(
     assert res.returncode == 0, res.stderr
     assert rig.password in client.secrets.read_text()
     assert bare.cli("target", "show", "vm").returncode == 0
+
+
+def test_workbench_password_reference_says_the_exact_command_that_re_enters_it(
+        bare: RemoteProject) -> None:
+    """The sample's myvm: the line names its own address and user (it said HOST and USER)."""
+    bare.write("aml_config/myvm.compute", """
+        type: "remotedocker"
+        address: "myvm.invalid"
+        username: "azureuser"
+        password: "AzureMlSecret=myvm#azureuser#0f3c9a7e"
+    """)
+    res = bare.cli("prepare", "-c", "myvm")
+    assert res.returncode == 1, res.stdout + res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert ("echo PASSWORD | labdeck target attach remotedocker --name myvm --address "
+            "myvm.invalid --username azureuser --password-stdin --force") in last, last
