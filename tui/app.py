@@ -43,6 +43,7 @@ from .messages import (
     SubmitChoices,
     SubmitRequest,
     TargetSelected,
+    WatchRequested,
     WatchToggled,
     WatchTriggered,
 )
@@ -237,8 +238,9 @@ class LabdeckApp(App[None]):
     def _do_submit(self, request: SubmitRequest) -> None:
         record = self.engine.submit(request.target, request.script, request.args)
         self.post_message(RunSubmitted(record))
-        if request.watch:
-            self.call_from_thread(self.start_watch, record, request.policy)
+        if request.watch:  # a message, never call_from_thread: that blocks this thread until the
+            # UI runs it, which it never does once the app quits (a hang, or a raise, at exit)
+            self.post_message(WatchRequested(record, request.policy))
 
     @while_open
     def on_run_submitted(self, message: RunSubmitted) -> None:
@@ -380,6 +382,10 @@ class LabdeckApp(App[None]):
                                              exit_on_error=False, group="watch",
                                              exclusive=True)
         self.post_message(WatchToggled(True, self.watcher.target, record.script, policy))
+
+    @while_open
+    def on_watch_requested(self, message: WatchRequested) -> None:
+        self.start_watch(message.record, message.policy)
 
     def stop_watch(self, quiet: bool = False) -> None:
         if self._watch_worker is not None:

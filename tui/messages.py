@@ -53,6 +53,15 @@ class WatchToggled(Message):
 
 
 @dataclass
+class WatchRequested(Message):
+    """Watch mode asked for with a submit (the dialog's watch box), once the run is submitted:
+    the submit worker's thread posts it; the app starts the watcher on its own thread."""
+
+    record: RunRecord
+    policy: str
+
+
+@dataclass
 class WatchTriggered(Message):
     event: WatchEvent
 

@@ -100,6 +100,14 @@ class ScanResult:
     total: int  # lines in the file up to ``end``
 
 
+def _cancelled() -> bool:
+    """The current worker was cancelled (False outside a worker: tests, bench)."""
+    try:
+        return get_current_worker().is_cancelled
+    except Exception:
+        return False
+
+
 def scan(path: Path, needle: str, end: int, keep: int, collect_lines: bool) -> ScanResult:
     """Every line up to ``end`` whose text contains ``needle`` (case-insensitive)."""
     worker = None
@@ -600,17 +608,42 @@ class LogView(ScrollView, can_focus=True):
         if self.path is None:
             return
         self.scanning = True
-        self.run_worker(lambda: self._scan_filter(needle), thread=True, exclusive=True,
+        path = self.path  # attributes go down: the thread never reads the view's state
+        self.run_worker(lambda: self._scan_filter(path, needle), thread=True, exclusive=True,
                         group="log-scan", name="log-filter", exit_on_error=False)
 
-    def _scan_filter(self, needle: str) -> None:
-        assert self.path is not None
+    @dataclass
+    class Scanned(Message):
+        """A filter's or a search's scan of the whole log, done by a worker thread."""
+
+        kind: str  # "filter" or "search"
+        needle: str
+        result: ScanResult | None
+        error: Exception | None = None  # the filter's scan broke
+
+    def _scan_filter(self, path: Path, needle: str) -> None:
         try:
-            result = scan(self.path, needle, os.path.getsize(self.path), self.window, True)
+            result = scan(path, needle, os.path.getsize(path), self.window, True)
         except Exception as err:  # the view must not stay "filtering…" (and frozen) for good
-            self.app.call_from_thread(self._filter_failed, needle, err)
+            self.post_message(self.Scanned("filter", needle, None, err))
             return
-        self.app.call_from_thread(self._filter_done, needle, result)
+        if _cancelled():
+            return  # a newer scan replaced it, or the view closed: its lines are a part only
+        # Messages, never call_from_thread: that waits for the UI, which never comes once the
+        # app quits (the thread hangs, or raises). post_message is refused once the view is gone.
+        self.post_message(self.Scanned("filter", needle, result))
+
+    def on_log_view_scanned(self, message: LogView.Scanned) -> None:
+        message.stop()
+        if not self.is_attached:
+            return
+        if message.kind == "search":
+            assert message.result is not None
+            self._search_done(message.needle, message.result)
+        elif message.result is None:
+            self._filter_failed(message.needle, message.error or OSError("the scan failed"))
+        else:
+            self._filter_done(message.needle, message.result)
 
     def _filter_failed(self, needle: str, err: Exception) -> None:
         """The scan broke (the log went away, a read error): show the whole log again and
@@ -658,7 +691,8 @@ class LogView(ScrollView, can_focus=True):
 
     def _scan_search(self, path: Path, needle: str, end: int) -> None:
         result = scan(path, needle, end, 0, False)
-        self.app.call_from_thread(self._search_done, needle, result)
+        if not _cancelled():  # else its hits are a part only
+            self.post_message(self.Scanned("search", needle, result))
 
     def _search_done(self, needle: str, result: ScanResult) -> None:
         if self.search_text != needle:

@@ -149,6 +149,13 @@ class RunDetails(VerticalScroll):
         run_id: str
         samples: list[dict[str, Any]]
 
+    @dataclass
+    class Explained(Message):
+        """How a run runs (``--explain``), worked out by a worker thread."""
+
+        run_id: str
+        text: str
+
     def __init__(self, engine: Engine, reads: StoreWorker, id: str | None = None):
         super().__init__(id=id)
         self.engine = engine
@@ -218,11 +225,14 @@ class RunDetails(VerticalScroll):
                                        list(record.args)).render()
         except Exception as err:  # shown in place: the run may predate a config change
             text = f"cannot explain: {one_line(err)}"
-        self.app.call_from_thread(self._explained, record.id, text)
+        # A message, never call_from_thread: that waits for the UI, which never comes once the
+        # app quits (the thread hangs, or raises: ``self.app`` is gone with the widget).
+        self.post_message(self.Explained(record.id, text))  # refused (False) once gone
 
-    def _explained(self, run_id: str, text: str) -> None:
-        self._explain[run_id] = text
-        if self.record is not None and self.record.id == run_id and self.is_attached:
+    def on_run_details_explained(self, message: RunDetails.Explained) -> None:
+        message.stop()
+        self._explain[message.run_id] = message.text
+        if self.is_attached and self.record is not None and self.record.id == message.run_id:
             self._draw()
 
     def _draw(self) -> None:
