@@ -9,6 +9,7 @@ from backends.base import TargetInfo
 from backends.engine import Engine
 from backends.gpu import NO_RUNTIME
 from tui.app import LabdeckApp
+from tui.messages import TargetSelected
 from tui.widgets.targets import TargetsPanel
 
 from .helpers import settle, until
@@ -71,3 +72,27 @@ async def test_a_gpu_target_its_daemon_refuses_is_not_ready(engine: Engine) -> N
         panel.show_info("local", TargetInfo(True, "this machine", [], "none"))
         await pilot.pause()
         assert row_texts(panel, "local")[2] == "● ready"
+
+
+async def test_the_dashboard_opens_on_the_target_asked_for(engine: Engine,
+                                                           deck_project: Any) -> None:
+    """`labdeck ui -c local` with a target listed before it: the submit dialog's target stays
+    local. Before, the first rows' cursor (row 0) chose "alpha", and each redraw (a target
+    described) announced "alpha" then the selected target again: a submit between the two went
+    to the wrong target (the e2e test's run went to docker under load)."""
+    (deck_project.root / "aml_config" / "alpha.compute").write_text('type: "local"\n')
+    chosen: list[str] = []
+    app = LabdeckApp(engine, target="local", poll=False)
+    async with app.run_test(size=(120, 40), message_hook=lambda m: chosen.append(m.name)
+                            if isinstance(m, TargetSelected) else None) as pilot:
+        await settle(pilot)
+        panel = app.query_one(TargetsPanel)
+        assert panel.names == ["alpha", "local"]
+        assert panel.selected_name == "local" and app.target == "local"
+        panel.show_info("alpha", TargetInfo(False, "down now"))  # its detail changed: redrawn
+        await settle(pilot)
+        assert app.target == "local"
+        assert "alpha" not in chosen
+        panel.focus()
+        await pilot.press("up")  # the user's choice is announced
+        await until(pilot, lambda: app.target == "alpha", "alpha chosen")

@@ -70,6 +70,7 @@ class TargetsPanel(FittedTable):
         self.broken: set[str] = set()  # their config does not load: nothing to describe
         self.links: dict[str, str] = {}  # remote target -> link state of its runs in flight
         self._drawn_width = 0
+        self._placed = False  # the cursor was put on ``initial`` (the first rows drawn)
 
     def on_mount(self) -> None:
         self.run_worker(self._load(), exclusive=True, group="targets", name="list-targets",
@@ -128,25 +129,33 @@ class TargetsPanel(FittedTable):
         return max(20, self.size.width - used - 2 * self.cell_padding - 1)
 
     def redraw(self) -> None:
-        selected = self.selected_name or self.initial
+        # The first rows go to the target asked for (-c): the cursor's row 0 is no choice yet
+        # (it was: the dashboard opened on the first target, whatever -c said).
+        selected = self.selected_name if self._placed else self.initial
         width = self._detail_width()
         self._drawn_width = self.size.width
-        self.clear(columns=True)
-        for col in COLUMNS:
-            self.add_column(col, key=col, width=STATE_WIDTH if col == "state" else
-                            width if col == "detail" else None)
-        for name, kind, error in self.configs:
-            if kind is None:
-                text = error or "the config does not load"
-                self.add_row(name, "?", Text("✗ config", style="red"),
-                             Text(text, style="red"), key=name,
-                             height=max(1, -(-len(text) // width)))
-                continue
-            state, detail = self._cells(name)
-            self.add_row(name, kind, state, detail, key=name,
-                         height=max(1, -(-len(detail.plain) // width)))
-        if selected in self.names:
-            self.move_cursor(row=self.names.index(selected), animate=False)
+        # Rebuilding the rows moves the cursor through row 0: no choice of the user's, so not
+        # announced (the app's target flipped to the first target and back at each redraw).
+        with self.prevent(DataTable.RowHighlighted):
+            self.clear(columns=True)
+            for col in COLUMNS:
+                self.add_column(col, key=col, width=STATE_WIDTH if col == "state" else
+                                width if col == "detail" else None)
+            for name, kind, error in self.configs:
+                if kind is None:
+                    text = error or "the config does not load"
+                    self.add_row(name, "?", Text("✗ config", style="red"),
+                                 Text(text, style="red"), key=name,
+                                 height=max(1, -(-len(text) // width)))
+                    continue
+                state, detail = self._cells(name)
+                self.add_row(name, kind, state, detail, key=name,
+                             height=max(1, -(-len(detail.plain) // width)))
+            if selected in self.names:
+                self.move_cursor(row=self.names.index(selected), animate=False)
+        self._placed = self._placed or bool(self.names)
+        if self.selected_name is not None and self.selected_name != selected:
+            self.post_message(TargetSelected(self.selected_name))  # its target is gone
         self.show_title()
 
     def show_title(self) -> None:
