@@ -6,7 +6,6 @@ Capabilities are declared on the class so the CLI and the dashboard can read the
 
 from __future__ import annotations
 
-import shlex
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
@@ -130,6 +129,8 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
 
     def render(self) -> str:
+        import shlex  # --explain only: kept off every submit's start
+
         lines = [f"# {note}" for note in self.notes]
         lines += [f"cd {shlex.quote(self.workdir)}"]
         lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]

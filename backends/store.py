@@ -7,7 +7,6 @@ A terminal status is final: every status update is guarded in SQL, so no writer 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import weakref
@@ -21,7 +20,13 @@ from .status import TERMINAL, RunStatus
 
 TYPE_CHECKING = False  # importing typing costs ~3 ms of a submit; annotations need none
 if TYPE_CHECKING:
+    import sqlite3
     from typing import Any
+else:
+    try:  # sqlite3's own C module: the package adds only datetime adapters (never bound here)
+        import _sqlite3 as sqlite3  # and importing datetime for them costs a submit ~2 ms
+    except ImportError:  # another Python's layout
+        import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

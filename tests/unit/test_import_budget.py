@@ -105,14 +105,14 @@ CLI_NEVER = (
     "click", "yaml", "textual", "rich", "aiohttp", "aiodocker", "pathspec", "watchfiles",
     "shutil", "bz2", "lzma", "tarfile", "zipfile", "tempfile", "random", "uuid", "logging",
     "subprocess", "asyncio", "concurrent.futures", "socket", "selectors", "email", "http",
-    "importlib.metadata", "pkg_resources",
+    "importlib.metadata", "pkg_resources", "shlex",
 )
 # The supervisor forked ahead loads asyncio and the backend (zygote.EARLY_PRELOAD); asyncio
 # brings ssl, inspect, logging, subprocess and typing with it (3.11), so those cost nothing more.
 SUPERVISOR_NEVER = (
     "dataclasses", "hashlib", "_hashlib", "click", "yaml", "textual", "rich", "aiohttp",
     "aiodocker", "pathspec", "watchfiles", "tarfile", "zipfile", "tempfile",
-    "importlib.metadata", "pkg_resources",
+    "importlib.metadata", "pkg_resources", "shlex", "datetime",
 )
 # Allowed in the supervisor only when the stdlib package named brought it first (a labdeck
 # module loaded before asyncio that imported it would pay for it ahead of the run).
