@@ -49,6 +49,8 @@ def check_inputs(project: Project, name: str, address: str | None, username: str
         raise UsageError(f"target name {name!r}: use letters, digits, '-', '_' and '.'")
     if not address:
         raise UsageError("remotedocker needs --address HOST[:PORT]")
+    if "://" in address or "@" in address or "/" in address:
+        raise UsageError(f"--address {address!r}: give HOST[:PORT] (the user with --username)")
     try:
         host, port = split_address(address)
     except ValueError as err:
@@ -67,6 +69,24 @@ def check_inputs(project: Project, name: str, address: str | None, username: str
     if compute_path.exists() and not force:
         raise UsageError(f"target {name!r} exists ({compute_path}); pass --force to overwrite")
     return host, port
+
+
+def split_login(address: str | None, username: str | None) -> tuple[str | None, str | None]:
+    """``[ssh://][USER@]HOST[:PORT]``, as ssh and ``docker -H`` take it, as (HOST[:PORT], user):
+    the user in the address was taken for part of the host name ("cannot resolve the host name
+    'user@host'")."""
+    if not address:
+        return address, username
+    text = address.strip()
+    if text.startswith("ssh://"):
+        text = text[len("ssh://"):].rstrip("/")
+    if "@" in text and "://" not in text:
+        user, _, text = text.rpartition("@")
+        if username is not None and username != user:
+            raise UsageError(f"--address names the user {user!r} and --username {username!r}: "
+                             "give one of them")
+        username = user
+    return text, username
 
 
 def check_identity_file(identity_file: str) -> None:
@@ -129,6 +149,7 @@ async def attach_remotedocker(project: Project, name: str, *, address: str | Non
                               password: str | None = None, accept_new_host_key: bool = False,
                               base_image: str | None = None, gpus: str | None = None,
                               force: bool = False) -> RemoteAttach:
+    address, username = split_login(address, username)
     check_inputs(project, name, address, username, identity_file, password, base_image, force)
     assert address is not None
     sid = secrets.secret_id(project.root, name)

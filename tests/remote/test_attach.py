@@ -152,6 +152,8 @@ BAD = [
     (["--name", "vm", "--address", "h", "--gpus", "many"], "gpus"),
     (["--name", "vm", "--address", "h", "--shared-volumes"], "docker targets only"),
     (["--name", "local", "--address", "h"], "exists"),
+    (["--name", "vm", "--address", "tcp://h:2375"], "give HOST[:PORT]"),
+    (["--name", "vm", "--address", "root@h", "--username", "u"], "give one of them"),
 ]
 
 
@@ -262,3 +264,16 @@ def test_workbench_password_reference_says_the_exact_command_that_re_enters_it(
     last = res.stderr.strip().splitlines()[-1]
     assert ("echo PASSWORD | labdeck target attach remotedocker --name myvm --address "
             "myvm.invalid --username azureuser --password-stdin --force") in last, last
+
+
+@pytest.mark.parametrize("form", ["{user}@{address}", "ssh://{user}@{address}"])
+def test_address_may_carry_the_user_as_ssh_and_docker_h_take_it(bare: RemoteProject, rig: Rig,
+                                                                 form: str) -> None:
+    """user@host:port (ssh's form) and ssh://user@host:port (docker -H's) were taken whole for
+    a host name: "cannot resolve the host name 'labdeck@127.0.0.1'"."""
+    address = form.format(user=rig.user, address=rig.address)
+    res = attach(bare, "--name", "vm", "--address", address, "--identity-file",
+                 rig.identity_file)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = (bare.root / "aml_config" / "vm.compute").read_text()
+    assert f'address: "{rig.address}"' in text and f'username: "{rig.user}"' in text
