@@ -488,6 +488,9 @@ def run_app(engine: Engine, target: str = "local", submit_script: str | None = N
     try:
         app.run()
     finally:
+        # The store thread's last read ends before its connection is closed (the interpreter's
+        # exit would wait for that thread anyway).
+        app.reads.close(wait=True)
         engine.close()
     if app.return_code:  # a crash inside the app: Textual printed it; the status says so
         raise SystemExit(app.return_code)

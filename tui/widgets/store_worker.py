@@ -50,7 +50,8 @@ class StoreWorker:
         """A read runs or waits (tests wait for the dashboard to settle)."""
         return bool(self._running or self._waiting)
 
-    def close(self) -> None:
-        """No new reads; one that runs finishes on its own (its result is dropped)."""
+    def close(self, wait: bool = False) -> None:
+        """No new reads; one that runs finishes on its own (its result is dropped), waited for
+        with ``wait`` (before the store's connections are closed under it)."""
         self._waiting.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
