@@ -9,19 +9,26 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import TargetError
+
 FACTS_FILE = "spark.json"
 _APP_ID = re.compile(r"Connected to Spark cluster with app ID (\S+)")
 _UI_HOST = re.compile(r"Start Jetty (\S+):(\d+) for SparkUI")
 _UI_PORT = re.compile(r"Successfully started service 'SparkUI' on port (\d+)")
+_ANY_HOST = frozenset({"0.0.0.0", "::", "[::]", "*", ""})
 # Cheap tests first: most of Spark's lines hold neither.
 _HINTS = ("app ID", "SparkUI")
 
 
 class SparkFacts:
-    def __init__(self, run_dir: Path | None, initial: dict[str, str] | None = None):
+    def __init__(self, run_dir: Path | None, initial: dict[str, str] | None = None,
+                 ui_host: str = "localhost"):
+        """``ui_host``: the driver's machine as this one reaches it, named in the UI's address
+        when Spark binds every interface (0.0.0.0, which a browser will not open)."""
         self.run_dir = run_dir
         self.facts: dict[str, str] = dict(initial or {})
-        self._ui_host = "localhost"
+        self._default_host = ui_host
+        self._ui_host = ui_host
         if initial:
             self._save()
 
@@ -35,7 +42,8 @@ class SparkFacts:
             if (m := _APP_ID.search(line)) is not None:
                 notes += self.add("app_id", m.group(1), f"spark application {m.group(1)}")
             elif (m := _UI_HOST.search(line)) is not None:
-                self._ui_host = m.group(1)
+                host = m.group(1)
+                self._ui_host = self._default_host if host in _ANY_HOST else host
             elif (m := _UI_PORT.search(line)) is not None:
                 url = f"http://{self._ui_host}:{m.group(1)}"
                 notes += self.add("ui_url", url, f"spark UI {url}")
@@ -68,6 +76,8 @@ def load_facts(run_dir: Path) -> dict[str, str]:
 # (the handle's wait raises it) instead of an exit code.
 _SYSTEM_MEMORY = re.compile(r"System memory (\d+) must be at least (\d+)")
 _OOM = re.compile(r"java\.lang\.OutOfMemoryError(?::\s*([^\"\n]*))?")
+_UNRESOLVED = re.compile(r"unresolved dependency: ([^\s\]:]+(?:;[^\s\]:]+)?)(?::\s*([^\]]+))?")
+_THREAD = re.compile(r'^Exception in thread "[^"]*" (\S.*)$')
 _NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): (No module named '?[\w.]+'?)")
 
 
@@ -82,6 +92,11 @@ def failure_hint(line: str) -> str | None:
         return (f"the driver ran out of memory (java.lang.OutOfMemoryError"
                 f"{': ' + what if what else ''}): raise spark.driver.memory in "
                 "spark_dependencies.yml, or collect less to the driver")
+    if "unresolved dependency" in line and (m := _UNRESOLVED.search(line)) is not None:
+        what = f"{m.group(1)}: {m.group(2).strip()}" if m.group(2) else m.group(1)
+        return (f"a Spark package could not be fetched ({what}): check packages and "
+                "repositories in spark_dependencies.yml (where spark-submit runs must reach "
+                "the repository)")
     if "No module named" in line and (m := _NO_MODULE.search(line)) is not None:
         return (f"a Python dependency is missing where the driver runs ({m.group(1)}): add it "
                 "to the run's conda_dependencies.yml")
@@ -102,11 +117,13 @@ class FailureWatch:
 
     def feed(self, lines: list[str]) -> None:
         for line in lines:
-            if line[:1].isalpha() and ("Error" in line or "Exception" in line) and \
-                    _EXCEPTION.match(line):
-                self.exception = line.strip()
+            if line[:1].isalpha() and ("Error" in line or "Exception" in line):
+                if _EXCEPTION.match(line):
+                    self.exception = line.strip()
+                elif (m := _THREAD.match(line)) is not None:  # the JVM's own end
+                    self.exception = m.group(1).strip()
             if self.hint is None and ("must be" in line or "OutOfMemory" in line
-                                      or "No module" in line):
+                                      or "No module" in line or "unresolved" in line):
                 self.hint = failure_hint(line)
 
     @property
@@ -114,3 +131,14 @@ class FailureWatch:
         if self.hint is not None:
             return self.hint
         return f"the script failed: {self.exception}" if self.exception else None
+
+
+class DriverFailed(TargetError):
+    """A driver that ran and failed for a reason its output names: the run's one-line error.
+    ``run_exit_code`` is its exit code and ``outputs`` what its outputs/ held (collected before
+    this is raised, so that a failed run keeps its files as on every other target)."""
+
+    def __init__(self, reason: str, code: int, outputs: list[str]):
+        super().__init__(f"{reason} (exit code {code})")
+        self.run_exit_code = code
+        self.outputs = outputs

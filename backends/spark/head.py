@@ -46,7 +46,7 @@ from ..metrics import SHIM_DIR
 from . import plan as spark
 from . import pyenv as pyenv_mod
 from . import remote, yarn
-from .facts import FailureWatch, SparkFacts
+from .facts import DriverFailed, FailureWatch, SparkFacts
 from .submit import LOCAL_MASTER, is_master_url, submit_command
 
 if TYPE_CHECKING:
@@ -335,7 +335,8 @@ class HeadNodeBackend(Backend):
             raise
         facts_file = SparkFacts(ctx.run_dir, {"master": master, "head_node": self.link.where,
                                               "driver_pid": str(pid), "root": synced_root,
-                                              **({"deploy_mode": mode} if mode else {})})
+                                              **({"deploy_mode": mode} if mode else {})},
+                                ui_host=self.link.endpoint.host)
         return HeadRunHandle(self.link, synced_root, pid, facts_file, yarn_cluster=(
             master == "yarn" and mode == "cluster"))
 
@@ -358,10 +359,17 @@ class HeadNodeBackend(Backend):
                     _link_or_copy(wheel, Path(tmp) / "wheels" / wheel.name)
                 sources.append(("wheels", Path(tmp) / "wheels"))
             manifest = await asyncio.to_thread(build_manifest, sources, ["work/outputs"])
-            result = await sync_run(conn, f"{project_folder(ctx)}/{ctx.run_id}", manifest,
-                                    base=REMOTE_BASE)
+            # As remote docker's sync: the project's last run folder on the head node (its
+            # .tree) becomes this run's, and only the difference from the tree recorded here
+            # is described.
+            folder = project_folder(ctx)
+            mine = hashlib.sha256(f"{self.link.where}\0{REMOTE_BASE}\0{folder}".encode())
+            result = await sync_run(conn, f"{folder}/{ctx.run_id}", manifest, base=REMOTE_BASE,
+                                    record=ctx.project.state_dir / "sync"
+                                    / f"{mine.hexdigest()[:16]}.json")
         ctx.progress(f"sync: {result.sent_files} of {len(manifest.blobs)} distinct files sent "
-                     f"({result.bytes_sent} bytes) to {self.link.where}:{result.root} in "
+                     f"({result.bytes_sent} bytes; {result.kept_files} kept from the project's "
+                     f"last run folder there) to {self.link.where}:{result.root} in "
                      f"{time.monotonic() - began:.2f} s")
         if zip_shim:
             await self.link.run(f"mv {shlex.quote(result.root)}/extra/shim.zip "
@@ -378,7 +386,7 @@ class HeadNodeBackend(Backend):
         self.link.report = ctx.progress
         await self.link.open()
         counts = resume.lines or {"out": 0, "err": 0}
-        facts_file = SparkFacts(ctx.run_dir, known)
+        facts_file = SparkFacts(ctx.run_dir, known, ui_host=self.link.endpoint.host)
         return HeadRunHandle(self.link, root, int(pid_text), facts_file,
                              yarn_cluster=known.get("master") == "yarn"
                              and known.get("deploy_mode") == "cluster",
@@ -433,6 +441,7 @@ class HeadRunHandle(RunHandle):
         self.status: str | None = None
         self.failure = FailureWatch()
         self._ended = asyncio.Event()
+        self._collected: list[str] | None = None
 
     def _scan(self, lines: list[str]) -> list[str]:
         notes = self.facts.scan(lines)
@@ -518,7 +527,10 @@ class HeadRunHandle(RunHandle):
         if self.yarn_cluster and self.client.final_status not in (None, "SUCCEEDED") and code == 0:
             code = 1
         if 0 < code < 128 and self.failure.reason is not None:  # a canceled one stays canceled
-            raise TargetError(f"{self.failure.reason} (exit code {code})")
+            # Its outputs/ first: the supervisor fails the run on this error at once.
+            assert self.facts.run_dir is not None
+            outputs = await self.collect_outputs(self.facts.run_dir / "outputs")
+            raise DriverFailed(self.failure.reason, code, outputs)
         return code
 
     async def cancel(self, grace: float) -> None:
@@ -527,7 +539,13 @@ class HeadRunHandle(RunHandle):
             else None)), "canceling the driver")
 
     async def collect_outputs(self, dest: Path) -> list[str]:
-        """outputs/ of the run's folder on the head node, as one tar over an exec channel."""
+        """outputs/ of the run's folder on the head node, as one tar over an exec channel;
+        once (a failed driver's are collected before its reason is raised)."""
+        if self._collected is None:
+            self._collected = await self._fetch_outputs(dest)
+        return self._collected
+
+    async def _fetch_outputs(self, dest: Path) -> list[str]:
         import asyncssh
 
         from ..outputs import extract_tar
@@ -549,11 +567,16 @@ class HeadRunHandle(RunHandle):
             return await asyncio.to_thread(extract_tar, tmp, dest)
 
     async def close(self) -> None:
-        """The run's folder on the head node goes (its log is here), then the link."""
+        """The run's folder on the head node becomes its project's .tree (the next sync
+        rewrites only what differs; its log is here), then the link goes."""
+        import asyncssh
+
+        from ..ssh.sync import release_remote
+
         try:
-            if not self.link.lost:
-                await self.link.run(f"rm -rf -- {shlex.quote(self.root)}")
-        except TargetError:
+            if self.link.conn is not None and not self.link.lost:
+                await release_remote(self.link.conn, self.root)
+        except (OSError, asyncssh.Error):
             pass
         finally:
             await self.link.close()

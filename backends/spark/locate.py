@@ -32,8 +32,10 @@ def pyspark_home(python: str) -> Path | None:
             else ""
     else:
         try:
+            # stdin closed: the supervisor's (or a TUI's terminal) is not the probe's to read.
             found = subprocess.run([python, "-c", _FIND_PYSPARK], capture_output=True,
-                                   text=True, timeout=30).stdout.strip()
+                                   stdin=subprocess.DEVNULL, text=True,
+                                   timeout=30).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             found = ""
     return Path(found) if found else None

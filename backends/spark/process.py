@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ..base import LogBatch
-from ..errors import TargetError
 from ..local import LocalRunHandle
-from .facts import FailureWatch, SparkFacts
+from .facts import DriverFailed, FailureWatch, SparkFacts
 
 
 class SparkProcessHandle(LocalRunHandle):
@@ -24,6 +23,7 @@ class SparkProcessHandle(LocalRunHandle):
         self.facts = facts
         self.failure = FailureWatch()
         self._drained = asyncio.Event()
+        self._collected: list[str] | None = None
 
     async def logs(self) -> AsyncIterator[LogBatch]:
         try:
@@ -37,7 +37,8 @@ class SparkProcessHandle(LocalRunHandle):
 
     async def wait(self) -> int:
         """The exit code; a failure the driver's output names plainly (out of memory, a
-        missing module) is the run's one-line reason instead (TargetError)."""
+        missing module) is the run's one-line reason instead (DriverFailed), raised once
+        its outputs/ are in the run's folder."""
         code = await super().wait()
         if 0 < code < 128:  # not a signal's end: a cancel stays a cancel
             try:  # the output's end has the reason: wait (briefly) until it is read
@@ -45,5 +46,16 @@ class SparkProcessHandle(LocalRunHandle):
             except TimeoutError:
                 pass
             if self.failure.reason is not None:
-                raise TargetError(f"{self.failure.reason} (exit code {code})")
+                outputs = await self.collect_outputs(self._outputs_dest())
+                raise DriverFailed(self.failure.reason, code, outputs)
         return code
+
+    def _outputs_dest(self) -> Path:
+        assert self.facts.run_dir is not None
+        return self.facts.run_dir / "outputs"
+
+    async def collect_outputs(self, dest: Path) -> list[str]:
+        """Once: a failed driver's were collected before its reason was raised."""
+        if self._collected is None:
+            self._collected = await super().collect_outputs(dest)
+        return self._collected

@@ -49,7 +49,9 @@ def _pip_download(specs: list[str], python: str, dest: Path, offline: bool,
     for platform in PLATFORMS:
         cmd += ["--platform", platform]
     cmd += ["--no-index", "--find-links", str(cache)] if offline else ["--find-links", str(cache)]
-    return subprocess.run([*cmd, *specs], capture_output=True, text=True, timeout=600)
+    # stdin closed: pip must never wait on a prompt (an index's credentials) nobody sees.
+    return subprocess.run([*cmd, *specs], capture_output=True, stdin=subprocess.DEVNULL,
+                          text=True, timeout=600)
 
 
 def wheels_for(specs: list[str], python: str, progress: Callable[[str], None]) -> list[Path]:

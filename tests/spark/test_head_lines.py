@@ -137,6 +137,12 @@ def test_recorded_yarn_logs_give_the_drivers_output_with_its_metrics() -> None:
      ["ran out of memory", "Java heap space", "spark.driver.memory"]),
     ("ModuleNotFoundError: No module named 'sklearn'",
      ["No module named 'sklearn'", "conda_dependencies.yml"]),
+    # spark-submit's own end when a package of spark_dependencies.yml cannot be fetched (the
+    # head-node rig has no route to Maven Central; seen in the walkthrough of issue 9).
+    ('Exception in thread "main" java.lang.RuntimeException: [unresolved dependency: '
+     "org.apache.spark#spark-avro_2.13;4.0.0: not found]",
+     ["could not be fetched (org.apache.spark#spark-avro_2.13;4.0.0: not found)",
+      "spark_dependencies.yml"]),
 ])
 def test_failure_reasons_read_from_the_drivers_output(line: str, words: list[str]) -> None:
     hint = failure_hint(line)
@@ -156,6 +162,9 @@ def test_a_failing_scripts_last_exception_is_the_reason() -> None:
                 "26/12/01 22:47:07 ERROR Executor: Exception in task 0.0",
                 "ValueError: bad regularization rate"])
     assert watch.reason == "the script failed: ValueError: bad regularization rate"
+    jvm = FailureWatch()  # no Python traceback: the JVM's last words are the reason
+    jvm.feed(['Exception in thread "main" java.io.FileNotFoundException: /x.py (No such file)'])
+    assert jvm.reason == "the script failed: java.io.FileNotFoundException: /x.py (No such file)"
     quiet = FailureWatch()
     quiet.feed(["26/12/01 22:47:07 INFO SparkContext: Successfully stopped SparkContext"])
     assert quiet.reason is None

@@ -127,13 +127,17 @@ def test_head_node_without_java_fails_in_one_line(head_project: HeadProject,
 
 def test_missing_python_dependency_on_the_head_node_is_the_reason(
         head_project: HeadProject) -> None:
-    head_project.write("needs.py", "import labdeck_no_such_module\n")
+    head_project.write("needs.py", "import os\nos.makedirs('outputs', exist_ok=True)\n"
+                                   "open('outputs/partial.txt', 'w').write('so far')\n"
+                                   "import labdeck_no_such_module\n")
     res = head_project.cli("submit", "-c", "spark-head", "needs.py", timeout=300)
     assert res.returncode != 0
     record = _json(head_project, "runs", "last")
     assert record["status"] == "failed"
     assert "No module named 'labdeck_no_such_module'" in record["error"], record
     assert "conda_dependencies.yml" in record["error"]
+    outputs = head_project.root / ".labdeck" / "runs" / record["id"] / "outputs"
+    assert (outputs / "partial.txt").read_text() == "so far"  # a failed driver's come back
 
 
 # YARN cannot run on this machine kind: the head node's yarnuser has YARN configured in its login
@@ -190,3 +194,68 @@ def test_yarn_cancel_kills_the_application(head_project: HeadProject,
         == "killed"
     pgid = json.loads((log.parent / "spark.json").read_text())["driver_pid"]
     assert head_sh(head_rig, f"ps -o pid= -g {pgid}").strip() == ""
+
+
+ATTACH = """\
+import asyncio, sys
+from backends.errors import LabdeckError
+from pathlib import Path
+from backends.project import Project
+from backends.spark.attach import attach_cluster
+try:
+    result = asyncio.run(attach_cluster(Project(Path(sys.argv[1])), "hdi", address=sys.argv[2],
+                                        username="labdeck", password=sys.stdin.readline().strip()))
+except LabdeckError as err:
+    sys.exit(f"error: {err}")
+print(result.info.detail)
+print("kept in", result.password_kept_in)
+"""
+
+
+def test_attach_cluster_then_runs_on_it_reuse_the_head_nodes_folder(
+        head_project: HeadProject, head_rig: dict[str, Any], tmp_path: Any) -> None:
+    """``target attach cluster`` as a new user would: a project with nothing yet, the head node
+    reached with a password (checked before anything is written; a wrong one writes nothing),
+    then two runs on it; the second gets the first's folder there (its .tree) as its own."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    root = tmp_path / "hdi-project"
+    (root / "aml_config").mkdir(parents=True)
+    where = f"{head_rig['host']}:{head_rig['port']}"
+
+    def attach(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", ATTACH, str(root), where],
+                              input=password + "\n", capture_output=True, text=True,
+                              timeout=120, cwd=REPO, env=cli_env(head_project.env))
+
+    refused = attach("not-the-password")
+    assert refused.returncode != 0 and "error: " in refused.stderr, refused.stderr
+    assert not (root / "aml_config" / "hdi.compute").exists()
+    done = attach(head_rig["password"])
+    assert done.returncode == 0, done.stderr
+    assert "head node labdeck@127.0.0.1" in done.stdout and "spark-submit" in done.stdout
+    compute = (root / "aml_config" / "hdi.compute").read_text()
+    assert 'type: "cluster"' in compute and f'address: "{where}"' in compute
+    assert head_rig["password"] not in compute and "password: " in compute  # a reference
+    assert 'Framework: "PySpark"' in (root / "aml_config" / "hdi.runconfig").read_text()
+
+    project = HeadProject(root)
+    project.env = head_project.env
+    project.write("hello.py", "from azureml.logging import get_azureml_logger\n"
+                              "get_azureml_logger().log('Answer', 42)\nprint('hello')\n")
+    runs = []
+    for _ in range(2):
+        res = project.cli("submit", "-c", "hdi", "hello.py", timeout=300)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        runs.append(res.stdout.splitlines()[0].strip())
+        if len(runs) == 1:  # the first run's folder waits there as the project's tree
+            root_there = json.loads((last_run_dir(project) / "spark.json").read_text())["root"]
+            tree = os.path.join(os.path.dirname(root_there), ".tree")
+            assert head_sh(head_rig, f"ls -d {tree}").strip() == tree
+    assert _json(project, "runs", "show", runs[1])["metrics"]["Answer"] == 42
+    log = (last_run_dir(project) / "log").read_text()
+    kept = re.search(r" sys sync: \d+ of \d+ distinct files sent \(\d+ bytes; (\d+) kept", log)
+    assert kept is not None and int(kept.group(1)) > 0, log[:3000]

@@ -60,7 +60,9 @@ def test_iris_on_local_spark(spark_project: Project) -> None:
 @pytest.mark.parametrize("target", ["spark-standalone", "spark-standalone-rest"])
 def test_iris_on_the_standalone_cluster(spark_project: Project, spark_rig: dict[str, Any],
                                         target: str) -> None:
-    _run_id, spark = submit_iris(spark_project, target)
+    run_id, spark = submit_iris(spark_project, target)
+    compared = spark_project.cli("runs", "compare", run_id, run_id, check=True).stdout
+    assert "Regularization Rate" in compared and "Accuracy" in compared
     assert spark["master"] == spark_rig["master_url"]
     assert spark["app_id"].startswith("app-")  # registered with the master
     finished = {a["id"] for a in master_state(spark_rig)["completedapps"]}
@@ -188,7 +190,10 @@ def test_no_java_fails_the_run_in_one_line(spark_project: Project, tmp_path: Any
 # Failures the driver's output names: the run's one-line reason says it (the traceback of a
 # PySpark driver comes on spark-submit's stdout, where the log's usual err-line reason misses it).
 FAILING = {
-    "app_raises": ("raise ValueError('bad regularization rate')\n",
+    # It writes outputs/ first: a failed driver's files come back as on every target.
+    "app_raises": ("import os\nos.makedirs('outputs', exist_ok=True)\n"
+                   "open('outputs/partial.txt', 'w').write('so far')\n"
+                   "raise ValueError('bad regularization rate')\n",
                    "the script failed: ValueError: bad regularization rate"),
     # Spark 4.3 starts in 32 MB and runs out of heap (older ones refused: "System memory ...
     # must be at least", the other reason failure_hint knows; test_head_lines checks it).
@@ -220,6 +225,9 @@ def test_a_failing_driver_says_why_in_one_line(spark_project: Project, case: str
     assert "exit code" in record["error"]
     if case != "app_raises":
         assert "raise spark.driver.memory in spark_dependencies.yml" in record["error"]
+    else:
+        partial = spark_project.root / ".labdeck" / "runs" / record["id"] / "outputs"
+        assert (partial / "partial.txt").read_text() == "so far"
     assert reason in res.stderr.strip().splitlines()[-1]  # what submit printed last
 
 

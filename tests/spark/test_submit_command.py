@@ -92,3 +92,36 @@ def test_worker_log_page_header() -> None:
     page = b"==== Bytes 10-20 of 700 of /w/driver-1/stdout ====\nhello\nwor"
     assert parse_log_page(page) == (b"hello\nwor", 20, 700, "/w/driver-1/stdout")
     assert parse_log_page(b"<html>") is None
+
+
+def test_finding_another_pythons_pyspark_never_reads_our_stdin(tmp_path: Path) -> None:
+    """The probe of a target's Python (locate.pyspark_home) gets /dev/null as stdin, not the
+    caller's (a supervisor's, a terminal): here fd 0 is a pipe, and the stand-in python names
+    what its stdin is."""
+    import os
+
+    from backends.spark.locate import pyspark_home
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nreadlink /proc/self/fd/0\n")
+    fake.chmod(0o755)
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        found = pyspark_home(str(fake))
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+    assert found == Path("/dev/null")
+
+
+def test_a_ui_bound_to_every_interface_is_named_by_a_reachable_host(tmp_path: Path) -> None:
+    """Without SPARK_LOCAL_IP, Spark's UI binds 0.0.0.0: a browser will not open that URL
+    (Chrome blocks 0.0.0.0): the driver's machine is named instead (here, or a head node)."""
+    bound = ["26/12/02 02:40:01 INFO JettyUtils: Start Jetty 0.0.0.0:4040 for SparkUI",
+             "26/12/02 02:40:01 INFO Utils: Successfully started service 'SparkUI' on port 4041."]
+    assert SparkFacts(tmp_path).scan(bound) == ["spark UI http://localhost:4041"]
+    on_head = SparkFacts(None, ui_host="headnode.example")
+    assert on_head.scan(bound) == ["spark UI http://headnode.example:4041"]
