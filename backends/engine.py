@@ -10,7 +10,6 @@ import errno
 import gc
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -292,6 +291,8 @@ class Engine:
         objects.unmark_materialised(self.project.state_dir, run_id)
         if isinstance(err, OSError):
             raise StorageError(_os_error_line(err, run_dir)) from err
+        import sqlite3  # here: the package imports datetime (~3.5 ms of every submit's CPU)
+
         if isinstance(err, sqlite3.OperationalError):
             raise StorageError(f"{self.project.db_path}: {err}") from err
 

@@ -105,7 +105,7 @@ CLI_NEVER = (
     "click", "yaml", "textual", "rich", "aiohttp", "aiodocker", "pathspec", "watchfiles",
     "shutil", "bz2", "lzma", "tarfile", "zipfile", "tempfile", "random", "uuid", "logging",
     "subprocess", "asyncio", "concurrent.futures", "socket", "selectors", "email", "http",
-    "importlib.metadata", "pkg_resources", "shlex",
+    "importlib.metadata", "pkg_resources", "shlex", "datetime",
 )
 # The supervisor forked ahead loads asyncio and the backend (zygote.EARLY_PRELOAD); asyncio
 # brings ssl, inspect, logging, subprocess and typing with it (3.11), so those cost nothing more.

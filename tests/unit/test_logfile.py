@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from backends.logfile import resume_point
+from backends.logfile import format_ts, resume_point
+from tests.conftest import REPO, cli_env
 
 
 def test_resume_point_finds_a_stream_last_seen_megabytes_back(tmp_path: Path) -> None:
@@ -89,3 +94,18 @@ def test_read_from_splits_on_newlines_only(tmp_path: Path) -> None:
     lines, offset = read_from(log, 0)
     assert lines == ["t out page\x0cbreak \x1e sep", "t out two"]
     assert offset == len(b"t out page\x0cbreak \x1e sep\nt out two\n")
+
+
+def test_format_ts_writes_what_datetime_writes() -> None:
+    """format_ts renders without datetime (kept off a submit's start): the same text, a fresh
+    process's first call included (a -1 s stamp once matched the empty cache's sentinel)."""
+    code = "from backends.logfile import format_ts; print(format_ts(-1.0))"
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, cwd=REPO, env=cli_env())
+    assert first.stdout.strip() == "1969-12-31T23:59:59.000000Z"
+    pick = random.Random(7)
+    stamps = [0.0, 0.4999995, 0.9999996, 1.9999995, 1796179198.132458, 1796179198.9999996]
+    stamps += [pick.uniform(0, 4e9) for _ in range(20_000)]
+    for ts in stamps:
+        want = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_ts(ts) == want, ts
