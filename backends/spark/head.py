@@ -529,8 +529,12 @@ class HeadRunHandle(RunHandle):
         if 0 < code < 128 and self.failure.reason is not None:  # a canceled one stays canceled
             # Its outputs/ first: the supervisor fails the run on this error at once.
             assert self.facts.run_dir is not None
-            outputs = await self.collect_outputs(self.facts.run_dir / "outputs")
-            raise DriverFailed(self.failure.reason, code, outputs)
+            reason = self.failure.reason
+            try:
+                outputs = await self.collect_outputs(self.facts.run_dir / "outputs")
+            except TargetError as err:  # the reason stays the reason
+                outputs, reason = [], f"{reason}; its outputs/ could not be fetched: {err}"
+            raise DriverFailed(reason, code, outputs)
         return code
 
     async def cancel(self, grace: float) -> None:
