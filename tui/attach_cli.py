@@ -26,7 +26,7 @@ def attach_remote(project, name: str, *, address: str | None, username: str | No
                          "a synced copy of the project)")
     secret = None
     if password_stdin:
-        secret = sys.stdin.readline().rstrip("\r\n")
+        secret = _read_password(username, address)
     result = asyncio.run(attach_remotedocker(
         project, name, address=address, username=username, identity_file=identity_file,
         password=secret, accept_new_host_key=accept_new_host_key, base_image=base_image,
@@ -42,6 +42,17 @@ def attach_remote(project, name: str, *, address: str | None, username: str | No
             click.echo(f"GPU {g.index}: {g.name}, {g.memory_total_mb} MiB")
     click.echo(f"GPUs: {len(info.gpus) or 'none'}" + (f" ({info.gpu_note})" if info.gpu_note
                                                        else ""))
+
+
+def _read_password(username: str | None, address: str | None) -> str:
+    """One line from stdin; at a terminal, asked for without echo (a copy of the command the
+    host-key refusal prints, run as it is, read the password with echo on)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        who = f"{username}@{address}" if username else str(address)
+        return getpass.getpass(f"password for {who}: ")
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def _rel(path: Path) -> str:

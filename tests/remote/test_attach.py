@@ -277,3 +277,49 @@ def test_address_may_carry_the_user_as_ssh_and_docker_h_take_it(bare: RemoteProj
     assert res.returncode == 0, res.stdout + res.stderr
     text = (bare.root / "aml_config" / "vm.compute").read_text()
     assert f'address: "{rig.address}"' in text and f'username: "{rig.user}"' in text
+
+
+def test_password_stdin_at_a_terminal_is_asked_for_without_echo(bare: RemoteProject,
+                                                                rig: Rig) -> None:
+    """The host-key refusal prints a command with --password-stdin; run as it is at a terminal,
+    the password was read with echo on (shown on the screen)."""
+    import pty
+    import select
+    import signal
+
+    from tests.conftest import cli_argv, cli_env
+
+    argv = cli_argv("target", "attach", "remotedocker", "--name", "vm", "--address",
+                    rig.address, "--username", rig.user, "--password-stdin")
+    env = cli_env(bare.env)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its terminal
+        os.chdir(bare.root)
+        os.execve(argv[0], argv, env)
+    seen = b""
+    sent = False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 20)
+            assert ready, seen.decode(errors="replace")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"password for " in seen:
+                os.write(fd, rig.password.encode() + b"\n")
+                sent = True
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:  # still waiting for a password it never asked for: end it
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = seen.decode(errors="replace")
+    assert sent and os.waitstatus_to_exitcode(status) == 0, text
+    assert rig.password not in text  # not echoed
+    assert "connected: docker " in text
+    assert "LabdeckSecret=" in (bare.root / "aml_config" / "vm.compute").read_text()
