@@ -42,6 +42,7 @@ def test_a_pyspark_environment_is_its_own_image_python_ones_keep_their_tags() ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1600)  # a first build (apt's JRE, the 457 MB wheel) passed 300 s at load 15
 def test_iris_in_a_docker_pyspark_runconfig(sample_copy: Project) -> None:
     need(daemon_ok(), "the Docker daemon is not reachable (docker version failed)")
     sample_copy.write("aml_config/docker-spark.runconfig", RUNCONFIG)
