@@ -71,12 +71,10 @@ def check_inputs(project: Project, name: str, address: str | None, username: str
     return host, port
 
 
-def split_login(address: str | None, username: str | None) -> tuple[str | None, str | None]:
+def split_login(address: str, username: str | None) -> tuple[str, str | None]:
     """``[ssh://][USER@]HOST[:PORT]``, as ssh and ``docker -H`` take it, as (HOST[:PORT], user):
     the user in the address was taken for part of the host name ("cannot resolve the host name
     'user@host'")."""
-    if not address:
-        return address, username
     text = address.strip()
     if text.startswith("ssh://"):
         text = text[len("ssh://"):].rstrip("/")
@@ -149,7 +147,8 @@ async def attach_remotedocker(project: Project, name: str, *, address: str | Non
                               password: str | None = None, accept_new_host_key: bool = False,
                               base_image: str | None = None, gpus: str | None = None,
                               force: bool = False) -> RemoteAttach:
-    address, username = split_login(address, username)
+    if address:
+        address, username = split_login(address, username)
     check_inputs(project, name, address, username, identity_file, password, base_image, force)
     assert address is not None
     sid = secrets.secret_id(project.root, name)
