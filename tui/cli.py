@@ -322,10 +322,7 @@ def target_show(obj: Ctx, name: str) -> None:
     if compute.description:
         lines.append(f"description:  {compute.description}")
     if compute.address:
-        lines.append(
-            f"address:      {compute.username + '@' if compute.username else ''}"
-            f"{compute.address}:{compute.port}"
-        )
+        lines.append(f"address:      {_address_shown(compute)}")
     if compute.type in {"docker", "remotedocker"}:
         lines.append(f"base image:   {compute.base_docker_image}")
         lines.append(f"shared vols:  {compute.shared_volumes}")
@@ -367,6 +364,22 @@ def target_show(obj: Ctx, name: str) -> None:
     elif info is not None and info.gpu_note:
         lines.append(f"gpus:         {info.gpu_note}")
     click.echo("\n".join(lines))
+
+
+def _address_shown(compute: Any) -> str:
+    """user@host[:port] as the target is reached: a port written in ``address`` is the port
+    (it showed "127.0.0.1:32768:22"); the ``port`` key only when the address has none and it
+    is not SSH's default."""
+    from backends.ssh.connection import split_address
+
+    user = f"{compute.username}@" if compute.username else ""
+    try:
+        host, port = split_address(compute.address)
+    except ValueError:
+        return user + compute.address
+    port = port or (compute.port if compute.port != 22 else None)
+    host = f"[{host}]" if ":" in host and port else host
+    return f"{user}{host}:{port}" if port else f"{user}{host}"
 
 
 async def _describe(compute: Any) -> Any:
@@ -1154,11 +1167,13 @@ history.add_command(runs_compare, "compare")
 
 @cli.group()
 def computetarget() -> None:
-    """Workbench spelling: computetarget attach|list."""
+    """Workbench spelling: computetarget attach|detach|list|show."""
 
 
 computetarget.add_command(target_attach, "attach")
+computetarget.add_command(target_detach, "detach")
 computetarget.add_command(target_list, "list")
+computetarget.add_command(target_show, "show")
 
 
 # ------------------------------------------------------------------------------------ dashboard
