@@ -54,7 +54,7 @@ class ContainerRef:
 
 class Source(Protocol):
     async def sample(self) -> dict[str, float] | None:
-        """cpu and rss now; None once the run is gone."""
+        """cpu and rss now; None once the run is gone; {} for none this time."""
 
     async def pids(self) -> list[int]:
         """This machine's pids of the run (for nvidia-smi); [] when not knowable."""
@@ -129,6 +129,12 @@ class Container:
             if err.status == 404:
                 return None
             raise
+        except (OSError, EOFError):
+            if self.ref.local_daemon:
+                raise
+            # A remote daemon's SSH link is down for a moment (its run handle reconnects): no
+            # sample this time, not the end of sampling (it was, for the rest of the run).
+            return {}
         if not isinstance(stats, dict) or not stats.get("read", "").strip("0-:TZ."):
             return None  # a stopped container answers zeros
         cpu_stats = stats.get("cpu_stats") or {}
@@ -299,9 +305,10 @@ async def sample_resources(run_id: str, handle_or_ref: object, run_dir: Path,
             sample = await source.sample()
             if sample is None or stop.is_set():
                 break
-            if gpu is not None:
-                sample.update(await gpu_use(gpu, await source.pids()))
-            out.append({"t": round(time.time(), 3), **sample})
+            if sample:  # {}: none this time (a remote link reconnecting)
+                if gpu is not None:
+                    sample.update(await gpu_use(gpu, await source.pids()))
+                out.append({"t": round(time.time(), 3), **sample})
             left = interval - (time.monotonic() - started)
             try:
                 await asyncio.wait_for(stop.wait(), max(0.05, left))
