@@ -154,7 +154,9 @@ def test_the_dashboard_in_daily_use_at_80x24(tmp_path: Path) -> None:
     db.write_bytes(b"damaged " * 100)
     refused = project.cli("runs", "list")
     assert refused.returncode != 0 and "labdeck runs reindex" in refused.stderr
-    project.cli("runs", "reindex", check=True)
+    # A hang guard: the reindex parses the 1,000,000-line log (~10 s of CPU), and with two
+    # busy loops and other tests on 2 cores it once took over 120 s.
+    project.cli("runs", "reindex", check=True, timeout=600)
     after = project.cli("runs", "list", "-o", "json", check=True).stdout
     assert _facts(after) == _facts(before), "nothing lost"
 
