@@ -25,6 +25,7 @@ from tui.messages import (
     RunSelected,
     RunSubmitted,
     SubmitChoices,
+    WatchRequested,
     WatchToggled,
 )
 from tui.screens.compare import CompareScreen
@@ -142,5 +143,7 @@ async def test_messages_after_the_app_closed_are_harmless(engine: Engine) -> Non
     app.on_run_submitted(RunSubmitted(record))
     app.on_run_canceled(RunCanceled(record))
     app.on_watch_toggled(WatchToggled(False, "local", "train.py", "cancel"))
+    app.on_watch_requested(WatchRequested(record, "cancel"))
+    assert app.watcher is None
     app.on_compare_loaded(CompareLoaded([record]))
     app.on_submit_choices(SubmitChoices(["train.py"], ["local"]))
