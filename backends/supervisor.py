@@ -177,8 +177,16 @@ class Supervisor:
 
         sampled = asyncio.Event()
         sampler = asyncio.create_task(sample_resources(self.run_id, handle, self.run_dir, sampled))
+        reason: str | None = None
         try:
             code = await handle.wait()
+        except LabdeckError as err:
+            # A script that ran and failed for a reason read from its output (Spark's
+            # DriverFailed carries its exit code): ended like any failed run, outputs kept.
+            ran = getattr(err, "run_exit_code", None)
+            if not isinstance(ran, int):
+                raise
+            code, reason = ran, str(err)
         finally:  # never waited for: a sample in flight is dropped
             sampled.set()
             if not sampler.done():
@@ -198,20 +206,24 @@ class Supervisor:
         phasetrace.mark("sup-drained")
         outputs = await handle.collect_outputs(self.run_dir / "outputs")
         phasetrace.mark("sup-collected")
-        self.store.update(self.run_id, outputs=outputs, exit_code=code)
+        # With a reason, no exit code is stored: it, not the log's last line, is why it failed.
+        self.store.update(self.run_id, outputs=outputs, exit_code=None if reason else code)
         if canceled:
             status = RunStatus.CANCELED
         else:
             status = RunStatus.COMPLETED if code == 0 else RunStatus.FAILED
+        if reason is not None and not canceled:
+            self.note(f"error: {reason}")
         self.note(f"run {status.value}; exit code {code}; {len(outputs)} output file(s)")
         await self._close(handle)  # nothing of the run is left once its status is terminal
         error = (
             None
             if status is RunStatus.COMPLETED
-            else ("canceled" if canceled else f"exit code {code}")
+            else ("canceled" if canceled else reason or f"exit code {code}")
         )
         phasetrace.mark("sup-closed")
-        self.store.set_status(self.run_id, status, exit_code=code, error=error)
+        self.store.set_status(self.run_id, status, exit_code=None if reason else code,
+                              error=error)
         phasetrace.mark("sup-terminal")
         return 0
 

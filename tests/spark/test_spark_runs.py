@@ -228,6 +228,7 @@ def test_a_failing_driver_says_why_in_one_line(spark_project: Project, case: str
     else:
         partial = spark_project.root / ".labdeck" / "runs" / record["id"] / "outputs"
         assert (partial / "partial.txt").read_text() == "so far"
+        assert record["outputs"] == ["partial.txt"]  # recorded: runs show, runs download
     assert reason in res.stderr.strip().splitlines()[-1]  # what submit printed last
 
 
