@@ -39,7 +39,7 @@ from .client import (
 from .early import EarlyStart
 from .env import EnvSpec
 from .image import build_env, cached_env, lean_base_image_id
-from .plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name
+from .plan import PYTHON, SHIM, WORKDIR, ContainerPlan, _is_pyspark, container_name
 from .run import DockerRunHandle, remove_container
 
 
@@ -161,6 +161,11 @@ class DockerBackend(Backend):
                 try:
                     cid = await api.create(self.plan.config(ctx, env.ref),
                                            name=container_name(ctx.run_id))
+                    if self.plan.user() is not None and _is_pyspark(ctx):
+                        # Java and Hadoop need the uid to have a name and a home.
+                        from ..spark.container import name_the_user
+
+                        await name_the_user(api, cid, self.plan.user())
                     if archive is not None:
                         await api.put_archive(cid, "/", archive)
                     if self.LIVE_ATTACH:  # before the start: nothing it writes is missed

@@ -24,7 +24,7 @@ from ..project import Project, Target
 from .client import docker_url
 from .env import EnvSpec
 from .http import APIError
-from .plan import ContainerPlan, container_name
+from .plan import ContainerPlan, _is_pyspark, container_name
 from .sync import SyncDockerAPI
 
 
@@ -98,6 +98,10 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         ready.api.close()
         ready = None
     if ready is None and not _eligible(plan):
+        return None
+    if plan.user() is not None and _is_pyspark(ctx):  # its uid needs a name first (async path)
+        if ready is not None:
+            ready.api.close()
         return None
     api = ready.api if ready is not None else SyncDockerAPI(plan.url)
     cid = None

@@ -173,10 +173,58 @@ def spark_wheels(progress: Progress) -> list[Path]:
     return found()
 
 
-def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
+SPARK_LAYER_REPOSITORY = "labdeck-spark"
+
+
+def spark_layer_tag(base_id: str, wheels: list[Path]) -> str:
+    """The tag of base image + Java + pyspark: one per base image, recipe and wheels (a wheel's
+    name carries its version; its size tells a rebuilt one apart)."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join([base_id, *SPARK_STEPS]).encode())
+    for wheel in wheels:
+        digest.update(f"\n{wheel.name}:{wheel.stat().st_size}".encode())
+    return f"{SPARK_LAYER_REPOSITORY}:{digest.hexdigest()[:16]}"
+
+
+def spark_layer_context(base_id: str, wheels: list[Path]) -> bytes:
+    import gzip
+
+    lines = [f"FROM {base_id}", *SPARK_STEPS]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", ("\n".join(lines) + "\n").encode())
+        for wheel in wheels:
+            tar.add(wheel, arcname=f"labdeck-env/spark/{wheel.name}", recursive=False)
+    return gzip.compress(raw.getvalue(), compresslevel=1)
+
+
+async def spark_layer(docker: Any, spec: EnvSpec, base_id: str, wheels: list[Path],
+                      progress: Progress) -> str:
+    """The id of base image + Java + pyspark on this daemon, built there once: a PySpark
+    environment starts FROM it, so pyspark's 457 MB wheel travels to a daemon (a remote one
+    over SSH) once per base image and wheel, not with each environment's build."""
+    from aiodocker.exceptions import DockerError
+
+    tag = spark_layer_tag(base_id, wheels)
+    try:
+        return str((await docker.images.inspect(tag))["Id"])
+    except DockerError:
+        pass
+    size = sum(wheel.stat().st_size for wheel in wheels) // 1_000_000
+    progress(f"building {tag}: Java and pyspark over {spec.base}, once per base image and "
+             f"pyspark wheel ({size} MB sent this time only)")
+    context = await asyncio.to_thread(spark_layer_context, base_id, wheels)
+    await _build(docker, context, tag, spec, tag.partition(":")[2], progress)
+    return str((await docker.images.inspect(tag))["Id"])
+
+
+def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None,
+               spark_steps: bool = True) -> str:
+    """``spark_steps``: False when ``base_id`` is a Spark layer (spark_layer) already."""
     lines = [f"FROM {base_id}"]
     lines += [f"ARG {name}" for name in PIP_BUILD_ARGS if os.environ.get(name)]
-    if _spark(spec):  # first: its layers stay cached whatever the dependencies are
+    if _spark(spec) and spark_steps:  # first: its layers stay cached whatever the dependencies
         lines += SPARK_STEPS
     lines.append("COPY labdeck-env/ /labdeck/env/")
     if spec.conda:
@@ -195,13 +243,13 @@ def dockerfile(spec: EnvSpec, base_id: str, facts: BaseFacts | None) -> str:
 
 def build_context(spec: EnvSpec, base_id: str, facts: BaseFacts | None, wheels: Path,
                   requirements: tuple[str, ...] | None = None,
-                  spark: list[Path] | None = None) -> bytes:
+                  spark: list[Path] | None = None, spark_steps: bool = True) -> bytes:
     """``requirements``: what the image's pip installs (default: the pip list as written)."""
     import gzip  # builds only
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, facts).encode())
+        _add_bytes(tar, "Dockerfile", dockerfile(spec, base_id, facts, spark_steps).encode())
         listed = spec.pip if requirements is None else requirements
         _add_bytes(tar, "labdeck-env/requirements.txt", "".join(f"{p}\n" for p in listed).encode())
         if wheels.is_dir():
@@ -236,10 +284,11 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
                               facts: BaseFacts | None, progress: Progress) -> None:
     import tempfile  # builds only: a run's supervisor does not pay for it
 
-    spark: list[Path] | None = None
+    from_id = base_id
     if _spark(spec):  # pyspark comes from the cache's wheel, never from the conda file's pip list
         spark = await asyncio.to_thread(spark_wheels, progress)
         spec = spec.with_pip(tuple(p for p in spec.pip if _pip_name(p) != "pyspark"))
+        from_id = await spark_layer(docker, spec, base_id, spark, progress)
     with tempfile.TemporaryDirectory(prefix="labdeck-build-") as tmp:
         wheels = Path(tmp) / "wheels"
         requirements = spec.pip
@@ -247,8 +296,8 @@ async def _build_with_context(docker: Any, spec: EnvSpec, base_id: str, digest: 
             assert facts is not None
             requirements = await download_wheels(spec.pip, facts, wheels, progress,
                                                  Path(spec.project))
-        context = await asyncio.to_thread(build_context, spec, base_id, facts, wheels,
-                                          requirements, spark)
+        context = await asyncio.to_thread(build_context, spec, from_id, facts, wheels,
+                                          requirements, None, from_id == base_id)
     await _build(docker, context, tag, spec, digest, progress)
 
 
