@@ -44,6 +44,28 @@ def attach_remote(project, name: str, *, address: str | None, username: str | No
                                                        else ""))
 
 
+def attach_cluster(project, name: str, *, address: str | None, username: str | None,
+                   identity_file: str | None, password_stdin: bool, password: str | None,
+                   accept_new_host_key: bool, yarn_deploy_mode: str, force: bool) -> None:
+    """``target attach cluster``: the head node checked over SSH (spark-submit, Java), then
+    the files written."""
+    from backends.spark.attach import attach_cluster as attach
+
+    if password is not None:
+        raise UsageError("--password on the command line is refused (it would stay in the "
+                         "shell history and the process list): use --password-stdin")
+    secret = _read_password(username, address) if password_stdin else None
+    result = asyncio.run(attach(
+        project, name, address=address, username=username, identity_file=identity_file,
+        password=secret, accept_new_host_key=accept_new_host_key,
+        yarn_deploy_mode=yarn_deploy_mode, force=force))
+    for path in result.written:
+        click.echo(f"wrote {_rel(path)}")
+    if result.password_kept_in:
+        click.echo(f"password kept in {result.password_kept_in} (not in the project)")
+    click.echo(f"connected: {result.info.detail}")
+
+
 def _read_password(username: str | None, address: str | None) -> str:
     """One line from stdin; at a terminal, asked for without echo (a copy of the command the
     host-key refusal prints, run as it is, read the password with echo on)."""

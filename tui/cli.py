@@ -407,6 +407,8 @@ async def _describe(compute: Any) -> Any:
 @click.option("--password", default=None, hidden=True)
 @click.option("--accept-new-host-key", is_flag=True,
               help="remotedocker: trust the host's key when known_hosts has none for it.")
+@click.option("--yarn-deploy-mode", type=click.Choice(["cluster", "client"]), default=None,
+              help="cluster: spark-submit's --deploy-mode where the head node has YARN.")
 @click.option("--gpus", default=None, help="docker: all, a count, or device ids (0,1).")
 @click.option("--shared-volumes", is_flag=True, default=False,
               help="docker: run in the project folder itself (mounted) instead of a copy.")
@@ -423,6 +425,7 @@ def target_attach(
     password_stdin: bool,
     password: str | None,
     accept_new_host_key: bool,
+    yarn_deploy_mode: str | None,
     gpus: str | None,
     shared_volumes: bool,
     force: bool,
@@ -435,7 +438,22 @@ def target_attach(
       labdeck target attach docker --name gpu --gpus all
       echo PW | labdeck target attach remotedocker --name vm --address HOST \\
           --username U --password-stdin
+      echo PW | labdeck target attach cluster --name myhdi --address HOST-ssh \\
+          --username sshuser --password-stdin
     """
+    if kind == "cluster":  # a Spark head node over SSH (backends/spark/attach.py)
+        from .attach_cli import attach_cluster
+
+        if base_image or gpus or shared_volumes:
+            raise click.UsageError("--base-image, --gpus, --shared-volumes: not used by a "
+                                   "cluster target")
+        attach_cluster(obj.engine.project, name, address=address, username=username,
+                       identity_file=identity_file, password_stdin=password_stdin,
+                       password=password, accept_new_host_key=accept_new_host_key,
+                       yarn_deploy_mode=yarn_deploy_mode or "cluster", force=force)
+        return
+    if yarn_deploy_mode:
+        raise click.UsageError(f"--yarn-deploy-mode: not used by a {kind} target")
     if kind in ("remotedocker", "virtualmachine"):
         from .attach_cli import attach_remote
 

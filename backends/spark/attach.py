@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..attach import _quote, _write_atomic, write_dependencies_if_missing
 from ..base import TargetInfo
-from ..docker.remote_attach import _validated, check_inputs
+from ..docker.remote_attach import _validated, check_inputs, split_login
 from ..errors import TargetError, UsageError
 from ..project import Project
 from ..ssh import secrets
@@ -90,6 +90,7 @@ async def attach_cluster(project: Project, name: str, *, address: str | None,
     if yarn_deploy_mode not in DEPLOY_MODES:
         raise UsageError(f"--yarn-deploy-mode must be cluster or client, got "
                          f"{yarn_deploy_mode!r}")
+    address, username = split_login(address, username)  # [ssh://][USER@]HOST[:PORT]
     check_inputs(project, name, address, username, identity_file, password, None, force)
     sid = secrets.secret_id(project.root, name)
     ref = secrets.reference(sid) if password is not None else None

@@ -234,6 +234,12 @@ def test_workbench_aliases(hello: Project) -> None:
         (("runs", "last"), "no runs yet"),
         (("target", "show", "nosuch"), "unknown target 'nosuch'"),
         (("target", "attach", "docker", "--name", "bad name"), "target name 'bad name'"),
+        (("target", "attach", "cluster", "--name", "hdi", "--address", "h.invalid",
+          "--gpus", "all"), "not used by a cluster target"),
+        (("target", "attach", "docker", "--name", "d", "--yarn-deploy-mode", "client"),
+         "--yarn-deploy-mode: not used by a docker target"),
+        (("target", "attach", "cluster", "--name", "hdi", "--address", "h.invalid",
+          "--username", "u", "--password", "pw"), "--password on the command line is refused"),
         (
             ("--project", "/nonexistent/x", "runs", "list"),
             "--project /nonexistent/x: no such folder",

@@ -196,47 +196,33 @@ def test_yarn_cancel_kills_the_application(head_project: HeadProject,
     assert head_sh(head_rig, f"ps -o pid= -g {pgid}").strip() == ""
 
 
-ATTACH = """\
-import asyncio, sys
-from backends.errors import LabdeckError
-from pathlib import Path
-from backends.project import Project
-from backends.spark.attach import attach_cluster
-try:
-    result = asyncio.run(attach_cluster(Project(Path(sys.argv[1])), "hdi", address=sys.argv[2],
-                                        username="labdeck", password=sys.stdin.readline().strip()))
-except LabdeckError as err:
-    sys.exit(f"error: {err}")
-print(result.info.detail)
-print("kept in", result.password_kept_in)
-"""
-
-
 def test_attach_cluster_then_runs_on_it_reuse_the_head_nodes_folder(
         head_project: HeadProject, head_rig: dict[str, Any], tmp_path: Any) -> None:
     """``target attach cluster`` as a new user would: a project with nothing yet, the head node
     reached with a password (checked before anything is written; a wrong one writes nothing),
     then two runs on it; the second gets the first's folder there (its .tree) as its own."""
     import subprocess
-    import sys
 
-    from tests.conftest import REPO, cli_env
+    from tests.conftest import cli_argv, cli_env
 
     root = tmp_path / "hdi-project"
     (root / "aml_config").mkdir(parents=True)
     where = f"{head_rig['host']}:{head_rig['port']}"
 
     def attach(password: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", ATTACH, str(root), where],
+        # what a user types (the CLI: click, attach_cli, backends.spark.attach)
+        return subprocess.run(cli_argv("target", "attach", "cluster", "--name", "hdi",
+                                       "--address", where, "--username", "labdeck",
+                                       "--password-stdin"),
                               input=password + "\n", capture_output=True, text=True,
-                              timeout=120, cwd=REPO, env=cli_env(head_project.env))
+                              timeout=120, cwd=root, env=cli_env(head_project.env))
 
     refused = attach("not-the-password")
     assert refused.returncode != 0 and "error: " in refused.stderr, refused.stderr
     assert not (root / "aml_config" / "hdi.compute").exists()
     done = attach(head_rig["password"])
     assert done.returncode == 0, done.stderr
-    assert "head node labdeck@127.0.0.1" in done.stdout and "spark-submit" in done.stdout
+    assert "connected: " in done.stdout and "spark-submit" in done.stdout, done.stdout
     compute = (root / "aml_config" / "hdi.compute").read_text()
     assert 'type: "cluster"' in compute and f'address: "{where}"' in compute
     assert head_rig["password"] not in compute and "password: " in compute  # a reference
