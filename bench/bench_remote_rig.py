@@ -3,10 +3,12 @@ would reach for, in one run:
 
 - submit of a no-op (``labdeck submit -c rig noop.py``: sync, container, log, outputs, removal)
   vs ``docker -H ssh://rig run --rm IMAGE python3 -c pass``; goal <= 1.0x;
-- initial sync of a 5,000-file 200 MB project (half random, half text; labdeck's hashing during
-  the handshake, the tree, one framed stream of the blobs, the run folder; a fresh client state
-  and a fresh host folder each round) vs ``rsync -az`` over the same sshd to a fresh folder;
-  goal <= 1.2x rsync's time;
+- initial sync of a 5,000-file 200 MB project (half random, half text; as a submit syncs: the
+  hashes from the run's snapshot.json, made beforehand by the snapshot every submit takes, the
+  tree, one framed stream of the blobs, the run folder; a fresh client state and a fresh host
+  folder each round) vs ``rsync -az`` over the same sshd to a fresh folder; goal <= 1.2x
+  rsync's time; with ``--hashed-initial``, once more with every file hashed during the
+  handshake (a sync without a snapshot.json: Spark's head node today);
 - resync after a one-file change (labdeck: the previous run's folder released as the project's
   tree, as a run's end does; rsync: its existing folder): time and bytes sent; goal <= 1.2x
   for both; once more for labdeck with every file hashed again (a fresh snapshot copy);
@@ -127,20 +129,36 @@ class CPU:
 
 
 async def labdeck_sync(facts: dict[str, object], folder: Path, base: str, run: str,
-                       state: Path, stamps: bool = True) -> tuple[float, int, dict[str, float]]:
+                       state: Path, stamps: bool = True, snapshot: Path | None = None
+                       ) -> tuple[float, int, dict[str, float]]:
     """As a submit syncs: the handshake while the files are hashed (``state``: the stamp cache
     and the record of the host's tree), the difference, the blobs the host lacks, the run
     folder. Then, untimed, what the run's end does (its folder becomes the project's tree) and
-    a wait for the host's cache fill (it goes on after the answer, while a run would start)."""
+    a wait for the host's cache fill (it goes on after the answer, while a run would start).
+    ``snapshot``: a run folder whose snapshot.json gives the hashes, as a submit's does."""
     from backends.ssh.connection import SSHEndpoint, connect
-    from backends.ssh.sync import build_manifest, release_remote, sync_run
+    from backends.ssh.sync import (
+        Manifest,
+        build_manifest,
+        manifest_from_snapshot,
+        release_remote,
+        sync_run,
+    )
 
     endpoint = SSHEndpoint(host=str(facts["host"]), port=int(str(facts["port"])),
                            username=str(facts["user"]),
                            identity_file=str(facts["identity_file"]))
     began = time.perf_counter()
-    hashing = asyncio.ensure_future(asyncio.to_thread(
-        build_manifest, [("work", folder)], (), state / "stamps.json" if stamps else None))
+    if snapshot is not None:
+        def read() -> Manifest:
+            manifest = manifest_from_snapshot(snapshot, folder)
+            if manifest is None:
+                raise SystemExit(f"{snapshot}/snapshot.json is unreadable")
+            return manifest
+        hashing = asyncio.ensure_future(asyncio.to_thread(read))
+    else:
+        hashing = asyncio.ensure_future(asyncio.to_thread(
+            build_manifest, [("work", folder)], (), state / "stamps.json" if stamps else None))
     conn = await connect(endpoint)
     try:
         result = await sync_run(conn, run, hashing, base=base, record=state / "record.json")
@@ -150,6 +168,17 @@ async def labdeck_sync(facts: dict[str, object], folder: Path, base: str, run: s
     finally:
         conn.close()
     return took, result.bytes_sent, result.remote_marks
+
+
+def snapshot_of(folder: Path, root: Path) -> Path:
+    """A run folder with the snapshot.json a submit of ``folder`` writes (objects.snapshot:
+    each file hashed and stored once; untimed, as every target's submit takes it)."""
+    from backends import objects, snapshot
+
+    run_dir = root / "run"
+    run_dir.mkdir(parents=True)
+    objects.snapshot(folder, snapshot.list_files(folder), root / "state").save(run_dir)
+    return run_dir
 
 
 def rsync(env: dict[str, str], folder: Path, dest: str) -> tuple[float, int]:
@@ -191,15 +220,17 @@ def bench_submit(env: dict[str, str], root: Path, image: str, rounds: int) -> li
 
 
 def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
-               rounds: int) -> list[str]:
+               rounds: int, hashed_initial: bool = False) -> list[str]:
     """Per round, on fresh folders of the rig: labdeck's and rsync's initial sync, one file
-    changed, both resyncs, and labdeck's resync once more with a cold stamp cache (as a submit
-    of a copied snapshot hashes every file); which tool goes first alternates by round."""
+    changed, both resyncs, and labdeck's resync once more with a cold stamp cache (as a sync
+    without a snapshot.json hashes every file); which tool goes first alternates by round.
+    labdeck's initial sync and resync take the hashes from a snapshot.json made (untimed)
+    before each, as a submit's snapshot does."""
     folder = root / "big"
     make_project(folder)
     stamp = f"{os.getpid()}"
     cpu = CPU(facts)
-    kinds = ("ld0", "rs0", "ld1", "rs1", "ld1c")
+    kinds = ("ld0", "rs0", "ld1", "rs1", "ld1c", "ld0h")
     times: dict[str, list[float]] = {k: [] for k in kinds}
     sent: dict[str, list[int]] = {k: [] for k in kinds}
     work: dict[str, list[float]] = {k: [] for k in kinds}
@@ -213,10 +244,13 @@ def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
         sent[kind].append(n)
         work[kind].append(cpu.here() - here + cpu.rig() - rig)
 
-    def ours(base: str, run: str, state: Path, kind: str, stamps: bool = True
-             ) -> Callable[[], tuple[float, int]]:
+    Step = Callable[[], tuple[float, int]]
+
+    def ours(base: str, run: str, state: Path, kind: str, stamps: bool = True,
+             snapshot: Path | None = None) -> Callable[[], tuple[float, int]]:
         def step() -> tuple[float, int]:
-            took, n, m = asyncio.run(labdeck_sync(facts, folder, base, run, state, stamps))
+            took, n, m = asyncio.run(labdeck_sync(facts, folder, base, run, state, stamps,
+                                                  snapshot))
             marks[kind] = m
             return took, n
         return step
@@ -225,36 +259,54 @@ def bench_sync(facts: dict[str, object], env: dict[str, str], root: Path,
         for i in range(rounds):
             base, dest = f"/tmp/bench-ld-{stamp}-{i}", f"/tmp/bench-rs-{stamp}-{i}"
             state = root / f"state-{i}"  # a fresh client: no stamps, no record
-            pair = [("ld0", ours(base, "p/r0", state, "ld0")),
-                    ("rs0", functools.partial(rsync, env, folder, dest))]
+            snap = snapshot_of(folder, root / f"snap-{i}-0")
+            pair: list[tuple[str, Step]] = [
+                ("ld0", ours(base, "p/r0", state, "ld0", snapshot=snap)),
+                ("rs0", functools.partial(rsync, env, folder, dest))]
             for kind, step in pair if i % 2 == 0 else pair[::-1]:
                 measure(kind, step)
             changed.write_bytes(os.urandom(changed.stat().st_size))
-            pair = [("ld1", ours(base, "p/r1", state, "ld1")),
+            snap = snapshot_of(folder, root / f"snap-{i}-1")
+            pair = [("ld1", ours(base, "p/r1", state, "ld1", snapshot=snap)),
                     ("rs1", functools.partial(rsync, env, folder, dest))]
             for kind, step in pair if i % 2 == 0 else pair[::-1]:
                 measure(kind, step)
             changed.write_bytes(os.urandom(changed.stat().st_size))
             measure("ld1c", ours(base, "p/r2", state, "ld1c", stamps=False))
-            on_rig(env, f"rm -rf {base} {dest}")
+            if hashed_initial:
+                measure("ld0h", ours(f"{base}-h", "p/r0", root / f"state-{i}-h", "ld0h"))
+            on_rig(env, f"rm -rf {base} {base}-h {dest}")
+            shutil.rmtree(root / f"snap-{i}-0", ignore_errors=True)
+            shutil.rmtree(root / f"snap-{i}-1", ignore_errors=True)
     finally:
         on_rig(env, f"rm -rf /tmp/bench-ld-{stamp}-* /tmp/bench-rs-{stamp}-*")
-    t = {k: median(v) for k, v in times.items()}
-    n = {k: int(median([float(x) for x in v])) for k, v in sent.items()}
-    c = {k: median(v) for k, v in work.items()}
-    return [
+    t = {k: median(v) for k, v in times.items() if v}
+    n = {k: int(median([float(x) for x in v])) for k, v in sent.items() if v}
+    c = {k: median(v) for k, v in work.items() if v}
+    first = [a / b for a, b in zip(times["ld0"], times["rs0"], strict=True)]
+    again = [a / b for a, b in zip(times["ld1"], times["rs1"], strict=True)]
+    lines = [
         f"initial sync, {FILES} files {TOTAL // 1_000_000} MB: labdeck {t['ld0']:.2f} s "
         f"({n['ld0'] / 1e6:.1f} MB sent, {c['ld0']:.2f} CPU s) vs rsync -az {t['rs0']:.2f} s "
         f"({n['rs0'] / 1e6:.1f} MB, {c['rs0']:.2f} CPU s): time {t['ld0'] / t['rs0']:.2f}x "
-        f"(goal <= 1.2x), CPU {c['ld0'] / c['rs0']:.2f}x",
+        f"(goal <= 1.2x; each round's ratio {', '.join(f'{r:.2f}' for r in first)}), "
+        f"CPU {c['ld0'] / c['rs0']:.2f}x",
         f"resync after a one-file change: labdeck {t['ld1']:.2f} s, {n['ld1']:,} bytes, "
         f"{c['ld1']:.2f} CPU s vs rsync -az {t['rs1']:.2f} s, {n['rs1']:,} bytes, "
         f"{c['rs1']:.2f} CPU s: time {t['ld1'] / t['rs1']:.2f}x (goal <= 1.2x), bytes "
-        f"{n['ld1'] / n['rs1']:.2f}x (goal <= 1.2x), CPU {c['ld1'] / c['rs1']:.2f}x",
-        f"resync, every file hashed again (no stamps: a submit's fresh snapshot copy): "
+        f"{n['ld1'] / n['rs1']:.2f}x (goal <= 1.2x), CPU {c['ld1'] / c['rs1']:.2f}x; each "
+        f"round's time ratio {', '.join(f'{r:.2f}' for r in again)}",
+        f"resync, every file hashed again (no stamps, no snapshot.json): "
         f"labdeck {t['ld1c']:.2f} s, {t['ld1c'] / t['rs1']:.2f}x rsync's resync",
-        f"({rounds} rounds; medians; labdeck's times include its SSH handshake, hashing and "
-        "making the run folder on the host; rsync's its ssh start. CPU: this machine's "
+    ]
+    if "ld0h" in t:
+        lines.append(f"initial sync, every file hashed during the handshake (no snapshot.json): "
+                     f"labdeck {t['ld0h']:.2f} s, {t['ld0h'] / t['rs0']:.2f}x rsync's")
+    return [
+        *lines,
+        f"({rounds} rounds; medians; labdeck's times include its SSH handshake, reading the "
+        "hashes and making the run folder on the host; rsync's its ssh start. CPU: this "
+        "machine's "
         "processes and the rig's container with its docker-proxy)",
         f"the rig's /tmp is on {rig_fs(env)} (each file operation on FUSE is a round trip to "
         "its daemon: both tools create 5,000 files there)",
@@ -269,6 +321,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sync-rounds", type=int, default=3)
     parser.add_argument("--only", choices=("submit", "sync", "connect"))
+    parser.add_argument("--hashed-initial", action="store_true",
+                        help="also an initial sync hashing every file (no snapshot.json)")
     args = parser.parse_args()
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is missing on this machine (apt-get install rsync)")
@@ -282,7 +336,7 @@ def main() -> None:
         if args.only in (None, "submit"):
             lines += bench_submit(env, root, str(facts["base_image"]), args.rounds)
         if args.only in (None, "sync"):
-            lines += bench_sync(facts, env, root, args.sync_rounds)
+            lines += bench_sync(facts, env, root, args.sync_rounds, args.hashed_initial)
         report("remotedocker on the rig (vs docker -H ssh://, rsync -az)", lines)
     finally:
         shutil.rmtree(root, ignore_errors=True)

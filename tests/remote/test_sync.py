@@ -269,3 +269,30 @@ def test_a_runs_content_addressed_snapshot_gives_the_hashes_without_reading_file
         "work/run.sh"].endswith("x")
     (run_dir / "snapshot.json").write_text('{"version": 99, "files": []}')
     assert manifest_from_snapshot(run_dir, checkout) is None  # unknown: hash instead
+
+
+def test_many_small_files_with_shared_content_and_a_large_one(
+        rig: Rig, base: str, tmp_path: Path) -> None:
+    """The host writes small blobs from several threads and copies duplicates after them: every
+    file is there with its content and mode, the copies of a blob included (made only once the
+    blob is written), beside one past the size written as it streams; a second project gets
+    them all from the cache."""
+    folder, state = tmp_path / "p", tmp_path / "state"
+    for i in range(400):
+        sub = folder / f"d{i % 9}"
+        sub.mkdir(parents=True, exist_ok=True)
+        body = f"shared {i % 25}\n" * 300 if i % 2 else os.urandom(3000 + i)
+        path = sub / f"f{i}.bin"
+        path.write_bytes(body.encode() if isinstance(body, str) else body)
+        if i % 7 == 0:
+            path.chmod(0o755)
+    (folder / "big.bin").write_bytes(os.urandom(3 << 20))
+    (folder / "big-copy.bin").write_bytes((folder / "big.bin").read_bytes())
+    first = run(sync(rig, folder, base, "m/r0", state, release=False))
+    keys = {v for v in local_listing(folder).values() if len(v) >= 64}
+    assert len(keys) < 260 and first.sent_files == len(keys)  # each distinct blob once
+    assert remote_listing(rig, first.root) == local_listing(folder)
+    rig.sh(f"flock {base}/cache/.fill.lock true", check=True)
+    other = run(sync(rig, folder, base, "n/r0", tmp_path / "state-n", release=False))
+    assert other.sent_files == 0
+    assert remote_listing(rig, other.root) == local_listing(folder)
