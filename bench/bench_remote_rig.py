@@ -172,12 +172,15 @@ async def labdeck_sync(facts: dict[str, object], folder: Path, base: str, run: s
 
 def snapshot_of(folder: Path, root: Path) -> Path:
     """A run folder with the snapshot.json a submit of ``folder`` writes (objects.snapshot:
-    each file hashed and stored once; untimed, as every target's submit takes it)."""
+    each file hashed and stored once; untimed, as every target's submit takes it). One object
+    store for every round (only a changed file is stored again), its writes flushed before the
+    timed sync: 200 MB of writeback would slow the rig's disk under the sync."""
     from backends import objects, snapshot
 
     run_dir = root / "run"
     run_dir.mkdir(parents=True)
-    objects.snapshot(folder, snapshot.list_files(folder), root / "state").save(run_dir)
+    objects.snapshot(folder, snapshot.list_files(folder), root.parent / "objects").save(run_dir)
+    os.sync()
     return run_dir
 
 
