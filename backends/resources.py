@@ -293,7 +293,9 @@ async def sample_resources(run_id: str, handle_or_ref: object, run_dir: Path,
         pass
     try:
         source = await asyncio.to_thread(source_for, handle_or_ref)
-    except Exception as err:  # psutil.NoSuchProcess: the script is already gone
+    except Exception as err:
+        if type(err).__name__ in ("NoSuchProcess", "ZombieProcess"):
+            return None  # the script ended before its first sample: nothing went wrong
         return f"no resource samples for run {run_id}: {type(err).__name__}: {err}"
     if source is None:
         return None
