@@ -86,24 +86,34 @@ def parse_value(text: str) -> Any:
 
 def read_log(path: Path) -> _LogFacts:
     facts = _LogFacts()
+    last = ""  # the last entry's time, parsed once at the end: 1 strptime, not one a line
     for entry in iter_entries(path):
-        try:
-            ts = parse_ts(entry.ts)
-        except ValueError:
+        if not entry.ts:
             continue  # a foreign line: no time to place it
-        facts.first = ts if facts.first is None else facts.first
-        facts.last = ts
-        if entry.stream == "met":
-            name, sep, value = entry.text.partition(" = ")
-            if sep:
-                facts.metrics.append((name, parse_value(value), ts))
-        elif entry.stream == "sys":
-            end = _END.match(entry.text)
-            if end is not None:
-                facts.status = RunStatus(end.group(1))
-                facts.exit_code = int(end.group(2))
-            elif entry.text.startswith("error: "):
-                facts.error = entry.text[len("error: "):]
+        if facts.first is None or entry.stream in ("met", "sys"):
+            try:
+                ts = parse_ts(entry.ts)
+            except ValueError:
+                continue
+            facts.first = ts if facts.first is None else facts.first
+            facts.last = ts
+            if entry.stream == "met":
+                name, sep, value = entry.text.partition(" = ")
+                if sep:
+                    facts.metrics.append((name, parse_value(value), ts))
+            elif entry.stream == "sys":
+                end = _END.match(entry.text)
+                if end is not None:
+                    facts.status = RunStatus(end.group(1))
+                    facts.exit_code = int(end.group(2))
+                elif entry.text.startswith("error: "):
+                    facts.error = entry.text[len("error: "):]
+        last = entry.ts
+    if last:
+        try:
+            facts.last = parse_ts(last)
+        except ValueError:
+            pass  # the last time that parsed stays
     return facts
 
 
