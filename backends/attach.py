@@ -90,8 +90,9 @@ def write_dependencies_if_missing(project: Project) -> list[Path]:
     return [path]
 
 
-def runconfig_text(name: str, kind: str) -> str:
-    """The .runconfig Workbench's attach wrote beside the .compute."""
+def runconfig_text(name: str, kind: str, framework: str = "Python") -> str:
+    """The .runconfig Workbench's attach wrote beside the .compute (a cluster's says PySpark:
+    spark-submit on the head node is all it runs)."""
     return (
         "\n".join(
             [
@@ -101,7 +102,7 @@ def runconfig_text(name: str, kind: str) -> str:
                 f"Target: {_quote(name)}",
                 "EnvironmentVariables:",
                 '  "EXAMPLE_ENV_VAR": "Example Value"',
-                'Framework: "Python"',
+                f"Framework: {_quote(framework)}",
                 'CondaDependenciesFile: "aml_config/conda_dependencies.yml"',
                 'SparkDependenciesFile: "aml_config/spark_dependencies.yml"',
                 f"PrepareEnvironment: {'true' if kind != 'local' else 'false'}",
@@ -111,6 +112,16 @@ def runconfig_text(name: str, kind: str) -> str:
         )
         + "\n"
     )
+
+
+def accept_hint(kind: str, name: str, address: str, username: str | None,
+                identity_file: str | None, with_password: bool, force: bool) -> str:
+    """The attach command that accepts an unknown host key, as the refusal prints it."""
+    return (f"labdeck target attach {kind} --name {name} --address {address}"
+            + (f" --username {username}" if username else "")
+            + (f" --identity-file {identity_file}" if identity_file else "")
+            + (" --password-stdin" if with_password else "")
+            + (" --force" if force else "") + " --accept-new-host-key")
 
 
 def detach(project: Project, name: str) -> list[Path]:

@@ -18,6 +18,7 @@ from ..attach import (
     _forget_password,
     _quote,
     _write_atomic,
+    accept_hint,
     runconfig_text,
     write_dependencies_if_missing,
 )
@@ -156,11 +157,8 @@ async def attach_remotedocker(project: Project, name: str, *, address: str | Non
     text = compute_text(address, username, identity_file, ref, base_image, gpus)
     compute = _validated(name, text)
 
-    hint = (f"labdeck target attach remotedocker --name {name} --address {address}"
-            + (f" --username {username}" if username else "")
-            + (f" --identity-file {identity_file}" if identity_file else "")
-            + (" --password-stdin" if password is not None else "")
-            + (" --force" if force else "") + " --accept-new-host-key")
+    hint = accept_hint("remotedocker", name, address, username, identity_file,
+                       password is not None, force)
     endpoint = replace(endpoint_of(compute, accept_new_host_key), password=password,
                        accept_hint=hint)
     link = RemoteLink(endpoint)

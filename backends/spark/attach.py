@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..attach import _quote, _write_atomic, write_dependencies_if_missing
+from ..attach import (
+    _quote,
+    _write_atomic,
+    accept_hint,
+    runconfig_text,
+    write_dependencies_if_missing,
+)
 from ..base import TargetInfo
 from ..docker.remote_attach import _validated, check_inputs, split_login
 from ..errors import TargetError, UsageError
@@ -57,26 +63,6 @@ def compute_text(address: str, username: str | None, identity_file: str | None,
     return "\n".join(sorted(lines)) + "\n"  # the attach command sorted its keys
 
 
-def runconfig_text(name: str) -> str:
-    """A head node runs PySpark only: the runconfig says so (Workbench's attach wrote the
-    same keys beside a cluster's .compute)."""
-    return "\n".join([
-        "# The script and its arguments; $file is the script named when submitting.",
-        "ArgumentVector:",
-        '  - "$file"',
-        f"Target: {_quote(name)}",
-        "EnvironmentVariables:",
-        '  "EXAMPLE_ENV_VAR": "Example Value"',
-        "# spark-submit on the head node: a cluster target runs PySpark only.",
-        'Framework: "PySpark"',
-        'CondaDependenciesFile: "aml_config/conda_dependencies.yml"',
-        'SparkDependenciesFile: "aml_config/spark_dependencies.yml"',
-        "PrepareEnvironment: true",
-        "TrackedRun: true",
-        "UseSampling: true",
-    ]) + "\n"
-
-
 async def attach_cluster(project: Project, name: str, *, address: str | None,
                          username: str | None = None, identity_file: str | None = None,
                          password: str | None = None, accept_new_host_key: bool = False,
@@ -97,11 +83,8 @@ async def attach_cluster(project: Project, name: str, *, address: str | None,
     text = compute_text(address, username, identity_file, ref, yarn_deploy_mode)
     compute = _validated(name, text)
 
-    hint = (f"labdeck target attach cluster --name {name} --address {address}"
-            + (f" --username {username}" if username else "")
-            + (f" --identity-file {identity_file}" if identity_file else "")
-            + (" --password-stdin" if password is not None else "")
-            + (" --force" if force else "") + " --accept-new-host-key")
+    hint = accept_hint("cluster", name, address, username, identity_file, password is not None,
+                       force)
     backend = HeadNodeBackend(compute)
     backend.link.endpoint = replace(backend.link.endpoint, password=password,
                                     accept_new_host_key=accept_new_host_key, accept_hint=hint)
@@ -124,7 +107,7 @@ async def attach_cluster(project: Project, name: str, *, address: str | None,
     _write_atomic(compute_path, text)
     written = [compute_path]
     if force or not runconfig_path.exists():
-        _write_atomic(runconfig_path, runconfig_text(name))
+        _write_atomic(runconfig_path, runconfig_text(name, "cluster", "PySpark"))
         written.append(runconfig_path)
     written += write_dependencies_if_missing(project)
     spark_deps = project.config_dir / SPARK_DEPENDENCIES
