@@ -58,6 +58,15 @@ class TargetError(LabdeckError):
     """A target could not be reached or refused the work (daemon down, SSH refused...)."""
 
 
+class ScriptFailed(TargetError):
+    """The script ran and failed for a reason read from its output (Spark's driver): the run
+    ends as any failed run, with ``run_exit_code`` and this one-line reason as its error."""
+
+    def __init__(self, reason: str, run_exit_code: int):
+        super().__init__(reason)
+        self.run_exit_code = run_exit_code
+
+
 class PrepareError(TargetError):
     """Building a run environment failed; nothing was marked prepared."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import metrics, phasetrace, prestart, procutil, registry
 from .base import Backend, Capability, LogBatch, PrepareOptions, RunContext, RunHandle
-from .errors import LabdeckError
+from .errors import LabdeckError, ScriptFailed
 from .linesplit import PROGRESS
 from .logfile import LogWriter, reattach_point
 from .project import Project
@@ -180,13 +180,8 @@ class Supervisor:
         reason: str | None = None
         try:
             code = await handle.wait()
-        except LabdeckError as err:
-            # A script that ran and failed for a reason read from its output (Spark's
-            # DriverFailed carries its exit code): ended like any failed run, outputs kept.
-            ran = getattr(err, "run_exit_code", None)
-            if not isinstance(ran, int):
-                raise
-            code, reason = ran, str(err)
+        except ScriptFailed as err:  # ended like any failed run, outputs kept
+            code, reason = err.run_exit_code, str(err)
         finally:  # never waited for: a sample in flight is dropped
             sampled.set()
             if not sampler.done():

@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import TargetError
+from ..errors import ScriptFailed
 
 FACTS_FILE = "spark.json"
 _APP_ID = re.compile(r"Connected to Spark cluster with app ID (\S+)")
@@ -133,12 +133,11 @@ class FailureWatch:
         return f"the script failed: {self.exception}" if self.exception else None
 
 
-class DriverFailed(TargetError):
+class DriverFailed(ScriptFailed):
     """A driver that ran and failed for a reason its output names: the run's one-line error.
     ``run_exit_code`` is its exit code and ``outputs`` what its outputs/ held (collected before
     this is raised, so that a failed run keeps its files as on every other target)."""
 
     def __init__(self, reason: str, code: int, outputs: list[str]):
-        super().__init__(f"{reason} (exit code {code})")
-        self.run_exit_code = code
+        super().__init__(f"{reason} (exit code {code})", code)
         self.outputs = outputs
