@@ -114,6 +114,19 @@ def runconfig_text(name: str, kind: str, framework: str = "Python") -> str:
     )
 
 
+def login_lines(username: str | None, identity_file: str | None,
+                password_ref: str | None) -> list[str]:
+    """A remote target's login keys, as its .compute holds them (never the password itself)."""
+    lines = []
+    if username:
+        lines.append(f"username: {_quote(username)}")
+    if identity_file:
+        lines.append(f"privateKeyFile: {_quote(str(Path(identity_file).expanduser()))}")
+    if password_ref:
+        lines.append(f"password: {_quote(password_ref)}")
+    return lines
+
+
 def accept_hint(kind: str, name: str, address: str, username: str | None,
                 identity_file: str | None, with_password: bool, force: bool) -> str:
     """The attach command that accepts an unknown host key, as the refusal prints it."""

@@ -19,6 +19,7 @@ from ..attach import (
     _quote,
     _write_atomic,
     accept_hint,
+    login_lines,
     runconfig_text,
     write_dependencies_if_missing,
 )
@@ -120,12 +121,7 @@ def compute_text(address: str, username: str | None, identity_file: str | None,
     lines = ['type: "remotedocker"', f"address: {_quote(address)}",
              f"baseDockerImage: {_quote(base_image or DEFAULT_BASE_IMAGE)}",
              'nativeSharedDirectory: "~/.azureml/share/"']
-    if username:
-        lines.append(f"username: {_quote(username)}")
-    if identity_file:
-        lines.append(f"privateKeyFile: {_quote(str(Path(identity_file).expanduser()))}")
-    if password_ref:
-        lines.append(f"password: {_quote(password_ref)}")
+    lines += login_lines(username, identity_file, password_ref)
     if gpus:
         lines += ["nvidiaDocker: true", f"gpus: {_quote(gpus)}"]
     return "\n".join(sorted(lines)) + "\n"

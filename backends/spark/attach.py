@@ -16,6 +16,7 @@ from ..attach import (
     _quote,
     _write_atomic,
     accept_hint,
+    login_lines,
     runconfig_text,
     write_dependencies_if_missing,
 )
@@ -54,12 +55,7 @@ def compute_text(address: str, username: str | None, identity_file: str | None,
                  password_ref: str | None, yarn_deploy_mode: str) -> str:
     lines = ['type: "cluster"', f"address: {_quote(address)}",
              f"yarnDeployMode: {_quote(yarn_deploy_mode)}"]
-    if username:
-        lines.append(f"username: {_quote(username)}")
-    if identity_file:
-        lines.append(f"privateKeyFile: {_quote(str(Path(identity_file).expanduser()))}")
-    if password_ref:
-        lines.append(f"password: {_quote(password_ref)}")
+    lines += login_lines(username, identity_file, password_ref)
     return "\n".join(sorted(lines)) + "\n"  # the attach command sorted its keys
 
 
