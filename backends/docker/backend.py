@@ -39,7 +39,7 @@ from .client import (
 from .early import EarlyStart
 from .env import EnvSpec
 from .image import build_env, cached_env, lean_base_image_id
-from .plan import PYTHON, SHIM, WORKDIR, ContainerPlan, _is_pyspark, container_name
+from .plan import PYTHON, SHIM, WORKDIR, ContainerPlan, container_name, is_pyspark
 from .run import DockerRunHandle, remove_container
 
 
@@ -161,7 +161,7 @@ class DockerBackend(Backend):
                 try:
                     cid = await api.create(self.plan.config(ctx, env.ref),
                                            name=container_name(ctx.run_id))
-                    if self.plan.user() is not None and _is_pyspark(ctx):
+                    if self.plan.user() is not None and is_pyspark(ctx):
                         # Java and Hadoop need the uid to have a name and a home.
                         from ..spark.container import name_the_user
 

@@ -24,7 +24,7 @@ from ..project import Project, Target
 from .client import docker_url
 from .env import EnvSpec
 from .http import APIError
-from .plan import ContainerPlan, _is_pyspark, container_name
+from .plan import ContainerPlan, container_name, is_pyspark
 from .sync import SyncDockerAPI
 
 
@@ -99,7 +99,7 @@ def begin(ctx: RunContext) -> EarlyStart | None:
         ready = None
     if ready is None and not _eligible(plan):
         return None
-    if plan.user() is not None and _is_pyspark(ctx):  # its uid needs a name first (async path)
+    if plan.user() is not None and is_pyspark(ctx):  # its uid needs a name first (async path)
         if ready is not None:
             ready.api.close()
         return None

@@ -45,7 +45,7 @@ class ContainerPlan:
     def command(self, ctx: RunContext) -> list[str]:
         """The container's command: the script with Python, or with spark-submit for a
         Framework PySpark run (local[*] in the container; the image has Java and pyspark)."""
-        if not _is_pyspark(ctx):
+        if not is_pyspark(ctx):
             return [PYTHON, *ctx.argv]
         from ..spark import plan as spark  # only then: it loads asyncio (the early start must not)
         from ..spark.submit import LOCAL_MASTER, submit_command
@@ -60,7 +60,7 @@ class ContainerPlan:
         env["PYTHONPATH"] = SHIM + (":" + theirs if theirs else "")
         if self.compute.share_dir(ctx.project.name) is not None:
             env["AZUREML_NATIVE_SHARE_DIRECTORY"] = SHARE  # ends with "/", as Workbench's
-        if _is_pyspark(ctx):  # the driver and its Python workers: the image's Python
+        if is_pyspark(ctx):  # the driver and its Python workers: the image's Python
             from ..spark import plan as spark
 
             env.update(spark.env(PYTHON))
@@ -162,7 +162,7 @@ def container_name(run_id: str) -> str:
     return f"labdeck-{safe}"
 
 
-def _is_pyspark(ctx: RunContext) -> bool:
+def is_pyspark(ctx: RunContext) -> bool:
     """``spark.plan.is_spark`` without importing it: the framework frozen at submit (run.json),
     else the runconfig's (--explain)."""
     from ..runspec import RunSpec
